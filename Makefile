@@ -1,0 +1,110 @@
+# ferry - build, test, demo and benchmark.  `make demo` and `make check`
+# install what they need on Debian 12 (apt-get, as root) and are the whole
+# set-up; see README.md.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
+CPPFLAGS := -Iinclude -Isrc/lib -D_FILE_OFFSET_BITS=64
+LIBS    := -lcrypto -lzstd -llz4 -lz -lpthread
+
+DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
+	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd
+
+LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+OBJ_DIR := build/obj
+ASAN_DIR := build/asan
+LIB_OBJ := $(LIB_SRC:%.c=$(OBJ_DIR)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(OBJ_DIR)/%.o)
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)
+ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(ASAN_DIR)/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all deps check check-fast check-asan fuzz demo bench lint clean torture
+
+all: bin/ferry
+
+deps:
+	@./scripts/deps.sh $(DEBS)
+
+$(OBJ_DIR)/%.o: %.c $(wildcard include/ferry/*.h src/lib/*.h src/lib/common/*.h src/cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(ASAN_DIR)/%.o: %.c $(wildcard include/ferry/*.h src/lib/*.h src/lib/common/*.h src/cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(ASAN_FLAGS) -c -o $@ $<
+
+build/libferry.a: $(LIB_OBJ)
+	@mkdir -p build
+	rm -f $@ && ar rcs $@ $^
+
+$(ASAN_DIR)/libferry.a: $(ASAN_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+bin/ferry: $(CLI_OBJ) build/libferry.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) build/libferry.a $(LIBS)
+
+$(ASAN_DIR)/ferry: $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a
+	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a $(LIBS)
+
+build/unit/%: tests/unit/%.c tests/unit/unit.h build/libferry.a
+	@mkdir -p build/unit
+	$(CC) $(CPPFLAGS) -Itests/unit $(WARN) $(CFLAGS) -o $@ $< build/libferry.a $(LIBS)
+
+$(ASAN_DIR)/unit/%: tests/unit/%.c tests/unit/unit.h $(ASAN_DIR)/libferry.a
+	@mkdir -p $(ASAN_DIR)/unit
+	$(CC) $(CPPFLAGS) -Itests/unit $(WARN) $(ASAN_FLAGS) -o $@ $< $(ASAN_DIR)/libferry.a $(LIBS)
+
+# Fuzz targets: libFuzzer with ASan/UBSan (clang).
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+build/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h src/lib/common/*.h)
+	@mkdir -p build/fuzz
+	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	  n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
+	  echo "fuzz: $$n for $${FUZZ_SECONDS:-20} s"; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-20} -max_len=65536 \
+	      build/fuzz-corpus/$$n fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
+	  || { tail -40 build/fuzz/$$n.log; exit 1; }; \
+	  tail -1 build/fuzz/$$n.log; \
+	done
+
+# The whole suite: unit + end-to-end, then the same under ASan/UBSan,
+# then a short fuzz run.  tests/run prints "N passed, N failed".
+check: deps all $(UNIT_BIN) lint
+	./tests/run
+	$(MAKE) check-asan
+	$(MAKE) fuzz
+
+check-fast: all $(UNIT_BIN)
+	./tests/run
+
+check-asan: $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	FERRY=$(CURDIR)/$(ASAN_DIR)/ferry UNIT_DIR=$(CURDIR)/$(ASAN_DIR)/unit \
+	FERRY_TEST_TIER=asan ./tests/run
+
+torture: all
+	FERRY_KILLS=200 ./tests/run e2e
+
+demo: deps all
+	./scripts/demo.sh
+
+bench: deps all
+	./bench/run
+
+lint:
+	@./scripts/lint.sh
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,193 @@
+/* ferry.h - the public contract of libferry: repositories, restore points,
+ * backup, restore and verify.  The CLI uses nothing else. */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_VERSION_STRING "0.1.0"
+#define FERRY_FORMAT_VERSION 1
+#define FERRY_HASH_LEN 32
+#define FERRY_ID_LEN 16 /* hex characters of a restore point id */
+#define FERRY_NAME_MAX 200
+
+/* Error codes: values never change; new ones are appended. */
+enum ferry_err {
+	FERRY_OK = 0,
+	FERRY_E_NOMEM = -1,     /* out of memory */
+	FERRY_E_IO = -2,        /* I/O error */
+	FERRY_E_NOSPC = -3,     /* no space left on device */
+	FERRY_E_NOTREPO = -4,   /* path is not a ferry repository */
+	FERRY_E_VERSION = -5,   /* unsupported format version */
+	FERRY_E_CORRUPT = -6,   /* stored data failed a check */
+	FERRY_E_MISSING = -7,   /* a referenced chunk is missing */
+	FERRY_E_NOTFOUND = -8,  /* restore point or file not found */
+	FERRY_E_INVAL = -9,     /* invalid argument */
+	FERRY_E_EXISTS = -10,   /* already exists */
+	FERRY_E_SOURCE = -11,   /* the source cannot be read */
+	FERRY_E_AMBIGUOUS = -12,/* a point id prefix matches several */
+	FERRY_E_INTERRUPTED = -13, /* stopped by a signal */
+	FERRY_E_TARGET = -14,   /* the restore target cannot be written */
+};
+
+const char *ferry_strerror(int err);
+/* Detail of the last error in this thread (file, block, peer). */
+const char *ferry_last_error(void);
+
+/* Compression codecs, as stored in chunk headers (values never change). */
+enum ferry_codec {
+	FERRY_CODEC_NONE = 0,
+	FERRY_CODEC_ZSTD = 1,
+	FERRY_CODEC_LZ4 = 2,
+};
+
+struct ferry_init_opts {
+	uint32_t block_size; /* 0: default (1 MiB) */
+	int codec;           /* enum ferry_codec; -1: default */
+	int level;           /* codec level; 0: codec default */
+};
+
+struct ferry_repo_info {
+	uint32_t format_version;
+	uint32_t block_size;
+	int codec;
+	int level;
+	char repo_id[33];
+	uint64_t chunk_count;
+	uint64_t stored_bytes;   /* bytes of chunk files */
+	uint64_t chunk_raw_bytes;/* uncompressed bytes of those chunks */
+	uint64_t point_count;
+	uint64_t logical_bytes;  /* sum of disk sizes of all points */
+	uint64_t referenced_bytes; /* non-zero logical bytes of all points */
+};
+
+struct ferry_repo;
+
+/* Create a new repository at PATH (must not exist or be an empty dir). */
+int ferry_repo_init(const char *path, const struct ferry_init_opts *opts);
+int ferry_repo_open(const char *path, struct ferry_repo **out);
+void ferry_repo_free(struct ferry_repo *repo);
+int ferry_repo_get_info(struct ferry_repo *repo, struct ferry_repo_info *info);
+/* Block size and codec without scanning chunks. */
+uint32_t ferry_repo_block_size(const struct ferry_repo *repo);
+
+struct ferry_point {
+	char id[FERRY_ID_LEN + 1];
+	char name[FERRY_NAME_MAX + 1];
+	char source[1024];
+	uint64_t created_ns;  /* unix time, nanoseconds */
+	uint64_t disk_size;
+	uint32_t block_size;
+	uint64_t nblocks;
+	uint64_t bytes_read, bytes_zero, bytes_new, bytes_reused, bytes_stored;
+	uint64_t duration_us;
+	int corrupt;          /* listing only: manifest failed its checks */
+};
+
+typedef int (*ferry_point_cb)(const struct ferry_point *p, void *arg);
+/* Calls CB for each restore point (of NAME if not NULL), oldest first. */
+int ferry_points_list(struct ferry_repo *repo, const char *name,
+		      ferry_point_cb cb, void *arg);
+/* Resolve an id, an id prefix (>= 4 chars), or a NAME (its latest point). */
+int ferry_point_resolve(struct ferry_repo *repo, const char *spec,
+			struct ferry_point *out);
+
+/* Progress: called from the calling thread, at most a few times a second. */
+struct ferry_progress {
+	uint64_t done, total; /* bytes of the disk walked */
+	double seconds;
+};
+typedef void (*ferry_progress_cb)(const struct ferry_progress *p, void *arg);
+
+struct ferry_backup_opts {
+	const char *name;     /* NULL: base name of the source */
+	int threads;          /* 0: number of online CPUs */
+	ferry_progress_cb progress;
+	void *progress_arg;
+};
+
+struct ferry_backup_result {
+	struct ferry_point point;
+	uint64_t bytes_total, bytes_read, bytes_zero, bytes_new, bytes_reused,
+		bytes_stored;
+	uint64_t blocks_total, blocks_zero, blocks_new, blocks_reused;
+	double seconds;
+};
+
+int ferry_backup(struct ferry_repo *repo, const char *source,
+		 const struct ferry_backup_opts *opts,
+		 struct ferry_backup_result *res);
+
+/* A bad block found by restore or verify. */
+struct ferry_bad_block {
+	const char *point_id;   /* NULL when checking the chunk store alone */
+	uint64_t block;         /* block index in the point, or UINT64_MAX */
+	uint64_t offset;        /* byte offset in the disk */
+	const uint8_t *hash;    /* chunk id */
+	int err;                /* FERRY_E_CORRUPT or FERRY_E_MISSING */
+	const char *detail;
+};
+typedef void (*ferry_bad_cb)(const struct ferry_bad_block *b, void *arg);
+
+struct ferry_restore_opts {
+	int threads;
+	ferry_progress_cb progress;
+	void *progress_arg;
+	ferry_bad_cb bad;
+	void *bad_arg;
+};
+
+struct ferry_restore_result {
+	uint64_t bytes_total, bytes_written, bytes_zero;
+	uint64_t bad_blocks;
+	double seconds;
+};
+
+/* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,
+ * created sparse, or a block device.  Bad blocks are reported through
+ * opts->bad and never written; the call then fails with FERRY_E_CORRUPT or
+ * FERRY_E_MISSING. */
+int ferry_restore(struct ferry_repo *repo, const char *point,
+		  const char *target, const struct ferry_restore_opts *opts,
+		  struct ferry_restore_result *res);
+
+struct ferry_verify_opts {
+	int threads;
+	ferry_progress_cb progress;
+	void *progress_arg;
+	ferry_bad_cb bad;
+	void *bad_arg;
+};
+
+struct ferry_verify_result {
+	uint64_t points_checked, points_bad;
+	uint64_t chunks_checked, chunks_bad, chunks_missing;
+	uint64_t bytes_checked;
+	double seconds;
+};
+
+/* Verify every chunk of POINT, or of the whole repository when NULL. */
+int ferry_verify(struct ferry_repo *repo, const char *point,
+		 const struct ferry_verify_opts *opts,
+		 struct ferry_verify_result *res);
+
+/* Ask running operations to stop cleanly (async-signal-safe). */
+void ferry_cancel(void);
+
+/* Helpers shared by the CLI. */
+void ferry_hash_hex(const uint8_t hash[FERRY_HASH_LEN], char out[65]);
+const char *ferry_codec_name(int codec);
+/* Parse "zstd", "zstd:5", "lz4", "none". */
+int ferry_codec_parse(const char *s, int *codec, int *level);
+/* Parse sizes such as 1M, 256K, 4MiB, 1048576. */
+int ferry_size_parse(const char *s, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

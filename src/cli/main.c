@@ -1,0 +1,74 @@
+/* main.c - the ferry command: dispatches subcommands from a table and
+ * documents the exit codes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_cmd commands[] = {
+	{ "init", cmd_init, "create a repository" },
+	{ "backup", cmd_backup, "back up a disk image or block device" },
+	{ "points", cmd_points, "list restore points" },
+	{ "restore", cmd_restore, "restore a point to a file or block device" },
+	{ "verify", cmd_verify, "read and check every stored block" },
+	{ "info", cmd_info, "show repository format, size and ratios" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry <command> [options]\n"
+		"\n"
+		"ferry backs up disk images and block devices, block by block, into a\n"
+		"deduplicating, compressed repository, and restores them byte for byte.\n"
+		"\n"
+		"commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\n"
+		"Run `ferry <command> --help` for a command's options; see ferry(1).\n"
+		"\n"
+		"example:\n"
+		"  ferry init --repo /backup/repo\n"
+		"  ferry backup --repo /backup/repo /var/lib/images/vm1.img\n"
+		"  ferry points --repo /backup/repo\n"
+		"  ferry restore --repo /backup/repo vm1.img --to /tmp/vm1-restored.img\n"
+		"\n"
+		"environment:\n"
+		"  FERRY_REPO   repository used when --repo is not given\n"
+		"\n"
+		"exit status:\n"
+		"  0    success\n"
+		"  1    the operation failed (I/O error, no space, unreadable source)\n"
+		"  2    invalid command line\n"
+		"  3    damaged data: a corrupt or missing chunk or manifest was found\n"
+		"  4    repository or restore point not found, or unsupported format\n"
+		"  130  interrupted by a signal; nothing half-done was committed\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("ferry %s (repository format %d)\n", FERRY_VERSION_STRING,
+		       FERRY_FORMAT_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name)) {
+			cli_install_signals();
+			return commands[i].run(argc - 1, argv + 1);
+		}
+	fprintf(stderr, "ferry: unknown command '%s' (see ferry --help)\n",
+		argv[1]);
+	return EXIT_USAGE;
+}

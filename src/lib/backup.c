@@ -1,0 +1,294 @@
+/* backup.c - the source-side data mover: reads the disk block by block,
+ * drops zero blocks, hashes, asks the target what it lacks, compresses
+ * only that, and hands blocks to the target in disk order.  Memory is a
+ * fixed ring of block buffers. */
+#define _GNU_SOURCE
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
+enum { OUT_ZERO, OUT_NEW, OUT_REUSED };
+
+struct slot {
+	uint8_t *buf;
+	uint64_t index;
+	size_t len;
+	int state, outcome;
+	uint64_t stored;
+	uint8_t hash[FERRY_HASH_LEN];
+};
+
+struct bjob {
+	struct ferry_target *t;
+	struct slot *slots;
+	size_t nslots;
+	struct ferry_codec_ctx **ctx;
+	uint8_t **out;
+	size_t outcap;
+	pthread_mutex_t mu;
+	pthread_cond_t done;
+	int failed;
+};
+
+static int process(struct bjob *j, struct slot *s, int worker)
+{
+	size_t clen;
+	int r;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "backup interrupted");
+	if (ferry_is_zero(s->buf, s->len)) {
+		s->outcome = OUT_ZERO;
+		return 0;
+	}
+	ferry_sha256(s->buf, s->len, s->hash);
+	if ((r = j->t->ops->have(j->t, s->hash)) < 0)
+		return r;
+	if (r == 1) {
+		s->outcome = OUT_REUSED;
+		return 0;
+	}
+	if ((r = ferry_chunk_encode(j->ctx[worker], s->buf, s->len,
+				    j->out[worker], j->outcap, &clen)) != 0)
+		return r;
+	if ((r = j->t->ops->put(j->t, s->hash, j->out[worker], clen)) < 0)
+		return r;
+	s->outcome = r == 1 ? OUT_REUSED : OUT_NEW;
+	s->stored = r == 1 ? 0 : clen;
+	return 0;
+}
+
+static int work(void *item, int worker, void *arg)
+{
+	struct bjob *j = arg;
+	struct slot *s = *(struct slot **)item;
+	int r = process(j, s, worker);
+
+	pthread_mutex_lock(&j->mu);
+	if (r)
+		j->failed = 1;
+	else
+		s->state = SLOT_DONE;
+	pthread_cond_broadcast(&j->done);
+	pthread_mutex_unlock(&j->mu);
+	return r;
+}
+
+/* Hand block K to the target once it is done (blocks complete out of
+ * order; manifests are written in order). */
+static int collect(struct bjob *j, uint64_t k, struct ferry_backup_result *res)
+{
+	struct slot *s = &j->slots[k % j->nslots];
+	int r, kind;
+
+	pthread_mutex_lock(&j->mu);
+	while (s->state != SLOT_DONE && !j->failed)
+		pthread_cond_wait(&j->done, &j->mu);
+	r = j->failed;
+	pthread_mutex_unlock(&j->mu);
+	if (r)
+		return FERRY_E_IO; /* the worker's error is reported */
+	kind = s->outcome == OUT_ZERO ? FERRY_ENTRY_ZERO : FERRY_ENTRY_DATA;
+	switch (s->outcome) {
+	case OUT_ZERO:
+		res->bytes_zero += s->len;
+		res->blocks_zero++;
+		break;
+	case OUT_NEW:
+		res->bytes_new += s->len;
+		res->bytes_stored += s->stored;
+		res->blocks_new++;
+		break;
+	default:
+		res->bytes_reused += s->len;
+		res->blocks_reused++;
+	}
+	if ((r = j->t->ops->record(j->t, kind, s->hash)) != 0)
+		return r;
+	s->state = SLOT_FREE;
+	return 0;
+}
+
+static int make_point(struct ferry_repo *repo, struct ferry_source *src,
+		      const char *source, const char *name,
+		      struct ferry_point *p)
+{
+	char abs[PATH_MAX], tmp[PATH_MAX];
+	uint8_t id[FERRY_ID_LEN / 2];
+	int e;
+
+	memset(p, 0, sizeof(*p));
+	if (!name) {
+		snprintf(tmp, sizeof(tmp), "%s", source);
+		name = basename(tmp);
+	}
+	if (!ferry_name_valid(name))
+		return ferry_error(FERRY_E_INVAL,
+				   "invalid name '%s': 1-%d characters, no '/' or control characters",
+				   name, FERRY_NAME_MAX);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	if (!realpath(source, abs) || strlen(abs) >= sizeof(p->source))
+		abs[0] = 0;
+	if (!abs[0] && strlen(source) < sizeof(p->source))
+		memcpy(abs, source, strlen(source) + 1);
+	memcpy(p->source, abs, strlen(abs) + 1);
+	if ((e = ferry_random(id, sizeof(id))) != 0)
+		return e;
+	for (int i = 0; i < 8; i++)
+		snprintf(p->id + 2 * i, 3, "%02x", id[i]);
+	p->block_size = repo->block_size;
+	p->disk_size = src->size;
+	p->nblocks = (src->size + repo->block_size - 1) / repo->block_size;
+	p->created_ns = ferry_now_ns();
+	return 0;
+}
+
+int ferry_backup(struct ferry_repo *repo, const char *source,
+		 const struct ferry_backup_opts *opts,
+		 struct ferry_backup_result *res)
+{
+	struct ferry_source *src = NULL;
+	struct ferry_target *t = NULL;
+	struct ferry_workq *q = NULL;
+	struct bjob j;
+	struct ferry_point p;
+	int threads = opts && opts->threads > 0 ? opts->threads : ferry_cpu_count();
+	uint32_t bs = repo->block_size;
+	double t0 = ferry_mono_seconds(), last = 0;
+	uint64_t i, collected = 0;
+	int e, qe;
+
+	memset(res, 0, sizeof(*res));
+	memset(&j, 0, sizeof(j));
+	pthread_mutex_init(&j.mu, NULL);
+	pthread_cond_init(&j.done, NULL);
+	if ((e = ferry_source_open(source, &src)) != 0)
+		goto out;
+	if ((e = make_point(repo, src, source, opts ? opts->name : NULL, &p)) != 0)
+		goto out;
+	/* A ring of 3 blocks per thread keeps every core busy while the
+	 * reader runs ahead; it is all the block memory a backup uses. */
+	j.nslots = (size_t)threads * 3 + 2;
+	j.outcap = ferry_chunk_bound(bs);
+	j.slots = calloc(j.nslots, sizeof(*j.slots));
+	j.ctx = calloc((size_t)threads, sizeof(*j.ctx));
+	j.out = calloc((size_t)threads, sizeof(*j.out));
+	if (!j.slots || !j.ctx || !j.out) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < j.nslots; k++)
+		if (!(j.slots[k].buf = malloc(bs))) {
+			e = FERRY_E_NOMEM;
+			goto out;
+		}
+	for (int k = 0; k < threads; k++) {
+		j.ctx[k] = ferry_codec_ctx_new(repo->codec, repo->level);
+		j.out[k] = malloc(j.outcap);
+		if (!j.ctx[k] || !j.out[k]) {
+			e = FERRY_E_NOMEM;
+			goto out;
+		}
+	}
+	if ((e = ferry_target_local_new(repo, &t)) != 0)
+		goto out;
+	j.t = t;
+	if ((e = t->ops->begin(t, &p)) != 0)
+		goto out;
+	if ((e = ferry_workq_new(threads, sizeof(struct slot *), j.nslots, work,
+				 &j, &q)) != 0)
+		goto out;
+	for (i = 0; i < p.nblocks; i++) {
+		struct slot *s = &j.slots[i % j.nslots];
+		uint64_t off = i * bs;
+		int hole = 0;
+
+		if (atomic_load(&ferry_cancelled)) {
+			e = ferry_error(FERRY_E_INTERRUPTED, "backup interrupted");
+			break;
+		}
+		if (s->state != SLOT_FREE) {
+			if ((e = collect(&j, collected, res)) != 0)
+				break;
+			collected++;
+		}
+		s->index = i;
+		s->len = p.disk_size - off < bs ? (size_t)(p.disk_size - off) : bs;
+		s->stored = 0;
+		if ((e = src->ops->read(src, off, s->buf, s->len, &hole)) != 0)
+			break;
+		if (hole) {
+			s->outcome = OUT_ZERO;
+			s->state = SLOT_DONE;
+		} else {
+			res->bytes_read += s->len;
+			s->state = SLOT_BUSY;
+			if ((e = ferry_workq_push(q, &s)) != 0)
+				break;
+		}
+		if (opts && opts->progress) {
+			double now = ferry_mono_seconds();
+
+			if (now - last >= 0.25) {
+				struct ferry_progress pr = { off + s->len,
+							     p.disk_size,
+							     now - t0 };
+
+				opts->progress(&pr, opts->progress_arg);
+				last = now;
+			}
+		}
+	}
+	while (e == 0 && collected < p.nblocks) {
+		if ((e = collect(&j, collected, res)) != 0)
+			break;
+		collected++;
+	}
+	qe = ferry_workq_finish(q);
+	q = NULL;
+	if (qe)
+		e = qe; /* the worker's error, with its message */
+	if (e)
+		goto out;
+	res->bytes_total = p.disk_size;
+	res->blocks_total = p.nblocks;
+	res->seconds = ferry_mono_seconds() - t0;
+	p.bytes_read = res->bytes_read;
+	p.bytes_zero = res->bytes_zero;
+	p.bytes_new = res->bytes_new;
+	p.bytes_reused = res->bytes_reused;
+	p.bytes_stored = res->bytes_stored;
+	p.duration_us = (uint64_t)(res->seconds * 1e6);
+	if ((e = t->ops->commit(t, &p)) != 0)
+		goto out;
+	res->seconds = ferry_mono_seconds() - t0;
+	res->point = p;
+out:
+	if (q) {
+		pthread_mutex_lock(&j.mu);
+		j.failed = 1;
+		pthread_mutex_unlock(&j.mu);
+		qe = ferry_workq_finish(q);
+		if (qe && e == FERRY_E_IO)
+			e = qe;
+	}
+	if (t)
+		t->ops->free(t);
+	ferry_source_free(src);
+	for (size_t k = 0; j.slots && k < j.nslots; k++)
+		free(j.slots[k].buf);
+	for (int k = 0; j.ctx && k < threads; k++)
+		ferry_codec_ctx_free(j.ctx[k]);
+	for (int k = 0; j.out && k < threads; k++)
+		free(j.out[k]);
+	free(j.slots);
+	free(j.ctx);
+	free(j.out);
+	pthread_mutex_destroy(&j.mu);
+	pthread_cond_destroy(&j.done);
+	return e;
+}

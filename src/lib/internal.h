@@ -1,0 +1,201 @@
+/* internal.h - the types that join libferry's stages: the chunk codec, the
+ * repository store vtable, the manifest stream, the source vtable, the
+ * target-side pipe vtable, and the worker queue. */
+#ifndef FERRY_INTERNAL_H
+#define FERRY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/common.h"
+
+#define FERRY_BLOCK_MIN (64u << 10)
+#define FERRY_BLOCK_MAX (16u << 20)
+#define FERRY_BLOCK_DEFAULT (1u << 20)
+
+/* ---- chunks (chunk.c) ------------------------------------------------ */
+
+#define FERRY_CHUNK_MAGIC "FCH1"
+#define FERRY_CHUNK_HDR 24
+
+struct ferry_codec_ctx;
+struct ferry_codec_ctx *ferry_codec_ctx_new(int codec, int level);
+void ferry_codec_ctx_free(struct ferry_codec_ctx *c);
+size_t ferry_chunk_bound(size_t len);
+/* Encode LEN plaintext bytes into the stored chunk form (header + payload,
+ * compressed unless compression does not pay). */
+int ferry_chunk_encode(struct ferry_codec_ctx *c, const void *in, size_t len,
+		       uint8_t *out, size_t cap, size_t *outlen);
+/* Check and decode a stored chunk; when EXPECT is set, the plaintext's
+ * SHA-256 must equal it.  Errors say what failed in ferry_last_error(). */
+int ferry_chunk_decode(struct ferry_codec_ctx *c, const uint8_t *in,
+		       size_t len, uint8_t *out, size_t cap, size_t *outlen,
+		       const uint8_t expect[FERRY_HASH_LEN]);
+/* Parse only the header: raw length and codec, checking its checksum. */
+int ferry_chunk_header(const uint8_t *in, size_t len, uint32_t *raw_len,
+		       uint32_t *stored_len, int *codec);
+void ferry_sha256(const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN]);
+
+/* ---- the repository store (repo.c, store_local.c) -------------------- */
+
+struct ferry_store_ops;
+
+struct ferry_repo {
+	const struct ferry_store_ops *ops;
+	void *state;
+	char *path;
+	uint32_t format_version;
+	uint32_t block_size;
+	int codec, level;
+	char repo_id[33];
+};
+
+typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],
+				   uint64_t stored_size, void *arg);
+typedef int (*ferry_id_list_cb)(const char *id, void *arg);
+
+/* A repository backend.  Chunk calls are thread-safe. */
+struct ferry_store_ops {
+	const char *name;
+	/* 1 when the chunk is stored, 0 when not, < 0 on error. */
+	int (*has_chunk)(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN]);
+	/* Store atomically; 1 when it was already there. */
+	int (*put_chunk)(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
+			 const void *data, size_t len);
+	/* Read the stored form into BUF (at most CAP bytes). */
+	int (*get_chunk)(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
+			 void *buf, size_t cap, size_t *len);
+	/* Read the first N bytes of the stored form (the header). */
+	int (*get_chunk_head)(struct ferry_repo *r,
+			      const uint8_t h[FERRY_HASH_LEN], void *buf,
+			      size_t n);
+	int (*list_chunks)(struct ferry_repo *r, ferry_chunk_list_cb cb,
+			   void *arg);
+	/* Make every chunk put so far durable. */
+	int (*sync_chunks)(struct ferry_repo *r);
+	/* Manifests: written through a temporary, committed atomically. */
+	int (*point_create)(struct ferry_repo *r, const char *id, int *fd,
+			    char **tmp);
+	int (*point_commit)(struct ferry_repo *r, const char *id, int fd,
+			    const char *tmp);
+	void (*point_abort)(struct ferry_repo *r, int fd, const char *tmp);
+	int (*point_open)(struct ferry_repo *r, const char *id, int *fd);
+	int (*point_list)(struct ferry_repo *r, ferry_id_list_cb cb, void *arg);
+	/* Shared lock for sessions that add data. */
+	int (*lock_shared)(struct ferry_repo *r);
+	void (*close)(struct ferry_repo *r);
+};
+
+extern const struct ferry_store_ops ferry_store_local_ops;
+int ferry_store_local_open(struct ferry_repo *r);
+int ferry_store_local_create(const char *path);
+
+int ferry_point_id_valid(const char *id);
+int ferry_name_valid(const char *name);
+
+/* ---- manifests (manifest.c) ------------------------------------------ */
+
+enum {
+	FERRY_ENTRY_ZERO = 0,
+	FERRY_ENTRY_DATA = 1,
+	/* 2 is reserved for a block described by sub-block deltas. */
+};
+#define FERRY_ENTRY_LEN 33
+#define FERRY_MANIFEST_MAGIC "FMAN"
+#define FERRY_MANIFEST_END "FEND"
+#define FERRY_MANIFEST_FOOTER (4 + 6 * 8 + FERRY_HASH_LEN)
+#define FERRY_MANIFEST_HEADER_MAX 4096
+
+/* Encode/decode the header; parse checks every field against limits. */
+int ferry_manifest_header_encode(const struct ferry_point *p, uint8_t *out,
+				 size_t cap, size_t *len);
+int ferry_manifest_header_parse(const uint8_t *buf, size_t len,
+				struct ferry_point *p, size_t *header_len);
+/* Parse and check a whole manifest held in memory (the fuzz target). */
+int ferry_manifest_parse_buffer(const uint8_t *buf, size_t len,
+				struct ferry_point *p);
+
+struct ferry_mwriter;
+int ferry_mwriter_begin(struct ferry_repo *r, const struct ferry_point *p,
+			struct ferry_mwriter **out);
+int ferry_mwriter_add(struct ferry_mwriter *w, int kind,
+		      const uint8_t hash[FERRY_HASH_LEN]);
+/* Writes the footer with the stats in P, syncs chunks, commits. */
+int ferry_mwriter_commit(struct ferry_mwriter *w, const struct ferry_point *p);
+void ferry_mwriter_free(struct ferry_mwriter *w); /* aborts if uncommitted */
+
+struct ferry_mreader;
+/* Open and fully check a manifest (checksum first), then stream entries. */
+int ferry_mreader_open(struct ferry_repo *r, const char *id,
+		       struct ferry_mreader **out, struct ferry_point *p);
+/* 1 with an entry, 0 at the end, < 0 on error. */
+int ferry_mreader_next(struct ferry_mreader *m, int *kind,
+		       uint8_t hash[FERRY_HASH_LEN]);
+void ferry_mreader_free(struct ferry_mreader *m);
+
+/* ---- sources (source_file.c) ----------------------------------------- */
+
+struct ferry_source;
+struct ferry_source_ops {
+	const char *name;
+	int (*open)(struct ferry_source *s, const char *spec);
+	/* Read LEN bytes at OFF into BUF, or set *hole when the range is
+	 * known to read as zeros without reading it. */
+	int (*read)(struct ferry_source *s, uint64_t off, void *buf,
+		    size_t len, int *hole);
+	void (*close)(struct ferry_source *s);
+};
+struct ferry_source {
+	const struct ferry_source_ops *ops;
+	void *state;
+	uint64_t size;
+	char *spec;
+};
+int ferry_source_open(const char *spec, struct ferry_source **out);
+void ferry_source_free(struct ferry_source *s);
+extern const struct ferry_source_ops ferry_source_file_ops;
+
+/* ---- the pipe to the target-side data mover (target_local.c) --------- */
+
+struct ferry_target;
+struct ferry_target_ops {
+	/* Start a restore point with P's header fields. */
+	int (*begin)(struct ferry_target *t, const struct ferry_point *p);
+	/* Thread-safe: 1 when the target holds the chunk. */
+	int (*have)(struct ferry_target *t, const uint8_t h[FERRY_HASH_LEN]);
+	/* Thread-safe: store a chunk (stored form); 1 when it was a dup. */
+	int (*put)(struct ferry_target *t, const uint8_t h[FERRY_HASH_LEN],
+		   const void *chunk, size_t len);
+	/* In block order: the manifest entry of the next block. */
+	int (*record)(struct ferry_target *t, int kind,
+		      const uint8_t h[FERRY_HASH_LEN]);
+	/* Make everything durable and commit the point (stats in P). */
+	int (*commit)(struct ferry_target *t, const struct ferry_point *p);
+	void (*free)(struct ferry_target *t); /* aborts if uncommitted */
+};
+struct ferry_target {
+	const struct ferry_target_ops *ops;
+	void *state;
+};
+int ferry_target_local_new(struct ferry_repo *r, struct ferry_target **out);
+
+/* ---- worker queue (workq.c) ------------------------------------------ */
+
+/* HANDLER runs on a pool thread for each pushed item; WORKER is the
+ * thread's index, for per-thread contexts.  The first error stops it. */
+typedef int (*ferry_work_fn)(void *item, int worker, void *arg);
+struct ferry_workq;
+int ferry_workq_new(int threads, size_t item_size, size_t capacity,
+		    ferry_work_fn fn, void *arg, struct ferry_workq **out);
+/* Copies ITEM into the queue; blocks while full.  Returns the latched
+ * error once a handler failed. */
+int ferry_workq_push(struct ferry_workq *q, const void *item);
+/* Waits for every item, joins the threads, frees; returns the first
+ * error (its message restored into this thread). */
+int ferry_workq_finish(struct ferry_workq *q);
+
+/* Cancellation, set from a signal handler through ferry_cancel(). */
+extern atomic_int ferry_cancelled;
+void ferry_cancel(void);
+
+#endif

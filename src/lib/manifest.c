@@ -1,0 +1,438 @@
+/* manifest.c - restore-point manifests: a checked header, one fixed-size
+ * entry per block (zero, or the SHA-256 of its chunk), and a footer with
+ * the session's statistics and a SHA-256 over the whole file.  Written as
+ * a stream and committed atomically; read only after a full check. */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define IOBUF (64u << 10)
+
+static int bs_valid(uint32_t bs)
+{
+	return bs >= FERRY_BLOCK_MIN && bs <= FERRY_BLOCK_MAX &&
+	       (bs & (bs - 1)) == 0;
+}
+
+int ferry_manifest_header_encode(const struct ferry_point *p, uint8_t *out,
+				 size_t cap, size_t *len)
+{
+	struct ferry_wr w;
+	uint8_t id[FERRY_ID_LEN / 2];
+	size_t nl = strlen(p->name), sl = strlen(p->source);
+	uint32_t hl = (uint32_t)(48 + 2 + nl + 2 + sl);
+
+	if (nl > FERRY_NAME_MAX || sl >= sizeof(p->source) ||
+	    hl > FERRY_MANIFEST_HEADER_MAX ||
+	    ferry_hex_decode(p->id, id, sizeof(id)))
+		return ferry_error(FERRY_E_INVAL, "bad restore point header");
+	ferry_wr_init(&w, out, cap);
+	ferry_wr_bytes(&w, FERRY_MANIFEST_MAGIC, 4);
+	ferry_wr_u32(&w, FERRY_FORMAT_VERSION);
+	ferry_wr_u32(&w, hl);
+	ferry_wr_u32(&w, p->block_size);
+	ferry_wr_u64(&w, p->disk_size);
+	ferry_wr_u64(&w, p->nblocks);
+	ferry_wr_u64(&w, p->created_ns);
+	ferry_wr_bytes(&w, id, sizeof(id));
+	ferry_wr_u16(&w, (uint16_t)nl);
+	ferry_wr_bytes(&w, p->name, nl);
+	ferry_wr_u16(&w, (uint16_t)sl);
+	ferry_wr_bytes(&w, p->source, sl);
+	if (w.bad)
+		return ferry_error(FERRY_E_INVAL, "manifest header too long");
+	*len = hl;
+	return 0;
+}
+
+int ferry_manifest_header_parse(const uint8_t *buf, size_t len,
+				struct ferry_point *p, size_t *header_len)
+{
+	struct ferry_rd r;
+	uint8_t magic[4], id[FERRY_ID_LEN / 2];
+	uint32_t ver, hl;
+	uint16_t nl, sl;
+
+	ferry_rd_init(&r, buf, len);
+	if (ferry_rd_bytes(&r, magic, 4) || memcmp(magic, FERRY_MANIFEST_MAGIC, 4))
+		return ferry_error(FERRY_E_CORRUPT, "not a manifest (bad magic)");
+	ferry_rd_u32(&r, &ver);
+	if (r.bad)
+		return ferry_error(FERRY_E_CORRUPT, "manifest truncated");
+	if (ver != FERRY_FORMAT_VERSION)
+		return ferry_error(FERRY_E_VERSION,
+				   "manifest format version %u is not supported (this ferry reads %d)",
+				   ver, FERRY_FORMAT_VERSION);
+	ferry_rd_u32(&r, &hl);
+	ferry_rd_u32(&r, &p->block_size);
+	ferry_rd_u64(&r, &p->disk_size);
+	ferry_rd_u64(&r, &p->nblocks);
+	ferry_rd_u64(&r, &p->created_ns);
+	ferry_rd_bytes(&r, id, sizeof(id));
+	ferry_rd_u16(&r, &nl);
+	if (r.bad || nl > FERRY_NAME_MAX)
+		return ferry_error(FERRY_E_CORRUPT, "manifest header is damaged");
+	ferry_rd_bytes(&r, p->name, nl);
+	p->name[nl] = 0;
+	ferry_rd_u16(&r, &sl);
+	if (r.bad || sl >= sizeof(p->source))
+		return ferry_error(FERRY_E_CORRUPT, "manifest header is damaged");
+	ferry_rd_bytes(&r, p->source, sl);
+	p->source[sl] = 0;
+	if (r.bad || hl != 48u + 2 + nl + 2 + sl)
+		return ferry_error(FERRY_E_CORRUPT, "manifest header is damaged");
+	if (!bs_valid(p->block_size) || p->disk_size > (UINT64_MAX >> 1) ||
+	    p->nblocks != (p->disk_size + p->block_size - 1) / p->block_size ||
+	    !ferry_name_valid(p->name) || strlen(p->name) != nl ||
+	    strlen(p->source) != sl)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "manifest header has impossible values");
+	for (int i = 0; i < 8; i++)
+		snprintf(p->id + 2 * i, 3, "%02x", id[i]);
+	*header_len = hl;
+	return 0;
+}
+
+static int footer_parse(const uint8_t *buf, struct ferry_point *p)
+{
+	struct ferry_rd r;
+	uint8_t magic[4];
+
+	ferry_rd_init(&r, buf, FERRY_MANIFEST_FOOTER - FERRY_HASH_LEN);
+	ferry_rd_bytes(&r, magic, 4);
+	ferry_rd_u64(&r, &p->bytes_read);
+	ferry_rd_u64(&r, &p->bytes_zero);
+	ferry_rd_u64(&r, &p->bytes_new);
+	ferry_rd_u64(&r, &p->bytes_reused);
+	ferry_rd_u64(&r, &p->bytes_stored);
+	ferry_rd_u64(&r, &p->duration_us);
+	if (r.bad || memcmp(magic, FERRY_MANIFEST_END, 4))
+		return ferry_error(FERRY_E_CORRUPT, "manifest footer is damaged");
+	return 0;
+}
+
+static int entry_check(const uint8_t *e)
+{
+	static const uint8_t zero[FERRY_HASH_LEN];
+
+	if (e[0] == FERRY_ENTRY_ZERO)
+		return memcmp(e + 1, zero, FERRY_HASH_LEN) ? FERRY_E_CORRUPT : 0;
+	if (e[0] == FERRY_ENTRY_DATA)
+		return 0;
+	return FERRY_E_CORRUPT;
+}
+
+int ferry_manifest_parse_buffer(const uint8_t *buf, size_t len,
+				struct ferry_point *p)
+{
+	uint8_t h[FERRY_HASH_LEN];
+	size_t hl, body;
+	int e;
+
+	memset(p, 0, sizeof(*p));
+	if ((e = ferry_manifest_header_parse(buf, len, p, &hl)) != 0)
+		return e;
+	if (len < hl + FERRY_MANIFEST_FOOTER ||
+	    (len - hl - FERRY_MANIFEST_FOOTER) / FERRY_ENTRY_LEN != p->nblocks ||
+	    (len - hl - FERRY_MANIFEST_FOOTER) % FERRY_ENTRY_LEN)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "manifest length does not match its block count");
+	body = len - FERRY_HASH_LEN;
+	ferry_sha256(buf, body, h);
+	if (memcmp(h, buf + body, FERRY_HASH_LEN))
+		return ferry_error(FERRY_E_CORRUPT, "manifest checksum mismatch");
+	for (uint64_t i = 0; i < p->nblocks; i++)
+		if (entry_check(buf + hl + i * FERRY_ENTRY_LEN))
+			return ferry_error(FERRY_E_CORRUPT,
+					   "manifest entry %llu is invalid",
+					   (unsigned long long)i);
+	return footer_parse(buf + len - FERRY_MANIFEST_FOOTER, p);
+}
+
+/* ---- writer --------------------------------------------------------- */
+
+struct ferry_mwriter {
+	struct ferry_repo *repo;
+	char id[FERRY_ID_LEN + 1];
+	int fd;
+	char *tmp;
+	EVP_MD_CTX *md;
+	uint8_t *buf;
+	size_t used;
+	uint64_t entries, nblocks;
+	int committed;
+};
+
+static int mw_flush(struct ferry_mwriter *w)
+{
+	int e;
+
+	if (!w->used)
+		return 0;
+	EVP_DigestUpdate(w->md, w->buf, w->used);
+	if ((e = ferry_write_all(w->fd, w->buf, w->used)) != 0)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write manifest %s: %s", w->id, strerror(-e));
+	w->used = 0;
+	return 0;
+}
+
+static int mw_put(struct ferry_mwriter *w, const void *p, size_t n)
+{
+	int e;
+
+	if (w->used + n > IOBUF && (e = mw_flush(w)) != 0)
+		return e;
+	memcpy(w->buf + w->used, p, n);
+	w->used += n;
+	return 0;
+}
+
+int ferry_mwriter_begin(struct ferry_repo *r, const struct ferry_point *p,
+			struct ferry_mwriter **out)
+{
+	struct ferry_mwriter *w = calloc(1, sizeof(*w));
+	uint8_t hdr[FERRY_MANIFEST_HEADER_MAX];
+	size_t hl;
+	int e;
+
+	if (!w)
+		return FERRY_E_NOMEM;
+	w->fd = -1;
+	w->repo = r;
+	w->nblocks = p->nblocks;
+	memcpy(w->id, p->id, sizeof(w->id));
+	w->buf = malloc(IOBUF);
+	w->md = EVP_MD_CTX_new();
+	if (!w->buf || !w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
+		e = FERRY_E_NOMEM;
+		goto fail;
+	}
+	if ((e = ferry_manifest_header_encode(p, hdr, sizeof(hdr), &hl)) != 0)
+		goto fail;
+	if ((e = r->ops->point_create(r, p->id, &w->fd, &w->tmp)) != 0)
+		goto fail;
+	if ((e = mw_put(w, hdr, hl)) != 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	ferry_mwriter_free(w);
+	return e;
+}
+
+int ferry_mwriter_add(struct ferry_mwriter *w, int kind,
+		      const uint8_t hash[FERRY_HASH_LEN])
+{
+	uint8_t e[FERRY_ENTRY_LEN] = { 0 };
+
+	if (w->entries >= w->nblocks)
+		return ferry_error(FERRY_E_INVAL, "too many manifest entries");
+	e[0] = (uint8_t)kind;
+	if (kind == FERRY_ENTRY_DATA)
+		memcpy(e + 1, hash, FERRY_HASH_LEN);
+	w->entries++;
+	return mw_put(w, e, sizeof(e));
+}
+
+int ferry_mwriter_commit(struct ferry_mwriter *w, const struct ferry_point *p)
+{
+	uint8_t foot[FERRY_MANIFEST_FOOTER];
+	struct ferry_wr wr;
+	unsigned int hl;
+	int e;
+
+	if (w->entries != w->nblocks)
+		return ferry_error(FERRY_E_INVAL,
+				   "manifest has %llu of %llu entries",
+				   (unsigned long long)w->entries,
+				   (unsigned long long)w->nblocks);
+	ferry_wr_init(&wr, foot, sizeof(foot));
+	ferry_wr_bytes(&wr, FERRY_MANIFEST_END, 4);
+	ferry_wr_u64(&wr, p->bytes_read);
+	ferry_wr_u64(&wr, p->bytes_zero);
+	ferry_wr_u64(&wr, p->bytes_new);
+	ferry_wr_u64(&wr, p->bytes_reused);
+	ferry_wr_u64(&wr, p->bytes_stored);
+	ferry_wr_u64(&wr, p->duration_us);
+	if ((e = mw_put(w, foot, sizeof(foot) - FERRY_HASH_LEN)) != 0 ||
+	    (e = mw_flush(w)) != 0)
+		return e;
+	EVP_DigestFinal_ex(w->md, foot, &hl);
+	if ((e = ferry_write_all(w->fd, foot, FERRY_HASH_LEN)) != 0)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write manifest %s: %s", w->id, strerror(-e));
+	/* Invariant 1: every chunk the manifest names is durable first. */
+	if ((e = w->repo->ops->sync_chunks(w->repo)) != 0)
+		return e;
+	e = w->repo->ops->point_commit(w->repo, w->id, w->fd, w->tmp);
+	w->fd = -1;
+	if (e == 0)
+		w->committed = 1;
+	return e;
+}
+
+void ferry_mwriter_free(struct ferry_mwriter *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		w->repo->ops->point_abort(w->repo, w->fd, w->tmp);
+	EVP_MD_CTX_free(w->md);
+	free(w->tmp);
+	free(w->buf);
+	free(w);
+}
+
+/* ---- reader --------------------------------------------------------- */
+
+struct ferry_mreader {
+	int fd;
+	uint64_t off, end, left;
+	uint8_t *buf;
+	size_t have, pos;
+};
+
+static int mr_fill(struct ferry_mreader *m, const char *id)
+{
+	size_t want = IOBUF - IOBUF % FERRY_ENTRY_LEN;
+	ssize_t n;
+
+	if (want > m->end - m->off)
+		want = (size_t)(m->end - m->off);
+	n = ferry_pread_full(m->fd, m->buf, want, (off_t)m->off);
+	if (n < 0 || (size_t)n != want)
+		return ferry_error(FERRY_E_IO, "read manifest %s: %s", id,
+				   n < 0 ? strerror((int)-n) : "short read");
+	m->off += want;
+	m->have = want;
+	m->pos = 0;
+	return 0;
+}
+
+int ferry_mreader_open(struct ferry_repo *r, const char *id,
+		       struct ferry_mreader **out, struct ferry_point *p)
+{
+	struct ferry_mreader *m = calloc(1, sizeof(*m));
+	uint8_t hdr[FERRY_MANIFEST_HEADER_MAX], h[FERRY_HASH_LEN],
+		foot[FERRY_MANIFEST_FOOTER];
+	EVP_MD_CTX *md = NULL;
+	struct stat st;
+	size_t hl;
+	uint64_t size, off;
+	ssize_t n;
+	unsigned int dl;
+	int e;
+
+	if (!m)
+		return FERRY_E_NOMEM;
+	m->fd = -1;
+	m->buf = malloc(IOBUF);
+	md = EVP_MD_CTX_new();
+	if (!m->buf || !md) {
+		e = FERRY_E_NOMEM;
+		goto fail;
+	}
+	if ((e = r->ops->point_open(r, id, &m->fd)) != 0)
+		goto fail;
+	if (fstat(m->fd, &st) < 0) {
+		e = ferry_error(FERRY_E_IO, "stat manifest %s", id);
+		goto fail;
+	}
+	size = (uint64_t)st.st_size;
+	n = ferry_pread_full(m->fd, hdr, sizeof(hdr), 0);
+	if (n < 0) {
+		e = ferry_error(FERRY_E_IO, "read manifest %s: %s", id,
+				strerror((int)-n));
+		goto fail;
+	}
+	memset(p, 0, sizeof(*p));
+	if ((e = ferry_manifest_header_parse(hdr, (size_t)n, p, &hl)) != 0) {
+		ferry_error(e, "restore point %s: %s", id, ferry_last_error());
+		goto fail;
+	}
+	if (strcmp(p->id, id)) {
+		e = ferry_error(FERRY_E_CORRUPT,
+				"manifest %s carries the id %s (renamed or replaced file)",
+				id, p->id);
+		goto fail;
+	}
+	if (size < hl + FERRY_MANIFEST_FOOTER ||
+	    (size - hl - FERRY_MANIFEST_FOOTER) != p->nblocks * FERRY_ENTRY_LEN) {
+		e = ferry_error(FERRY_E_CORRUPT,
+				"manifest %s is truncated or has trailing bytes", id);
+		goto fail;
+	}
+	/* Check the whole file before anyone acts on an entry. */
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	for (off = 0; off < size - FERRY_HASH_LEN;) {
+		size_t want = IOBUF;
+
+		if (want > size - FERRY_HASH_LEN - off)
+			want = (size_t)(size - FERRY_HASH_LEN - off);
+		n = ferry_pread_full(m->fd, m->buf, want, (off_t)off);
+		if (n < 0 || (size_t)n != want) {
+			e = ferry_error(FERRY_E_IO, "read manifest %s", id);
+			goto fail;
+		}
+		EVP_DigestUpdate(md, m->buf, want);
+		off += want;
+	}
+	EVP_DigestFinal_ex(md, h, &dl);
+	n = ferry_pread_full(m->fd, foot, sizeof(foot),
+			     (off_t)(size - FERRY_MANIFEST_FOOTER));
+	if (n != (ssize_t)sizeof(foot) ||
+	    memcmp(h, foot + FERRY_MANIFEST_FOOTER - FERRY_HASH_LEN,
+		   FERRY_HASH_LEN)) {
+		e = ferry_error(FERRY_E_CORRUPT,
+				"manifest %s checksum mismatch (damaged file)", id);
+		goto fail;
+	}
+	if ((e = footer_parse(foot, p)) != 0)
+		goto fail;
+	EVP_MD_CTX_free(md);
+	m->off = hl;
+	m->end = hl + p->nblocks * FERRY_ENTRY_LEN;
+	m->left = p->nblocks;
+	*out = m;
+	return 0;
+fail:
+	EVP_MD_CTX_free(md);
+	ferry_mreader_free(m);
+	return e;
+}
+
+int ferry_mreader_next(struct ferry_mreader *m, int *kind,
+		       uint8_t hash[FERRY_HASH_LEN])
+{
+	const uint8_t *e;
+	int r;
+
+	if (!m->left)
+		return 0;
+	if (m->pos == m->have && (r = mr_fill(m, "")) != 0)
+		return r;
+	e = m->buf + m->pos;
+	if (entry_check(e))
+		return ferry_error(FERRY_E_CORRUPT, "manifest entry is invalid");
+	*kind = e[0];
+	memcpy(hash, e + 1, FERRY_HASH_LEN);
+	m->pos += FERRY_ENTRY_LEN;
+	m->left--;
+	return 1;
+}
+
+void ferry_mreader_free(struct ferry_mreader *m)
+{
+	if (!m)
+		return;
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->buf);
+	free(m);
+}

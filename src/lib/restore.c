@@ -1,0 +1,287 @@
+/* restore.c - writes a restore point back to a file (sparse: zero blocks
+ * stay holes) or a block device, fetching and checking every chunk on all
+ * cores.  A chunk that fails its check is reported and never written. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct rjob {
+	struct ferry_repo *repo;
+	const struct ferry_restore_opts *opts;
+	const char *point_id;
+	int fd;
+	uint64_t disk_size;
+	uint32_t bs;
+	struct ferry_codec_ctx **ctx;
+	uint8_t **in, **out;
+	size_t incap;
+	pthread_mutex_t mu;
+	uint64_t bad, written;
+	int bad_err;
+};
+
+struct ritem {
+	uint64_t index;
+	uint8_t hash[FERRY_HASH_LEN];
+};
+
+static void report_bad(struct rjob *j, uint64_t index, const uint8_t *hash,
+		       int err, const char *detail)
+{
+	pthread_mutex_lock(&j->mu);
+	j->bad++;
+	if (!j->bad_err || err == FERRY_E_MISSING)
+		j->bad_err = err;
+	if (j->opts && j->opts->bad) {
+		struct ferry_bad_block b = { j->point_id, index,
+					     index * j->bs, hash, err, detail };
+
+		j->opts->bad(&b, j->opts->bad_arg);
+	}
+	pthread_mutex_unlock(&j->mu);
+}
+
+static int restore_block(void *item, int worker, void *arg)
+{
+	struct rjob *j = arg;
+	struct ritem *it = item;
+	uint64_t off = it->index * j->bs;
+	size_t len, raw;
+	int r;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
+	r = j->repo->ops->get_chunk(j->repo, it->hash, j->in[worker], j->incap,
+				    &len);
+	if (r == 0)
+		r = ferry_chunk_decode(j->ctx[worker], j->in[worker], len,
+				       j->out[worker], j->bs, &raw, it->hash);
+	if (r == 0 && raw != (j->disk_size - off < j->bs ? j->disk_size - off
+							   : j->bs))
+		r = ferry_error(FERRY_E_CORRUPT,
+				"chunk length does not fit the block");
+	if (r == FERRY_E_CORRUPT || r == FERRY_E_MISSING) {
+		report_bad(j, it->index, it->hash, r, ferry_last_error());
+		return 0;
+	}
+	if (r)
+		return r;
+	r = ferry_pwrite_all(j->fd, j->out[worker], raw, (off_t)off);
+	if (r)
+		return ferry_error(r == -ENOSPC ? FERRY_E_NOSPC : FERRY_E_TARGET,
+				   "write restore target at offset %llu: %s",
+				   (unsigned long long)off, strerror(-r));
+	pthread_mutex_lock(&j->mu);
+	j->written += raw;
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
+/* Zero a range of a block device (a file target keeps its holes). */
+static int zero_range(int fd, uint64_t off, uint64_t len, const uint8_t *zeros,
+		      uint32_t bs)
+{
+	uint64_t range[2] = { off, len };
+
+	if (ioctl(fd, BLKZEROOUT, range) == 0)
+		return 0;
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < bs ? (size_t)(len - done) : bs;
+		int r = ferry_pwrite_all(fd, zeros, n, (off_t)(off + done));
+
+		if (r)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+static int open_target(const char *target, uint64_t size, int *fd, int *is_dev)
+{
+	struct stat st;
+
+	*is_dev = 0;
+	if (stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
+		uint64_t dsz = 0;
+
+		*fd = open(target, O_WRONLY | O_CLOEXEC);
+		if (*fd < 0)
+			goto fail;
+		if (ioctl(*fd, BLKGETSIZE64, &dsz) == 0 && dsz < size) {
+			close(*fd);
+			return ferry_error(FERRY_E_TARGET,
+					   "block device %s has %llu bytes, the restore point needs %llu",
+					   target, (unsigned long long)dsz,
+					   (unsigned long long)size);
+		}
+		*is_dev = 1;
+		return 0;
+	}
+	if (stat(target, &st) == 0 && !S_ISREG(st.st_mode))
+		return ferry_error(FERRY_E_TARGET,
+				   "restore target %s is neither a file nor a block device",
+				   target);
+	*fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		goto fail;
+	if (ftruncate(*fd, (off_t)size) < 0) {
+		int e = errno;
+
+		close(*fd);
+		return ferry_error(e == ENOSPC || e == EFBIG ? FERRY_E_NOSPC
+							     : FERRY_E_TARGET,
+				   "size restore target %s: %s", target,
+				   strerror(e));
+	}
+	return 0;
+fail:
+	return ferry_error(FERRY_E_TARGET, "cannot open restore target %s: %s",
+			   target, strerror(errno));
+}
+
+int ferry_restore(struct ferry_repo *repo, const char *spec,
+		  const char *target, const struct ferry_restore_opts *opts,
+		  struct ferry_restore_result *res)
+{
+	struct ferry_point p;
+	struct ferry_mreader *m = NULL;
+	struct ferry_workq *q = NULL;
+	struct rjob j;
+	uint8_t *zeros = NULL;
+	int threads = opts && opts->threads > 0 ? opts->threads : ferry_cpu_count();
+	double t0 = ferry_mono_seconds(), last = 0;
+	int e, qe, is_dev = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&j, 0, sizeof(j));
+	j.fd = -1;
+	pthread_mutex_init(&j.mu, NULL);
+	if ((e = ferry_point_resolve(repo, spec, &p)) != 0)
+		goto out;
+	if ((e = ferry_mreader_open(repo, p.id, &m, &p)) != 0)
+		goto out;
+	j.repo = repo;
+	j.opts = opts;
+	j.point_id = p.id;
+	j.disk_size = p.disk_size;
+	j.bs = p.block_size;
+	j.incap = ferry_chunk_bound(p.block_size);
+	j.ctx = calloc((size_t)threads, sizeof(*j.ctx));
+	j.in = calloc((size_t)threads, sizeof(*j.in));
+	j.out = calloc((size_t)threads, sizeof(*j.out));
+	if (!j.ctx || !j.in || !j.out) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
+	for (int k = 0; k < threads; k++) {
+		j.ctx[k] = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0);
+		j.in[k] = malloc(j.incap);
+		j.out[k] = malloc(p.block_size);
+		if (!j.ctx[k] || !j.in[k] || !j.out[k]) {
+			e = FERRY_E_NOMEM;
+			goto out;
+		}
+	}
+	if ((e = open_target(target, p.disk_size, &j.fd, &is_dev)) != 0)
+		goto out;
+	if (is_dev && !(zeros = calloc(1, p.block_size))) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
+	if ((e = ferry_workq_new(threads, sizeof(struct ritem), (size_t)threads * 4,
+				 restore_block, &j, &q)) != 0)
+		goto out;
+	for (uint64_t i = 0;; i++) {
+		struct ritem it;
+		int kind;
+
+		e = ferry_mreader_next(m, &kind, it.hash);
+		if (e <= 0)
+			break;
+		e = 0;
+		it.index = i;
+		if (kind == FERRY_ENTRY_ZERO) {
+			uint64_t off = i * p.block_size;
+			uint64_t len = p.disk_size - off < p.block_size
+					       ? p.disk_size - off
+					       : p.block_size;
+
+			res->bytes_zero += len;
+			if (is_dev && (e = zero_range(j.fd, off, len, zeros,
+						      p.block_size)) != 0) {
+				e = ferry_error(FERRY_E_TARGET,
+						"zero restore target at %llu: %s",
+						(unsigned long long)off,
+						strerror(-e));
+				break;
+			}
+		} else if ((e = ferry_workq_push(q, &it)) != 0) {
+			break;
+		}
+		if (opts && opts->progress) {
+			double now = ferry_mono_seconds();
+
+			if (now - last >= 0.25) {
+				struct ferry_progress pr = {
+					(i + 1) * (uint64_t)p.block_size,
+					p.disk_size, now - t0
+				};
+
+				if (pr.done > pr.total)
+					pr.done = pr.total;
+				opts->progress(&pr, opts->progress_arg);
+				last = now;
+			}
+		}
+		if (atomic_load(&ferry_cancelled)) {
+			e = ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
+			break;
+		}
+	}
+	qe = ferry_workq_finish(q);
+	q = NULL;
+	if (qe)
+		e = qe;
+	if (e)
+		goto out;
+	if (fsync(j.fd) < 0) {
+		e = ferry_error(errno == ENOSPC ? FERRY_E_NOSPC : FERRY_E_TARGET,
+				"sync restore target %s: %s", target,
+				strerror(errno));
+		goto out;
+	}
+	if (j.bad) {
+		e = ferry_error(j.bad_err,
+				"%llu block(s) of restore point %s could not be restored; they were not written",
+				(unsigned long long)j.bad, p.id);
+	}
+out:
+	if (q)
+		ferry_workq_finish(q);
+	res->bytes_total = j.disk_size;
+	res->bytes_written = j.written;
+	res->bad_blocks = j.bad;
+	res->seconds = ferry_mono_seconds() - t0;
+	if (j.fd >= 0)
+		close(j.fd);
+	ferry_mreader_free(m);
+	for (int k = 0; j.ctx && k < threads; k++)
+		ferry_codec_ctx_free(j.ctx[k]);
+	for (int k = 0; j.in && k < threads; k++)
+		free(j.in[k]);
+	for (int k = 0; j.out && k < threads; k++)
+		free(j.out[k]);
+	free(j.ctx);
+	free(j.in);
+	free(j.out);
+	free(zeros);
+	pthread_mutex_destroy(&j.mu);
+	return e;
+}

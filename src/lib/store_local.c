@@ -1,0 +1,420 @@
+/* store_local.c - the repository backend for a local directory: chunks
+ * under chunks/XX/<sha256>, manifests under points/<id>, each made visible
+ * only once complete (O_TMPFILE + linkat, or a temporary name + link). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct local {
+	int root_fd, chunks_fd, points_fd, lock_fd;
+	atomic_uint tmp_seq;
+};
+
+static struct local *L(struct ferry_repo *r)
+{
+	return r->state;
+}
+
+static void chunk_rel(const uint8_t h[FERRY_HASH_LEN], char out[68])
+{
+	char hex[65];
+
+	ferry_hash_hex(h, hex);
+	out[0] = hex[0];
+	out[1] = hex[1];
+	out[2] = '/';
+	memcpy(out + 3, hex, 65);
+}
+
+/* An anonymous file in DIRFD, or a uniquely named one when the file
+ * system lacks O_TMPFILE (then *NAME is set). */
+static int tmp_open(struct ferry_repo *r, int dirfd, char name[64], int *fd)
+{
+	unsigned seq;
+
+	name[0] = 0;
+	*fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
+	if (*fd >= 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	seq = atomic_fetch_add(&L(r)->tmp_seq, 1);
+	snprintf(name, 64, ".tmp-%ld-%u", (long)getpid(), seq);
+	*fd = openat(dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+		     0444);
+	return *fd < 0 ? -errno : 0;
+}
+
+/* Give the finished temporary file FD its final name; never replaces an
+ * existing file (-EEXIST then). */
+static int tmp_link(int dirfd, int fd, const char *name, const char *final)
+{
+	char proc[64];
+	int r = 0;
+
+	if (name[0]) {
+		if (linkat(dirfd, name, dirfd, final, 0) < 0)
+			r = -errno;
+		unlinkat(dirfd, name, 0);
+		return r;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, dirfd, final, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static int local_has_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN])
+{
+	char rel[68];
+	struct stat st;
+
+	chunk_rel(h, rel);
+	if (fstatat(L(r)->chunks_fd, rel, &st, 0) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ferry_error(FERRY_E_IO, "stat chunk %s: %s", rel,
+				   strerror(errno));
+	}
+	/* A chunk cut short by a power loss is treated as absent, so the
+	 * next backup writes it again. */
+	return st.st_size > FERRY_CHUNK_HDR;
+}
+
+static int local_put_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
+			   const void *data, size_t len)
+{
+	char rel[68], name[64];
+	int fd, e, dirfd;
+
+	chunk_rel(h, rel);
+	rel[2] = 0;
+	dirfd = openat(L(r)->chunks_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rel[2] = '/';
+	if (dirfd < 0)
+		return ferry_error(FERRY_E_IO, "open chunk dir for %s: %s", rel,
+				   strerror(errno));
+	if ((e = tmp_open(r, dirfd, name, &fd)) != 0) {
+		close(dirfd);
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "create chunk %s: %s", rel, strerror(-e));
+	}
+	e = ferry_write_all(fd, data, len);
+	if (e == 0) {
+		e = tmp_link(dirfd, fd, name, rel + 3);
+	} else if (name[0]) {
+		unlinkat(dirfd, name, 0);
+	}
+	close(fd);
+	close(dirfd);
+	if (e == -EEXIST) {
+		/* Same content from a concurrent writer, unless an old copy
+		 * was cut short: then replace it. */
+		if (local_has_chunk(r, h) == 1)
+			return 1;
+		unlinkat(L(r)->chunks_fd, rel, 0);
+		return local_put_chunk(r, h, data, len);
+	}
+	if (e)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write chunk %s: %s", rel, strerror(-e));
+	return 0;
+}
+
+static int local_get_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
+			   void *buf, size_t cap, size_t *len)
+{
+	char rel[68];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	chunk_rel(h, rel);
+	fd = openat(L(r)->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return ferry_error(FERRY_E_MISSING, "chunk %s is missing",
+					   rel + 3);
+		return ferry_error(FERRY_E_IO, "open chunk %s: %s", rel + 3,
+				   strerror(errno));
+	}
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > cap) {
+		close(fd);
+		return ferry_error(FERRY_E_CORRUPT,
+				   "chunk %s has an impossible size", rel + 3);
+	}
+	n = ferry_pread_full(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	if (n < 0)
+		return ferry_error(FERRY_E_IO, "read chunk %s: %s", rel + 3,
+				   strerror((int)-n));
+	*len = (size_t)n;
+	return 0;
+}
+
+static int local_get_chunk_head(struct ferry_repo *r,
+				const uint8_t h[FERRY_HASH_LEN], void *buf,
+				size_t n)
+{
+	char rel[68];
+	ssize_t got;
+	int fd;
+
+	chunk_rel(h, rel);
+	fd = openat(L(r)->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ferry_error(errno == ENOENT ? FERRY_E_MISSING : FERRY_E_IO,
+				   "open chunk %s: %s", rel + 3, strerror(errno));
+	got = ferry_pread_full(fd, buf, n, 0);
+	close(fd);
+	if (got != (ssize_t)n)
+		return ferry_error(FERRY_E_CORRUPT, "chunk %s is truncated",
+				   rel + 3);
+	return 0;
+}
+
+static int local_list_chunks(struct ferry_repo *r, ferry_chunk_list_cb cb,
+			     void *arg)
+{
+	for (int i = 0; i < 256; i++) {
+		char sub[3];
+		int dfd, ret = 0;
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(sub, sizeof(sub), "%02x", i);
+		dfd = openat(L(r)->chunks_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return ferry_error(FERRY_E_IO, "open chunks/%s: %s", sub,
+					   strerror(errno));
+		d = fdopendir(dfd);
+		if (!d) {
+			close(dfd);
+			return FERRY_E_NOMEM;
+		}
+		while (ret == 0 && (de = readdir(d)) != NULL) {
+			uint8_t h[FERRY_HASH_LEN];
+			struct stat st;
+
+			if (strlen(de->d_name) != 64 ||
+			    ferry_hex_decode(de->d_name, h, FERRY_HASH_LEN) ||
+			    h[0] != i)
+				continue;
+			if (fstatat(dfd, de->d_name, &st, 0) < 0)
+				continue;
+			ret = cb(h, (uint64_t)st.st_size, arg);
+		}
+		closedir(d);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int local_sync_chunks(struct ferry_repo *r)
+{
+	if (syncfs(L(r)->chunks_fd) < 0)
+		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
+				   "sync repository: %s", strerror(errno));
+	return 0;
+}
+
+static int local_point_create(struct ferry_repo *r, const char *id, int *fd,
+			      char **tmp)
+{
+	char name[64];
+	int e;
+
+	(void)id;
+	if ((e = tmp_open(r, L(r)->points_fd, name, fd)) != 0)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "create manifest in %s/points: %s", r->path,
+				   strerror(-e));
+	*tmp = strdup(name);
+	if (!*tmp) {
+		if (name[0])
+			unlinkat(L(r)->points_fd, name, 0);
+		close(*fd);
+		return FERRY_E_NOMEM;
+	}
+	return 0;
+}
+
+static int local_point_commit(struct ferry_repo *r, const char *id, int fd,
+			      const char *tmp)
+{
+	int e;
+
+	if (fsync(fd) < 0) {
+		e = errno;
+		goto fail;
+	}
+	if ((e = -tmp_link(L(r)->points_fd, fd, tmp, id)) != 0)
+		goto fail;
+	close(fd);
+	if (fsync(L(r)->points_fd) < 0)
+		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
+				   "sync %s/points: %s", r->path, strerror(errno));
+	return 0;
+fail:
+	if (tmp[0])
+		unlinkat(L(r)->points_fd, tmp, 0);
+	close(fd);
+	return ferry_error(ferry_errno_code(e, FERRY_E_IO),
+			   "commit restore point %s: %s", id, strerror(e));
+}
+
+static void local_point_abort(struct ferry_repo *r, int fd, const char *tmp)
+{
+	if (tmp && tmp[0])
+		unlinkat(L(r)->points_fd, tmp, 0);
+	close(fd);
+}
+
+static int local_point_open(struct ferry_repo *r, const char *id, int *fd)
+{
+	*fd = openat(L(r)->points_fd, id, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		if (errno == ENOENT)
+			return ferry_error(FERRY_E_NOTFOUND,
+					   "restore point %s not found", id);
+		return ferry_error(FERRY_E_IO, "open manifest %s: %s", id,
+				   strerror(errno));
+	}
+	return 0;
+}
+
+static int local_point_list(struct ferry_repo *r, ferry_id_list_cb cb,
+			    void *arg)
+{
+	int dfd = openat(L(r)->points_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	int ret = 0;
+
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return ferry_error(FERRY_E_IO, "list %s/points: %s", r->path,
+				   strerror(errno));
+	}
+	while (ret == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' && !strncmp(de->d_name, ".tmp-", 5)) {
+			/* A temporary left by a killed process: remove it
+			 * once its owner is gone. */
+			long pid = strtol(de->d_name + 5, NULL, 10);
+
+			if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+				unlinkat(L(r)->points_fd, de->d_name, 0);
+			continue;
+		}
+		if (ferry_point_id_valid(de->d_name))
+			ret = cb(de->d_name, arg);
+	}
+	closedir(d);
+	return ret;
+}
+
+static int local_lock_shared(struct ferry_repo *r)
+{
+	if (L(r)->lock_fd < 0) {
+		L(r)->lock_fd = openat(L(r)->root_fd, "lock",
+				       O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (L(r)->lock_fd < 0)
+			return ferry_error(FERRY_E_IO, "open %s/lock: %s",
+					   r->path, strerror(errno));
+	}
+	while (flock(L(r)->lock_fd, LOCK_SH) < 0) {
+		if (errno != EINTR)
+			return ferry_error(FERRY_E_IO, "lock %s: %s", r->path,
+					   strerror(errno));
+	}
+	return 0;
+}
+
+static void local_close(struct ferry_repo *r)
+{
+	struct local *l = L(r);
+
+	if (!l)
+		return;
+	if (l->root_fd >= 0)
+		close(l->root_fd);
+	if (l->chunks_fd >= 0)
+		close(l->chunks_fd);
+	if (l->points_fd >= 0)
+		close(l->points_fd);
+	if (l->lock_fd >= 0)
+		close(l->lock_fd);
+	free(l);
+	r->state = NULL;
+}
+
+const struct ferry_store_ops ferry_store_local_ops = {
+	.name = "local",
+	.has_chunk = local_has_chunk,
+	.put_chunk = local_put_chunk,
+	.get_chunk = local_get_chunk,
+	.get_chunk_head = local_get_chunk_head,
+	.list_chunks = local_list_chunks,
+	.sync_chunks = local_sync_chunks,
+	.point_create = local_point_create,
+	.point_commit = local_point_commit,
+	.point_abort = local_point_abort,
+	.point_open = local_point_open,
+	.point_list = local_point_list,
+	.lock_shared = local_lock_shared,
+	.close = local_close,
+};
+
+int ferry_store_local_open(struct ferry_repo *r)
+{
+	struct local *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return FERRY_E_NOMEM;
+	l->root_fd = l->chunks_fd = l->points_fd = l->lock_fd = -1;
+	r->state = l;
+	r->ops = &ferry_store_local_ops;
+	l->root_fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->root_fd < 0)
+		goto fail;
+	l->chunks_fd = openat(l->root_fd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	l->points_fd = openat(l->root_fd, "points", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->chunks_fd < 0 || l->points_fd < 0)
+		goto fail;
+	return 0;
+fail:
+	local_close(r);
+	return ferry_error(FERRY_E_NOTREPO,
+			   "%s is not a ferry repository (missing chunks/ or points/)",
+			   r->path);
+}
+
+int ferry_store_local_create(const char *path)
+{
+	char buf[4200];
+	int e;
+
+	snprintf(buf, sizeof(buf), "%s/points", path);
+	if ((e = ferry_mkdir_p(buf, 0755)) != 0)
+		goto fail;
+	for (int i = 0; i < 256; i++) {
+		snprintf(buf, sizeof(buf), "%s/chunks/%02x", path, i);
+		if ((e = ferry_mkdir_p(buf, 0755)) != 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	return ferry_error(ferry_errno_code(-e, FERRY_E_IO), "create %s: %s",
+			   buf, strerror(-e));
+}

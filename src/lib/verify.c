@@ -1,0 +1,282 @@
+/* verify.c - reads and checks every stored byte: each chunk's header,
+ * checksum, decompression and SHA-256 identity, then every manifest's
+ * references, naming each bad block and the restore points it breaks. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct vjob {
+	struct ferry_repo *repo;
+	const struct ferry_verify_opts *opts;
+	struct ferry_verify_result *res;
+	struct ferry_codec_ctx **ctx;
+	uint8_t **in, **out;
+	size_t incap, outcap;
+	pthread_mutex_t mu;
+	uint8_t (*bad)[FERRY_HASH_LEN]; /* chunks that failed (sorted later) */
+	size_t nbad, capbad;
+	const char *point_id;
+	uint32_t bs;
+	double t0, last;
+	uint64_t bytes_total;
+};
+
+struct vitem {
+	uint64_t index;
+	uint8_t hash[FERRY_HASH_LEN];
+};
+
+static void report(struct vjob *j, const char *point, uint64_t index,
+		   const uint8_t *hash, int err, const char *detail)
+{
+	if (j->opts && j->opts->bad) {
+		struct ferry_bad_block b = { point, index,
+					     index == UINT64_MAX ? 0 : index * j->bs,
+					     hash, err, detail };
+
+		j->opts->bad(&b, j->opts->bad_arg);
+	}
+}
+
+static int check_chunk(void *item, int worker, void *arg)
+{
+	struct vjob *j = arg;
+	struct vitem *it = item;
+	size_t len, raw = 0;
+	int r;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "verify interrupted");
+	r = j->repo->ops->get_chunk(j->repo, it->hash, j->in[worker], j->incap,
+				    &len);
+	if (r == 0)
+		r = ferry_chunk_decode(j->ctx[worker], j->in[worker], len,
+				       j->out[worker], j->outcap, &raw, it->hash);
+	pthread_mutex_lock(&j->mu);
+	j->res->chunks_checked++;
+	j->res->bytes_checked += raw;
+	if (r == FERRY_E_CORRUPT || r == FERRY_E_MISSING) {
+		if (r == FERRY_E_MISSING)
+			j->res->chunks_missing++;
+		else
+			j->res->chunks_bad++;
+		if (j->nbad == j->capbad) {
+			size_t nc = j->capbad ? j->capbad * 2 : 64;
+			void *nv = realloc(j->bad, nc * FERRY_HASH_LEN);
+
+			if (!nv) {
+				pthread_mutex_unlock(&j->mu);
+				return FERRY_E_NOMEM;
+			}
+			j->bad = nv;
+			j->capbad = nc;
+		}
+		memcpy(j->bad[j->nbad++], it->hash, FERRY_HASH_LEN);
+		report(j, j->point_id, it->index, it->hash, r, ferry_last_error());
+		r = 0;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return r;
+}
+
+static int hash_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, FERRY_HASH_LEN);
+}
+
+struct walk {
+	struct vjob *j;
+	struct ferry_workq *q;
+};
+
+static int push_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
+{
+	struct walk *w = arg;
+	struct vitem it = { UINT64_MAX, { 0 } };
+
+	(void)size;
+	memcpy(it.hash, h, FERRY_HASH_LEN);
+	if (w->j->opts && w->j->opts->progress) {
+		double now = ferry_mono_seconds();
+
+		w->j->bytes_total += size;
+		if (now - w->j->last >= 0.25) {
+			struct ferry_progress pr = { w->j->bytes_total, 0,
+						     now - w->j->t0 };
+
+			w->j->opts->progress(&pr, w->j->opts->progress_arg);
+			w->j->last = now;
+		}
+	}
+	return ferry_workq_push(w->q, &it);
+}
+
+/* Check one point's references against the known-bad set and the store. */
+static int check_refs(struct vjob *j, const struct ferry_point *pt)
+{
+	struct ferry_mreader *m;
+	struct ferry_point p;
+	uint8_t h[FERRY_HASH_LEN];
+	int kind, e, bad = 0;
+
+	j->res->points_checked++;
+	j->bs = pt->block_size;
+	if ((e = ferry_mreader_open(j->repo, pt->id, &m, &p)) != 0) {
+		if (e != FERRY_E_CORRUPT && e != FERRY_E_VERSION)
+			return e;
+		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT,
+		       ferry_last_error());
+		j->res->points_bad++;
+		return 0;
+	}
+	for (uint64_t i = 0; (e = ferry_mreader_next(m, &kind, h)) == 1; i++) {
+		if (kind != FERRY_ENTRY_DATA)
+			continue;
+		if (j->nbad && bsearch(h, j->bad, j->nbad, FERRY_HASH_LEN, hash_cmp)) {
+			report(j, pt->id, i, h, FERRY_E_CORRUPT,
+			       "chunk is damaged");
+			bad = 1;
+			continue;
+		}
+		e = j->repo->ops->has_chunk(j->repo, h);
+		if (e < 0)
+			break;
+		if (e == 0) {
+			char hex[65];
+
+			ferry_hash_hex(h, hex);
+			ferry_error(FERRY_E_MISSING, "chunk %s is missing", hex);
+			report(j, pt->id, i, h, FERRY_E_MISSING, ferry_last_error());
+			j->res->chunks_missing++;
+			bad = 1;
+		}
+	}
+	ferry_mreader_free(m);
+	if (e < 0)
+		return e;
+	j->res->points_bad += bad;
+	return 0;
+}
+
+static int collect_point(const struct ferry_point *p, void *arg)
+{
+	struct vjob *j = arg;
+
+	if (p->corrupt) {
+		j->res->points_checked++;
+		j->res->points_bad++;
+		report(j, p->id, UINT64_MAX, NULL, FERRY_E_CORRUPT,
+		       "manifest is damaged");
+		return 0;
+	}
+	return check_refs(j, p);
+}
+
+int ferry_verify(struct ferry_repo *repo, const char *spec,
+		 const struct ferry_verify_opts *opts,
+		 struct ferry_verify_result *res)
+{
+	struct vjob j;
+	struct ferry_workq *q = NULL;
+	struct ferry_point p;
+	struct ferry_mreader *m = NULL;
+	int threads = opts && opts->threads > 0 ? opts->threads : ferry_cpu_count();
+	int e, qe;
+
+	memset(res, 0, sizeof(*res));
+	memset(&j, 0, sizeof(j));
+	pthread_mutex_init(&j.mu, NULL);
+	j.repo = repo;
+	j.opts = opts;
+	j.res = res;
+	j.t0 = ferry_mono_seconds();
+	j.bs = repo->block_size;
+	j.incap = ferry_chunk_bound(FERRY_BLOCK_MAX);
+	j.outcap = FERRY_BLOCK_MAX;
+	if (spec) {
+		if ((e = ferry_point_resolve(repo, spec, &p)) != 0)
+			goto out;
+		if ((e = ferry_mreader_open(repo, p.id, &m, &p)) != 0)
+			goto out;
+		j.point_id = p.id;
+		j.bs = p.block_size;
+		j.incap = ferry_chunk_bound(p.block_size);
+		j.outcap = p.block_size;
+	}
+	j.ctx = calloc((size_t)threads, sizeof(*j.ctx));
+	j.in = calloc((size_t)threads, sizeof(*j.in));
+	j.out = calloc((size_t)threads, sizeof(*j.out));
+	if (!j.ctx || !j.in || !j.out) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
+	for (int k = 0; k < threads; k++) {
+		j.ctx[k] = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0);
+		j.in[k] = malloc(j.incap);
+		j.out[k] = malloc(j.outcap);
+		if (!j.ctx[k] || !j.in[k] || !j.out[k]) {
+			e = FERRY_E_NOMEM;
+			goto out;
+		}
+	}
+	if ((e = ferry_workq_new(threads, sizeof(struct vitem), (size_t)threads * 4,
+				 check_chunk, &j, &q)) != 0)
+		goto out;
+	if (spec) {
+		/* One point: check each chunk it references, in block order. */
+		struct vitem it;
+		int kind;
+
+		res->points_checked = 1;
+		for (it.index = 0; (e = ferry_mreader_next(m, &kind, it.hash)) == 1;
+		     it.index++)
+			if (kind == FERRY_ENTRY_DATA &&
+			    (e = ferry_workq_push(q, &it)) != 0)
+				break;
+	} else {
+		struct walk w = { &j, q };
+
+		e = repo->ops->list_chunks(repo, push_chunk, &w);
+	}
+	qe = ferry_workq_finish(q);
+	q = NULL;
+	if (qe)
+		e = qe;
+	if (e < 0)
+		goto out;
+	e = 0;
+	if (spec) {
+		res->points_bad = j.nbad ? 1 : 0;
+	} else {
+		/* Then every manifest: name the points each bad or missing
+		 * chunk breaks. */
+		if (j.nbad)
+			qsort(j.bad, j.nbad, FERRY_HASH_LEN, hash_cmp);
+		if ((e = ferry_points_list(repo, NULL, collect_point, &j)) != 0)
+			goto out;
+	}
+	if (res->points_bad || res->chunks_bad || res->chunks_missing)
+		e = ferry_error(res->chunks_bad || res->points_bad ? FERRY_E_CORRUPT
+								  : FERRY_E_MISSING,
+				"verify found %llu bad and %llu missing chunk(s); %llu restore point(s) damaged",
+				(unsigned long long)res->chunks_bad,
+				(unsigned long long)res->chunks_missing,
+				(unsigned long long)res->points_bad);
+out:
+	if (q)
+		ferry_workq_finish(q);
+	res->seconds = ferry_mono_seconds() - j.t0;
+	ferry_mreader_free(m);
+	for (int k = 0; j.ctx && k < threads; k++)
+		ferry_codec_ctx_free(j.ctx[k]);
+	for (int k = 0; j.in && k < threads; k++)
+		free(j.in[k]);
+	for (int k = 0; j.out && k < threads; k++)
+		free(j.out[k]);
+	free(j.ctx);
+	free(j.in);
+	free(j.out);
+	free(j.bad);
+	pthread_mutex_destroy(&j.mu);
+	return e;
+}
