@@ -17,6 +17,7 @@
 struct local {
 	int root_fd, chunks_fd, points_fd, lock_fd;
 	atomic_uint tmp_seq;
+	atomic_int sub_fd[256]; /* chunks/XX, opened on first use; 0 = not yet */
 };
 
 static struct local *L(struct ferry_repo *r)
@@ -90,6 +91,27 @@ static int local_has_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN]
 	return st.st_size > FERRY_CHUNK_HDR;
 }
 
+/* The directory chunks/XX for a chunk, kept open for the repository's
+ * lifetime (one open per directory instead of one per chunk). */
+static int sub_dir(struct ferry_repo *r, uint8_t first)
+{
+	struct local *l = L(r);
+	int fd = atomic_load(&l->sub_fd[first]), expect = 0;
+	char sub[3];
+
+	if (fd > 0)
+		return fd;
+	snprintf(sub, sizeof(sub), "%02x", first);
+	fd = openat(l->chunks_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (!atomic_compare_exchange_strong(&l->sub_fd[first], &expect, fd)) {
+		close(fd);
+		fd = expect;
+	}
+	return fd;
+}
+
 static int local_put_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
 			   const void *data, size_t len)
 {
@@ -97,17 +119,13 @@ static int local_put_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN]
 	int fd, e, dirfd;
 
 	chunk_rel(h, rel);
-	rel[2] = 0;
-	dirfd = openat(L(r)->chunks_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rel[2] = '/';
+	dirfd = sub_dir(r, h[0]);
 	if (dirfd < 0)
 		return ferry_error(FERRY_E_IO, "open chunk dir for %s: %s", rel,
-				   strerror(errno));
-	if ((e = tmp_open(r, dirfd, name, &fd)) != 0) {
-		close(dirfd);
+				   strerror(-dirfd));
+	if ((e = tmp_open(r, dirfd, name, &fd)) != 0)
 		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
 				   "create chunk %s: %s", rel, strerror(-e));
-	}
 	e = ferry_write_all(fd, data, len);
 	if (e == 0) {
 		e = tmp_link(dirfd, fd, name, rel + 3);
@@ -115,7 +133,6 @@ static int local_put_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN]
 		unlinkat(dirfd, name, 0);
 	}
 	close(fd);
-	close(dirfd);
 	if (e == -EEXIST) {
 		/* Same content from a concurrent writer, unless an old copy
 		 * was cut short: then replace it. */
@@ -355,6 +372,9 @@ static void local_close(struct ferry_repo *r)
 		close(l->points_fd);
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
+	for (int i = 0; i < 256; i++)
+		if (l->sub_fd[i] > 0)
+			close(l->sub_fd[i]);
 	free(l);
 	r->state = NULL;
 }
