@@ -31,17 +31,20 @@ static void header_round_trip(const uint8_t *data, size_t size)
 
 static void one(const uint8_t *data, size_t size)
 {
-	struct ferry_point p;
+	struct ferry_point p, q;
+	size_t hl = 0;
 	int e;
 
 	e = ferry_manifest_parse_buffer(data, size, &p);
 	if (e == 0) {
-		/* An accepted manifest is self-consistent. */
-		if (p.block_size < FERRY_BLOCK_MIN ||
+		/* An accepted manifest is self-consistent: its header parses
+		 * alone, and header, entries and footer fill it exactly. */
+		if (ferry_manifest_header_parse(data, size, &q, &hl) != 0 ||
+		    size != hl + p.nblocks * FERRY_ENTRY_LEN +
+				    FERRY_MANIFEST_FOOTER ||
+		    p.block_size < FERRY_BLOCK_MIN ||
 		    p.block_size > FERRY_BLOCK_MAX ||
 		    p.nblocks != (p.disk_size + p.block_size - 1) / p.block_size ||
-		    size != FERRY_MANIFEST_FOOTER + p.nblocks * FERRY_ENTRY_LEN +
-				    52 + strlen(p.name) + strlen(p.source) ||
 		    strlen(p.id) != FERRY_ID_LEN || !ferry_name_valid(p.name))
 			abort();
 	} else if (e != FERRY_E_CORRUPT && e != FERRY_E_VERSION) {
