@@ -15,6 +15,7 @@ extern "C" {
 #define FERRY_HASH_LEN 32
 #define FERRY_ID_LEN 16 /* hex characters of a restore point id */
 #define FERRY_NAME_MAX 200
+#define FERRY_EXTRA_MAX 1024 /* bytes of key=value lines in a manifest */
 
 /* Error codes: values never change; new ones are appended. */
 enum ferry_err {
@@ -86,6 +87,9 @@ struct ferry_point {
 	uint64_t nblocks;
 	uint64_t bytes_read, bytes_zero, bytes_new, bytes_reused, bytes_stored;
 	uint64_t duration_us;
+	/* "key=value\n" lines: how the point was taken (change-tracking
+	 * bitmap and generation, base point, skipped bytes per reason). */
+	char extra[FERRY_EXTRA_MAX + 1];
 	int corrupt;          /* listing only: manifest failed its checks */
 };
 
@@ -109,6 +113,9 @@ struct ferry_backup_opts {
 	int threads;          /* 0: number of online CPUs */
 	ferry_progress_cb progress;
 	void *progress_arg;
+	/* Non-fatal warnings (e.g. a fallback to a full read). */
+	void (*warn)(const char *msg, void *arg);
+	void *warn_arg;
 };
 
 struct ferry_backup_result {
@@ -116,6 +123,9 @@ struct ferry_backup_result {
 	uint64_t bytes_total, bytes_read, bytes_zero, bytes_new, bytes_reused,
 		bytes_stored;
 	uint64_t blocks_total, blocks_zero, blocks_new, blocks_reused;
+	uint64_t bytes_unchanged; /* not read: change tracking said unchanged */
+	uint64_t bytes_skipped_swap, bytes_skipped_free, bytes_skipped_excluded;
+	char base_id[FERRY_ID_LEN + 1]; /* point unchanged blocks came from */
 	double seconds;
 };
 

@@ -45,6 +45,7 @@ void cli_json_str(FILE *f, const char *s);
 void cli_time(uint64_t ns, char *buf, size_t len);
 void cli_progress(const struct ferry_progress *p, void *arg);
 void cli_progress_end(void);
+void cli_warn(const char *msg, void *arg);
 void cli_print_bad(const struct ferry_bad_block *b, void *arg);
 void cli_install_signals(void);
 

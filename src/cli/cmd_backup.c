@@ -62,6 +62,7 @@ int cmd_backup(int argc, char **argv)
 		return e;
 	bo.progress = cli_progress;
 	bo.progress_arg = "backup";
+	bo.warn = cli_warn;
 	e = ferry_backup(repo, argv[optind], &bo, &res);
 	cli_progress_end();
 	ferry_repo_free(repo);
@@ -75,7 +76,9 @@ int cmd_backup(int argc, char **argv)
 		printf(",\"block_size\":%u,\"bytes_total\":%llu,\"bytes_read\":%llu,"
 		       "\"bytes_zero\":%llu,\"bytes_new\":%llu,\"bytes_reused\":%llu,"
 		       "\"bytes_stored\":%llu,\"blocks_total\":%llu,\"blocks_zero\":%llu,"
-		       "\"blocks_new\":%llu,\"blocks_reused\":%llu,\"seconds\":%.3f}\n",
+		       "\"blocks_new\":%llu,\"blocks_reused\":%llu,\"bytes_unchanged\":%llu,"
+		       "\"bytes_skipped_swap\":%llu,\"bytes_skipped_free\":%llu,"
+		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f}\n",
 		       res.point.block_size, (unsigned long long)res.bytes_total,
 		       (unsigned long long)res.bytes_read,
 		       (unsigned long long)res.bytes_zero,
@@ -85,7 +88,13 @@ int cmd_backup(int argc, char **argv)
 		       (unsigned long long)res.blocks_total,
 		       (unsigned long long)res.blocks_zero,
 		       (unsigned long long)res.blocks_new,
-		       (unsigned long long)res.blocks_reused, res.seconds);
+		       (unsigned long long)res.blocks_reused,
+		       (unsigned long long)res.bytes_unchanged,
+		       (unsigned long long)res.bytes_skipped_swap,
+		       (unsigned long long)res.bytes_skipped_free,
+		       (unsigned long long)res.bytes_skipped_excluded,
+		       res.base_id[0] ? "\"" : "", res.base_id[0] ? res.base_id : "null",
+		       res.base_id[0] ? "\"" : "", res.seconds);
 		return EXIT_OK;
 	}
 	printf("%s\n", res.point.id);

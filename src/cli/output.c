@@ -155,6 +155,13 @@ void cli_progress_end(void)
 	}
 }
 
+void cli_warn(const char *msg, void *arg)
+{
+	(void)arg;
+	cli_progress_end();
+	fprintf(stderr, "ferry: warning: %s\n", msg);
+}
+
 void cli_print_bad(const struct ferry_bad_block *b, void *arg)
 {
 	char hex[65] = "";

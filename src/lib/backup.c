@@ -20,6 +20,8 @@ struct slot {
 	int state, outcome;
 	uint64_t stored;
 	uint8_t hash[FERRY_HASH_LEN];
+	int has_base, base_kind; /* the base point's entry for this block */
+	uint8_t base_hash[FERRY_HASH_LEN];
 };
 
 struct bjob {
@@ -46,6 +48,12 @@ static int process(struct bjob *j, struct slot *s, int worker)
 		return 0;
 	}
 	ferry_sha256(s->buf, s->len, s->hash);
+	/* The same block as in the base point: stored already. */
+	if (s->has_base && s->base_kind == FERRY_ENTRY_DATA &&
+	    !memcmp(s->hash, s->base_hash, FERRY_HASH_LEN)) {
+		s->outcome = OUT_REUSED;
+		return 0;
+	}
 	if ((r = j->t->ops->have(j->t, s->hash)) < 0)
 		return r;
 	if (r == 1) {
@@ -147,6 +155,44 @@ static int make_point(struct ferry_repo *repo, struct ferry_source *src,
 	return 0;
 }
 
+struct base_find {
+	const struct ferry_point *want;
+	struct ferry_point *found;
+	int ok;
+};
+
+static int base_cb(const struct ferry_point *p, void *arg)
+{
+	struct base_find *b = arg;
+
+	/* Points come oldest first: the last match is the latest. */
+	if (!p->corrupt && p->block_size == b->want->block_size) {
+		*b->found = *p;
+		b->ok = 1;
+	}
+	return 0;
+}
+
+/* The latest point of the same name, if any: its entries let unchanged
+ * blocks skip the dedup query, or (with change tracking) the read. */
+static int find_base(struct ferry_repo *repo, const struct ferry_point *p,
+		     struct ferry_point *base, int *found)
+{
+	struct base_find b = { p, base, 0 };
+	int e = ferry_points_list(repo, p->name, base_cb, &b);
+
+	*found = b.ok;
+	return e;
+}
+
+static void add_extra(char *extra, const char *key, const char *val)
+{
+	size_t n = strlen(extra);
+
+	if (n + strlen(key) + strlen(val) + 2 < FERRY_EXTRA_MAX)
+		snprintf(extra + n, FERRY_EXTRA_MAX + 1 - n, "%s=%s\n", key, val);
+}
+
 int ferry_backup(struct ferry_repo *repo, const char *source,
 		 const struct ferry_backup_opts *opts,
 		 struct ferry_backup_result *res)
@@ -155,21 +201,37 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	struct ferry_target *t = NULL;
 	struct ferry_workq *q = NULL;
 	struct bjob j;
-	struct ferry_point p;
+	struct ferry_point p, base;
+	struct ferry_mreader *bm = NULL;
 	int threads = opts && opts->threads > 0 ? opts->threads : ferry_cpu_count();
 	uint32_t bs = repo->block_size;
 	double t0 = ferry_mono_seconds(), last = 0;
 	uint64_t i, collected = 0;
-	int e, qe;
+	int e, qe, have_base = 0, use_unchanged = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&j, 0, sizeof(j));
 	pthread_mutex_init(&j.mu, NULL);
 	pthread_cond_init(&j.done, NULL);
-	if ((e = ferry_source_open(source, &src)) != 0)
+	if ((e = ferry_source_open(source, opts, &src)) != 0)
 		goto out;
 	if ((e = make_point(repo, src, source, opts ? opts->name : NULL, &p)) != 0)
 		goto out;
+	if ((e = find_base(repo, &p, &base, &have_base)) != 0)
+		goto out;
+	if (src->ops->prepare) {
+		if ((e = src->ops->prepare(src, have_base ? &base : NULL)) < 0)
+			goto out;
+		use_unchanged = e == 1 && have_base;
+		e = 0;
+	}
+	if (have_base && (e = ferry_mreader_open(repo, base.id, &bm, &base)) != 0)
+		goto out;
+	if (use_unchanged) {
+		add_extra(src->extra, "base", base.id);
+		memcpy(res->base_id, base.id, sizeof(res->base_id));
+	}
+	memcpy(p.extra, src->extra, sizeof(p.extra));
 	/* A ring of 3 blocks per thread keeps every core busy while the
 	 * reader runs ahead; it is all the block memory a backup uses. */
 	j.nslots = (size_t)threads * 3 + 2;
@@ -194,7 +256,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 			goto out;
 		}
 	}
-	if ((e = ferry_target_local_new(repo, &t)) != 0)
+	if ((e = ferry_target_new(repo, &t)) != 0)
 		goto out;
 	j.t = t;
 	if ((e = t->ops->begin(t, &p)) != 0)
@@ -205,7 +267,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	for (i = 0; i < p.nblocks; i++) {
 		struct slot *s = &j.slots[i % j.nslots];
 		uint64_t off = i * bs;
-		int hole = 0;
+		int kind = FERRY_BLK_DATA;
 
 		if (atomic_load(&ferry_cancelled)) {
 			e = ferry_error(FERRY_E_INTERRUPTED, "backup interrupted");
@@ -219,10 +281,30 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 		s->index = i;
 		s->len = p.disk_size - off < bs ? (size_t)(p.disk_size - off) : bs;
 		s->stored = 0;
-		if ((e = src->ops->read(src, off, s->buf, s->len, &hole)) != 0)
+		s->has_base = 0;
+		if (bm && i < base.nblocks) {
+			if ((e = ferry_mreader_next(bm, &s->base_kind,
+						    s->base_hash)) < 0)
+				break;
+			/* A short last block of the base is not this one. */
+			s->has_base = base.disk_size - off >= s->len;
+		}
+		if ((e = src->ops->read(src, off, s->buf, s->len, &kind)) != 0)
 			break;
-		if (hole) {
+		if (kind == FERRY_BLK_UNCHANGED && !(use_unchanged && s->has_base)) {
+			e = ferry_error(FERRY_E_SOURCE,
+					"source reported block %llu unchanged without a base point",
+					(unsigned long long)i);
+			break;
+		}
+		if (kind == FERRY_BLK_ZERO) {
 			s->outcome = OUT_ZERO;
+			s->state = SLOT_DONE;
+		} else if (kind == FERRY_BLK_UNCHANGED) {
+			res->bytes_unchanged += s->len;
+			s->outcome = s->base_kind == FERRY_ENTRY_ZERO ? OUT_ZERO
+								      : OUT_REUSED;
+			memcpy(s->hash, s->base_hash, FERRY_HASH_LEN);
 			s->state = SLOT_DONE;
 		} else {
 			res->bytes_read += s->len;
@@ -256,6 +338,10 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 		goto out;
 	res->bytes_total = p.disk_size;
 	res->blocks_total = p.nblocks;
+	res->bytes_skipped_swap = src->skipped[FERRY_SKIP_SWAP];
+	res->bytes_skipped_free = src->skipped[FERRY_SKIP_FREE];
+	res->bytes_skipped_excluded = src->skipped[FERRY_SKIP_EXCLUDED];
+
 	res->seconds = ferry_mono_seconds() - t0;
 	p.bytes_read = res->bytes_read;
 	p.bytes_zero = res->bytes_zero;
@@ -278,6 +364,7 @@ out:
 	}
 	if (t)
 		t->ops->free(t);
+	ferry_mreader_free(bm);
 	ferry_source_free(src);
 	for (size_t k = 0; j.slots && k < j.nslots; k++)
 		free(j.slots[k].buf);

@@ -39,6 +39,7 @@ void ferry_sha256(const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN]);
 /* ---- the repository store (repo.c, store_local.c) -------------------- */
 
 struct ferry_store_ops;
+struct ferry_target;
 
 struct ferry_repo {
 	const struct ferry_store_ops *ops;
@@ -81,6 +82,8 @@ struct ferry_store_ops {
 	void (*point_abort)(struct ferry_repo *r, int fd, const char *tmp);
 	int (*point_open)(struct ferry_repo *r, const char *id, int *fd);
 	int (*point_list)(struct ferry_repo *r, ferry_id_list_cb cb, void *arg);
+	/* Optional: a target-side mover of the backend's own (remote). */
+	int (*target_new)(struct ferry_repo *r, struct ferry_target **out);
 	/* Shared lock for sessions that add data. */
 	int (*lock_shared)(struct ferry_repo *r);
 	void (*close)(struct ferry_repo *r);
@@ -133,16 +136,32 @@ int ferry_mreader_next(struct ferry_mreader *m, int *kind,
 		       uint8_t hash[FERRY_HASH_LEN]);
 void ferry_mreader_free(struct ferry_mreader *m);
 
-/* ---- sources (source_file.c) ----------------------------------------- */
+/* ---- sources (source_file.c, and one file per transport) ------------- */
+
+/* What a source says about a block it was asked for. */
+enum ferry_blk {
+	FERRY_BLK_DATA = 0,  /* BUF holds the block (filters may have zeroed
+			      * parts they proved unused) */
+	FERRY_BLK_ZERO,      /* reads as zeros; not read (hole, zero extent,
+			      * or excluded / free / swap: see skipped[]) */
+	FERRY_BLK_UNCHANGED, /* change tracking says it equals the base
+			      * point's block: its entry is copied */
+};
+
+enum { FERRY_SKIP_SWAP, FERRY_SKIP_FREE, FERRY_SKIP_EXCLUDED, FERRY_SKIP_N };
 
 struct ferry_source;
 struct ferry_source_ops {
 	const char *name;
 	int (*open)(struct ferry_source *s, const char *spec);
-	/* Read LEN bytes at OFF into BUF, or set *hole when the range is
-	 * known to read as zeros without reading it. */
+	/* Optional, before the first read: BASE is the latest point of this
+	 * disk's name (NULL if none).  Return 1 when blocks may be reported
+	 * UNCHANGED against BASE (its change-tracking chain is intact), 0
+	 * for a full read; append the new point's extra lines to s->extra. */
+	int (*prepare)(struct ferry_source *s, const struct ferry_point *base);
+	/* Read LEN bytes at OFF into BUF and classify the block (*kind). */
 	int (*read)(struct ferry_source *s, uint64_t off, void *buf,
-		    size_t len, int *hole);
+		    size_t len, int *kind);
 	void (*close)(struct ferry_source *s);
 };
 struct ferry_source {
@@ -150,9 +169,17 @@ struct ferry_source {
 	void *state;
 	uint64_t size;
 	char *spec;
+	const struct ferry_backup_opts *opts;
+	uint64_t skipped[FERRY_SKIP_N]; /* bytes not read, per reason */
+	char extra[FERRY_EXTRA_MAX + 1];
+	void (*warn)(const char *msg, void *arg); /* non-fatal fallbacks */
+	void *warn_arg;
 };
-int ferry_source_open(const char *spec, struct ferry_source **out);
+int ferry_source_open(const char *spec, const struct ferry_backup_opts *opts,
+		      struct ferry_source **out);
 void ferry_source_free(struct ferry_source *s);
+void ferry_source_warn(struct ferry_source *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 extern const struct ferry_source_ops ferry_source_file_ops;
 
 /* ---- the pipe to the target-side data mover (target_local.c) --------- */
@@ -178,6 +205,9 @@ struct ferry_target {
 	void *state;
 };
 int ferry_target_local_new(struct ferry_repo *r, struct ferry_target **out);
+/* The target-side mover for R: its backend's own (a remote mover) when it
+ * has one, else the in-process one. */
+int ferry_target_new(struct ferry_repo *r, struct ferry_target **out);
 
 /* ---- worker queue (workq.c) ------------------------------------------ */
 

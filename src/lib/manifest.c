@@ -24,10 +24,11 @@ int ferry_manifest_header_encode(const struct ferry_point *p, uint8_t *out,
 {
 	struct ferry_wr w;
 	uint8_t id[FERRY_ID_LEN / 2];
-	size_t nl = strlen(p->name), sl = strlen(p->source);
-	uint32_t hl = (uint32_t)(48 + 2 + nl + 2 + sl);
+	size_t nl = strlen(p->name), sl = strlen(p->source),
+	       el = strlen(p->extra);
+	uint32_t hl = (uint32_t)(48 + 2 + nl + 2 + sl + 2 + el);
 
-	if (nl > FERRY_NAME_MAX || sl >= sizeof(p->source) ||
+	if (nl > FERRY_NAME_MAX || sl >= sizeof(p->source) || el > FERRY_EXTRA_MAX ||
 	    hl > FERRY_MANIFEST_HEADER_MAX ||
 	    ferry_hex_decode(p->id, id, sizeof(id)))
 		return ferry_error(FERRY_E_INVAL, "bad restore point header");
@@ -44,6 +45,8 @@ int ferry_manifest_header_encode(const struct ferry_point *p, uint8_t *out,
 	ferry_wr_bytes(&w, p->name, nl);
 	ferry_wr_u16(&w, (uint16_t)sl);
 	ferry_wr_bytes(&w, p->source, sl);
+	ferry_wr_u16(&w, (uint16_t)el);
+	ferry_wr_bytes(&w, p->extra, el);
 	if (w.bad)
 		return ferry_error(FERRY_E_INVAL, "manifest header too long");
 	*len = hl;
@@ -56,7 +59,7 @@ int ferry_manifest_header_parse(const uint8_t *buf, size_t len,
 	struct ferry_rd r;
 	uint8_t magic[4], id[FERRY_ID_LEN / 2];
 	uint32_t ver, hl;
-	uint16_t nl, sl;
+	uint16_t nl, sl, el;
 
 	ferry_rd_init(&r, buf, len);
 	if (ferry_rd_bytes(&r, magic, 4) || memcmp(magic, FERRY_MANIFEST_MAGIC, 4))
@@ -84,12 +87,17 @@ int ferry_manifest_header_parse(const uint8_t *buf, size_t len,
 		return ferry_error(FERRY_E_CORRUPT, "manifest header is damaged");
 	ferry_rd_bytes(&r, p->source, sl);
 	p->source[sl] = 0;
-	if (r.bad || hl != 48u + 2 + nl + 2 + sl)
+	ferry_rd_u16(&r, &el);
+	if (r.bad || el > FERRY_EXTRA_MAX)
+		return ferry_error(FERRY_E_CORRUPT, "manifest header is damaged");
+	ferry_rd_bytes(&r, p->extra, el);
+	p->extra[el] = 0;
+	if (r.bad || hl != 48u + 2 + nl + 2 + sl + 2 + el)
 		return ferry_error(FERRY_E_CORRUPT, "manifest header is damaged");
 	if (!bs_valid(p->block_size) || p->disk_size > (UINT64_MAX >> 1) ||
 	    p->nblocks != (p->disk_size + p->block_size - 1) / p->block_size ||
 	    !ferry_name_valid(p->name) || strlen(p->name) != nl ||
-	    strlen(p->source) != sl)
+	    strlen(p->source) != sl || strlen(p->extra) != el)
 		return ferry_error(FERRY_E_CORRUPT,
 				   "manifest header has impossible values");
 	for (int i = 0; i < 8; i++)

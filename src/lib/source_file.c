@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -105,14 +106,16 @@ static int in_hole(struct file_src *f, uint64_t off, uint64_t len)
 }
 
 static int file_read(struct ferry_source *s, uint64_t off, void *buf,
-		     size_t len, int *hole)
+		     size_t len, int *kind)
 {
 	struct file_src *f = s->state;
 	ssize_t n;
 
-	*hole = in_hole(f, off, len);
-	if (*hole)
+	if (in_hole(f, off, len)) {
+		*kind = FERRY_BLK_ZERO;
 		return 0;
+	}
+	*kind = FERRY_BLK_DATA;
 	n = ferry_pread_full(f->fd, buf, len, (off_t)off);
 	if (n < 0)
 		return ferry_error(FERRY_E_SOURCE,
@@ -143,7 +146,20 @@ const struct ferry_source_ops ferry_source_file_ops = {
 	.close = file_close,
 };
 
-int ferry_source_open(const char *spec, struct ferry_source **out)
+void ferry_source_warn(struct ferry_source *s, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->warn)
+		s->warn(msg, s->warn_arg);
+}
+
+int ferry_source_open(const char *spec, const struct ferry_backup_opts *opts,
+		      struct ferry_source **out)
 {
 	struct ferry_source *s = calloc(1, sizeof(*s));
 	int e;
@@ -151,6 +167,11 @@ int ferry_source_open(const char *spec, struct ferry_source **out)
 	if (!s || !(s->spec = strdup(spec))) {
 		free(s);
 		return FERRY_E_NOMEM;
+	}
+	s->opts = opts;
+	if (opts) {
+		s->warn = opts->warn;
+		s->warn_arg = opts->warn_arg;
 	}
 	/* Transport modes are chosen by the spec; raw files and block
 	 * devices are the only one so far. */

@@ -92,3 +92,10 @@ int ferry_target_local_new(struct ferry_repo *r, struct ferry_target **out)
 	*out = t;
 	return 0;
 }
+
+int ferry_target_new(struct ferry_repo *r, struct ferry_target **out)
+{
+	if (r->ops->target_new)
+		return r->ops->target_new(r, out);
+	return ferry_target_local_new(r, out);
+}

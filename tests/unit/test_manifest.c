@@ -14,7 +14,7 @@
 /* The layout, written out independently of manifest.c's writer:
  *   header:  "FMAN", u32 version, u32 header length, u32 block size,
  *            u64 disk size, u64 block count, u64 created (ns), 8-byte id,
- *            u16 + name, u16 + source                    (little endian)
+ *            u16 + name, u16 + source, u16 + extra       (little endian)
  *   entries: per block, u8 kind (0 zero, 1 data) + 32-byte SHA-256
  *            (all zero for a zero block)
  *   footer:  "FEND", six u64 statistics (read, zero, new, reused, stored,
@@ -25,12 +25,13 @@ static size_t build(uint8_t *buf, size_t cap, const struct ferry_point *p,
 	static const uint8_t idb[8] = { 0x01, 0x23, 0x45, 0x67,
 					0x89, 0xab, 0xcd, 0xef };
 	struct ferry_wr w;
-	size_t nl = strlen(p->name), sl = strlen(p->source), len;
+	size_t nl = strlen(p->name), sl = strlen(p->source),
+	       el = strlen(p->extra), len;
 
 	ferry_wr_init(&w, buf, cap);
 	ferry_wr_bytes(&w, "FMAN", 4);
 	ferry_wr_u32(&w, version);
-	ferry_wr_u32(&w, (uint32_t)(48 + 2 + nl + 2 + sl));
+	ferry_wr_u32(&w, (uint32_t)(48 + 2 + nl + 2 + sl + 2 + el));
 	ferry_wr_u32(&w, p->block_size);
 	ferry_wr_u64(&w, p->disk_size);
 	ferry_wr_u64(&w, p->nblocks);
@@ -40,6 +41,8 @@ static size_t build(uint8_t *buf, size_t cap, const struct ferry_point *p,
 	ferry_wr_bytes(&w, p->name, nl);
 	ferry_wr_u16(&w, (uint16_t)sl);
 	ferry_wr_bytes(&w, p->source, sl);
+	ferry_wr_u16(&w, (uint16_t)el);
+	ferry_wr_bytes(&w, p->extra, el);
 	for (uint64_t i = 0; i < nentries; i++) {
 		uint8_t h[FERRY_HASH_LEN] = { 0 };
 
@@ -74,6 +77,7 @@ static void sample(struct ferry_point *p)
 	snprintf(p->id, sizeof(p->id), "0123456789abcdef");
 	snprintf(p->name, sizeof(p->name), "vm1.img");
 	snprintf(p->source, sizeof(p->source), "/var/lib/images/vm1.img");
+	snprintf(p->extra, sizeof(p->extra), "bitmap=b1\nbitmap_generation=7\n");
 	p->block_size = 1u << 20;
 	p->disk_size = 4 * (1ull << 20) + 12345; /* last block partial */
 	p->nblocks = NBLK;
@@ -91,7 +95,7 @@ static int same_point(const struct ferry_point *a, const struct ferry_point *b)
 	return !strcmp(a->id, b->id) && !strcmp(a->name, b->name) &&
 	       !strcmp(a->source, b->source) && a->block_size == b->block_size &&
 	       a->disk_size == b->disk_size && a->nblocks == b->nblocks &&
-	       a->created_ns == b->created_ns;
+	       a->created_ns == b->created_ns && !strcmp(a->extra, b->extra);
 }
 
 static void test_header(void)
@@ -103,7 +107,7 @@ static void test_header(void)
 
 	sample(&p);
 	CHECK(ferry_manifest_header_encode(&p, buf, sizeof(buf), &hl) == 0);
-	CHECK(hl == 48 + 2 + strlen(p.name) + 2 + strlen(p.source));
+	CHECK(hl == 48 + 2 + strlen(p.name) + 2 + strlen(p.source) + 2 + strlen(p.extra));
 	memset(&q, 0, sizeof(q));
 	CHECK(ferry_manifest_header_parse(buf, hl, &q, &ql) == 0);
 	CHECK(ql == hl);
@@ -142,7 +146,7 @@ static void test_buffer(void)
 
 	sample(&p);
 	len = build(good, sizeof(good), &p, 1, NBLK, kinds);
-	CHECK(len == 48 + 4 + strlen(p.name) + strlen(p.source) +
+	CHECK(len == 48 + 6 + strlen(p.name) + strlen(p.source) + strlen(p.extra) +
 			     NBLK * FERRY_ENTRY_LEN + FERRY_MANIFEST_FOOTER);
 	CHECK(ferry_manifest_parse_buffer(good, len, &q) == 0);
 	CHECK(same_point(&p, &q));
@@ -204,7 +208,7 @@ static void test_buffer(void)
 
 	/* Resealed damage the checksum cannot see. */
 	{
-		size_t hl = 48 + 4 + strlen(p.name) + strlen(p.source);
+		size_t hl = 48 + 6 + strlen(p.name) + strlen(p.source) + strlen(p.extra);
 
 		len = build(buf, sizeof(buf), &p, 1, NBLK, kinds);
 		buf[hl + FERRY_ENTRY_LEN] = 2; /* reserved kind */
