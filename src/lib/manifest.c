@@ -361,7 +361,12 @@ int ferry_mreader_open(struct ferry_repo *r, const char *id,
 	}
 	memset(p, 0, sizeof(*p));
 	if ((e = ferry_manifest_header_parse(hdr, (size_t)n, p, &hl)) != 0) {
-		ferry_error(e, "restore point %s: %s", id, ferry_last_error());
+		char why[256];
+
+		/* The detail is copied first: it lives in the buffer that
+		 * ferry_error() writes. */
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		ferry_error(e, "restore point %s: %s", id, why);
 		goto fail;
 	}
 	if (strcmp(p->id, id)) {
