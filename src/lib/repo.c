@@ -388,9 +388,19 @@ int ferry_point_resolve(struct ferry_repo *r, const char *spec,
 				   r->path);
 	}
 	if (hit->corrupt) {
+		struct ferry_mreader *m;
+		char id[FERRY_ID_LEN + 1];
+
+		/* Open it again for the reason, so that a newer format is told
+		 * apart from damage. */
+		memcpy(id, hit->id, sizeof(id));
 		free(pl.v);
+		if ((e = ferry_mreader_open(r, id, &m, out)) != 0)
+			return e;
+		ferry_mreader_free(m);
 		return ferry_error(FERRY_E_CORRUPT,
-				   "manifest of restore point %s is corrupt", spec);
+				   "manifest of restore point %s read differently twice",
+				   id);
 	}
 	*out = *hit;
 	free(pl.v);
