@@ -278,9 +278,14 @@ static int local_point_commit(struct ferry_repo *r, const char *id, int fd,
 	if ((e = -tmp_link(L(r)->points_fd, fd, tmp, id)) != 0)
 		goto fail;
 	close(fd);
-	if (fsync(L(r)->points_fd) < 0)
-		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
-				   "sync %s/points: %s", r->path, strerror(errno));
+	if (fsync(L(r)->points_fd) < 0) {
+		/* Not durable, so not committed: a failed backup leaves no
+		 * restore point behind. */
+		e = errno;
+		unlinkat(L(r)->points_fd, id, 0);
+		return ferry_error(ferry_errno_code(e, FERRY_E_IO),
+				   "sync %s/points: %s", r->path, strerror(e));
+	}
 	return 0;
 fail:
 	if (tmp[0])
