@@ -40,7 +40,7 @@ int cmd_backup(int argc, char **argv)
 	const char *rp = NULL;
 	int c, e, json = 0, quiet = 0;
 
-	while ((c = getopt_long(argc, argv, "+r:n:jt:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:jt:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'n': bo.name = optarg; break;

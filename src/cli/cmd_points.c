@@ -80,7 +80,7 @@ int cmd_points(int argc, char **argv)
 	const char *rp = NULL, *name = NULL;
 	int c, e;
 
-	while ((c = getopt_long(argc, argv, "+r:n:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'n': name = optarg; break;

@@ -82,7 +82,9 @@ int ferry_chunk_encode(struct ferry_codec_ctx *c, const void *in, size_t len,
 	size_t room, plen = 0;
 	int codec = FERRY_CODEC_NONE;
 
-	if (len > FERRY_BLOCK_MAX || cap < ferry_chunk_bound(len))
+	if (len == 0 || len > FERRY_BLOCK_MAX)
+		return ferry_error(FERRY_E_INVAL, "chunk of %zu bytes", len);
+	if (cap < ferry_chunk_bound(len))
 		return ferry_error(FERRY_E_INVAL, "chunk buffer too small");
 	room = cap - FERRY_CHUNK_HDR;
 	if (c->codec == FERRY_CODEC_ZSTD) {

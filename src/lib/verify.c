@@ -191,8 +191,9 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 	j.res = res;
 	j.t0 = ferry_mono_seconds();
 	j.bs = repo->block_size;
-	j.incap = ferry_chunk_bound(FERRY_BLOCK_MAX);
-	j.outcap = FERRY_BLOCK_MAX;
+	/* Every chunk of a repository is at most its block size. */
+	j.incap = ferry_chunk_bound(repo->block_size);
+	j.outcap = repo->block_size;
 	if (spec) {
 		if ((e = ferry_point_resolve(repo, spec, &p)) != 0)
 			goto out;
