@@ -4,7 +4,6 @@
 #include <lz4.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "internal.h"
@@ -15,8 +14,8 @@
  *   5  3  zero
  *   8  4  raw (plaintext) length
  *  12  4  payload length
- *  16  4  CRC-32 of the payload
- *  20  4  CRC-32 of bytes 0..19 */
+ *  16  4  CRC-32C of the payload
+ *  20  4  CRC-32C of bytes 0..19 */
 
 struct ferry_codec_ctx {
 	int codec, level;
@@ -72,7 +71,7 @@ void ferry_sha256(const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN])
 
 static uint32_t crc(const void *p, size_t n)
 {
-	return (uint32_t)crc32(0, p, (uInt)n);
+	return ferry_crc32c(p, n);
 }
 
 int ferry_chunk_encode(struct ferry_codec_ctx *c, const void *in, size_t len,
