@@ -145,3 +145,9 @@ restores_to() {
 	rm -f "$out"
 	ok "$4"
 }
+
+# under_strace ARGS...: run strace ARGS with LeakSanitizer off (it cannot
+# work under ptrace; an ASan build would abort at exit).
+under_strace() {
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace "$@"
+}

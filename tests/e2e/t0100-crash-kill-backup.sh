@@ -220,12 +220,11 @@ fi
 # Every step of the commit once, killed at its entry by strace (the
 # blocks are stored already: the main thread's syscalls are the commit's).
 if command -v strace >/dev/null; then
-	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 # no LSan under ptrace
 	full_backup "a backup to store every block"
 	for step in write syncfs fsync:when=1 linkat fsync:when=2; do
 		inj=${step%%:*}:signal=KILL${step#"${step%%:*}"}
 		{
-			strace -f -o /dev/null -e inject="$inj" "$FERRY" backup --repo "$repo" \
+			under_strace -f -o /dev/null -e inject="$inj" "$FERRY" backup --repo "$repo" \
 				--threads 1 --quiet "$src" >/dev/null 2>"$T/bk.err"
 			rc=$?
 		} 2>/dev/null # (no "Killed" notice from the shell)

@@ -10,7 +10,7 @@
 
 seed=${FERRY_SEED:-1}
 RANDOM=$seed
-trials=${FERRY_BITROT_TRIALS:-4} # of each kind of damage
+trials=${FERRY_BITROT_TRIALS:-3} # of each kind of damage
 bs=$((256 * 1024))
 nb=32
 repo=$T/repo

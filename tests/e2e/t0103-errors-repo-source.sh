@@ -103,13 +103,13 @@ intact "after the bad sources"
 requires strace
 rand_fill "$src" 2 2 "changed" # new data, so blocks are stored before the fault
 for when in 1 3 6; do
-	expect_fail 1 strace -f -o /dev/null -P "$src" -e trace=pread64 \
+	expect_fail 1 under_strace -f -o /dev/null -P "$src" -e trace=pread64 \
 		-e inject=pread64:error=EIO:when=$when "$FERRY" backup --repo "$repo" "$src"
 	one_error_line "read source .*Input/output error"
 	ok "EIO on source read $when: exit 1, one line ($(cat "$T/err"))"
 	intact "after EIO on read $when"
 done
-expect_fail 1 strace -f -o /dev/null -P "$src" -e trace=pread64 \
+expect_fail 1 under_strace -f -o /dev/null -P "$src" -e trace=pread64 \
 	-e inject=pread64:retval=0:when=4 "$FERRY" backup --repo "$repo" "$src"
 one_error_line "shrank"
 ok "a source that ends early: exit 1, one line ($(cat "$T/err"))"

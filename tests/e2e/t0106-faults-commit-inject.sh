@@ -9,8 +9,6 @@
 . "$(dirname "$0")/functions.sh"
 
 requires strace
-# LeakSanitizer cannot run under ptrace: leave leak checks to other tests.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 repo=$T/repo
 truncate -s 8M "$T/a.img" "$T/n.img"
 rand_fill "$T/a.img" 0 6 a
@@ -30,7 +28,7 @@ intact() { # WHAT
 }
 
 fault() { # WHAT INJECTION REGEX SOURCE
-	expect_fail 1 strace -f -o /dev/null -e inject="$2" \
+	expect_fail 1 under_strace -f -o /dev/null -e inject="$2" \
 		"$FERRY" backup --repo "$repo" --threads 1 --quiet "$4"
 	one_error_line "$3"
 	ok "$1 ($2): exit 1, one line ($(cat "$T/err"))"
@@ -55,7 +53,7 @@ restores_to "$repo" "$p2" "$sum2" "without faults the same backup succeeds and r
 # the restore target fails
 fp=$(repo_fingerprint "$repo")
 for inj in pwrite64:error=EIO:when=2 pwrite64:error=ENOSPC:when=3 fsync:error=EIO:when=1; do
-	expect_fail 1 strace -f -o /dev/null -e inject=$inj \
+	expect_fail 1 under_strace -f -o /dev/null -e inject=$inj \
 		"$FERRY" restore --repo "$repo" "$p2" --to "$T/out.img"
 	one_error_line "restore target"
 	[ "$(repo_fingerprint "$repo")" = "$fp" ] || die "restore with $inj changed the repository"
