@@ -1,6 +1,7 @@
 /* verify.c - reads and checks every stored byte: each chunk's header,
  * checksum, decompression and SHA-256 identity, then every manifest's
  * references, naming each bad block and the restore points it breaks. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -19,6 +20,7 @@ struct vjob {
 	uint32_t bs;
 	double t0, last;
 	uint64_t bytes_total;
+	uint64_t points_newer; /* manifests of a format this ferry cannot read */
 };
 
 struct vitem {
@@ -122,11 +124,18 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 	j->res->points_checked++;
 	j->bs = pt->block_size;
 	if ((e = ferry_mreader_open(j->repo, pt->id, &m, &p)) != 0) {
+		const char *why = ferry_last_error();
+		char named[FERRY_ID_LEN + 32];
+
 		if (e != FERRY_E_CORRUPT && e != FERRY_E_VERSION)
 			return e;
-		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT,
-		       ferry_last_error());
+		/* The report names the point already. */
+		snprintf(named, sizeof(named), "restore point %s: ", pt->id);
+		if (!strncmp(why, named, strlen(named)))
+			why += strlen(named);
+		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT, why);
 		j->res->points_bad++;
+		j->points_newer += e == FERRY_E_VERSION;
 		return 0;
 	}
 	for (uint64_t i = 0; (e = ferry_mreader_next(m, &kind, h)) == 1; i++) {
@@ -160,16 +169,8 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 
 static int collect_point(const struct ferry_point *p, void *arg)
 {
-	struct vjob *j = arg;
-
-	if (p->corrupt) {
-		j->res->points_checked++;
-		j->res->points_bad++;
-		report(j, p->id, UINT64_MAX, NULL, FERRY_E_CORRUPT,
-		       "manifest is damaged");
-		return 0;
-	}
-	return check_refs(j, p);
+	/* A damaged manifest is opened again there, for its reason. */
+	return check_refs(arg, p);
 }
 
 int ferry_verify(struct ferry_repo *repo, const char *spec,
@@ -256,7 +257,13 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		if ((e = ferry_points_list(repo, NULL, collect_point, &j)) != 0)
 			goto out;
 	}
-	if (res->points_bad || res->chunks_bad || res->chunks_missing)
+	if (!res->chunks_bad && !res->chunks_missing && res->points_bad &&
+	    j.points_newer == res->points_bad)
+		/* Not damage: manifests this ferry is too old to read. */
+		e = ferry_error(FERRY_E_VERSION,
+				"no damage found, but %llu restore point(s) have a manifest format version this ferry does not read",
+				(unsigned long long)res->points_bad);
+	else if (res->points_bad || res->chunks_bad || res->chunks_missing)
 		e = ferry_error(res->chunks_bad || res->points_bad ? FERRY_E_CORRUPT
 								  : FERRY_E_MISSING,
 				"verify found %llu bad and %llu missing chunk(s); %llu restore point(s) damaged",
