@@ -5,7 +5,8 @@
 # that point prints one clear "ferry: " line with the documented exit code
 # (3 damaged, 4 unsupported version) and changes neither the repository nor
 # an existing target file; `points` still lists every point and marks that
-# one damaged; verify names it and exits 3; the other point still restores.
+# one damaged; verify names it and why, and exits 3 (4 when the manifest is
+# of another format version); the other point still restores.
 # With the file put back, verify passes again.
 . "$(dirname "$0")/functions.sh"
 
@@ -26,8 +27,8 @@ cp -p "$man" "$T/manifest.saved"
 pristine=$(repo_fingerprint "$repo")
 ok "points $pa (a) and $pb (b); b's manifest has $size bytes"
 
-check_case() { # WHAT RC REGEX: restore of b fails so; the rest holds
-	local what=$1 rc=$2 re=$3 fp
+check_case() { # WHAT RC REGEX [VERIFY_RC]: restore of b fails so; the rest holds
+	local what=$1 rc=$2 re=$3 vrc=${4:-3} fp
 	fp=$(repo_fingerprint "$repo")
 	echo "old target" >"$T/target.img"
 	expect_fail "$rc" ferry restore --repo "$repo" "$pb" --to "$T/target.img"
@@ -44,10 +45,12 @@ check_case() { # WHAT RC REGEX: restore of b fails so; the rest holds
 	grep -q "\"id\":\"$pa\",\"name\":\"a\"" "$T/points.json" || die "$what: points lost $pa"
 	ok "$what: points lists both points and marks $pb damaged"
 
-	expect_fail 3 ferry verify --repo "$repo"
+	expect_fail "$vrc" ferry verify --repo "$repo"
 	grep -q "^ferry: restore point $pb: " "$T/err" || { cat "$T/err" >&2; die "$what: verify does not name $pb"; }
+	[ "$vrc" != 4 ] || grep -q "^ferry: restore point $pb: .*version" "$T/err" ||
+		{ cat "$T/err" >&2; die "$what: verify does not say the format version is the reason"; }
 	reports_then_one_error
-	ok "$what: verify exits 3 and names restore point $pb"
+	ok "$what: verify exits $vrc and names restore point $pb ($(grep "restore point $pb: " "$T/err"))"
 	restores_to "$repo" "$pa" "$suma" "$what: the other point still restores byte-identical"
 
 	cp -p "$T/manifest.saved" "$man"
@@ -82,7 +85,7 @@ done
 
 for v in '\002\000\000\000' '\000\000\000\000' '\377\377\377\377' '\000\001\000\000'; do
 	printf "$v" | dd of="$man" bs=1 seek=4 conv=notrunc status=none
-	check_case "manifest with format version $(od -An -tu4 -j4 -N4 "$man" | tr -d ' ')" 4 "version"
+	check_case "manifest with format version $(od -An -tu4 -j4 -N4 "$man" | tr -d " ")" 4 "version" 4
 done
 
 # a chunk only b uses goes missing
