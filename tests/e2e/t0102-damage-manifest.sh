@@ -58,6 +58,8 @@ check_case() { # WHAT RC REGEX [VERIFY_RC]: restore of b fails so; the rest hold
 }
 
 hl=$((size - 8 * 33 - 92))
+# (regression: a damaged header was reported as "restore point X: restore
+# point X: ..." garbage, the message formatted into its own buffer)
 for n in 0 7 $((hl / 2)) $hl $((size - 92)) $((size - 33)) $((size - 1)) $((1 + $(rnd $((size - 1))))); do
 	truncate -s "$n" "$man"
 	check_case "manifest truncated to $n of $size bytes" 3 "manifest|truncated|damaged"
@@ -83,6 +85,7 @@ for k in 1 2 3; do
 	check_case "manifest with bit $((k + 2)) of byte $off flipped" 3 "manifest|damaged|checksum"
 done
 
+# (regression: restore said "corrupt", exit 3, and verify "damaged", exit 3)
 for v in '\002\000\000\000' '\000\000\000\000' '\377\377\377\377' '\000\001\000\000'; do
 	printf "$v" | dd of="$man" bs=1 seek=4 conv=notrunc status=none
 	check_case "manifest with format version $(od -An -tu4 -j4 -N4 "$man" | tr -d " ")" 4 "version" 4
