@@ -141,8 +141,10 @@ static int make_point(struct ferry_repo *repo, struct ferry_source *src,
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	if (!realpath(source, abs) || strlen(abs) >= sizeof(p->source))
 		abs[0] = 0;
-	if (!abs[0] && strlen(source) < sizeof(p->source))
-		memcpy(abs, source, strlen(source) + 1);
+	/* Not a path (an NBD URI, qcow2:PATH): the transport's own
+	 * canonical form of it. */
+	if (!abs[0] && strlen(src->spec) < sizeof(p->source))
+		memcpy(abs, src->spec, strlen(src->spec) + 1);
 	memcpy(p->source, abs, strlen(abs) + 1);
 	if ((e = ferry_random(id, sizeof(id))) != 0)
 		return e;
