@@ -169,7 +169,7 @@ int cmd_backup(int argc, char **argv)
 		       "\"bytes_stored\":%llu,\"blocks_total\":%llu,\"blocks_zero\":%llu,"
 		       "\"blocks_new\":%llu,\"blocks_reused\":%llu,\"bytes_unchanged\":%llu,"
 		       "\"bytes_skipped_swap\":%llu,\"bytes_skipped_free\":%llu,"
-		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f}\n",
+		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f,\"extra\":",
 		       res.point.block_size, (unsigned long long)res.bytes_total,
 		       (unsigned long long)res.bytes_read,
 		       (unsigned long long)res.bytes_zero,
@@ -186,6 +186,8 @@ int cmd_backup(int argc, char **argv)
 		       (unsigned long long)res.bytes_skipped_excluded,
 		       res.base_id[0] ? "\"" : "", res.base_id[0] ? res.base_id : "null",
 		       res.base_id[0] ? "\"" : "", res.seconds);
+		cli_json_extra(stdout, res.point.extra);
+		printf("}\n");
 		return EXIT_OK;
 	}
 	printf("%s\n", res.point.id);

@@ -131,7 +131,11 @@ static int make_point(struct ferry_repo *repo, struct ferry_source *src,
 
 	memset(p, 0, sizeof(*p));
 	if (!name) {
-		snprintf(tmp, sizeof(tmp), "%s", source);
+		/* qcow2:PATH names the image file; a URI its export. */
+		snprintf(tmp, sizeof(tmp), "%s",
+			 !strncmp(source, "qcow2:", 6) ? source + 6 : source);
+		if (strstr(tmp, "://"))
+			tmp[strcspn(tmp, "?")] = 0;
 		name = basename(tmp);
 	}
 	if (!ferry_name_valid(name))

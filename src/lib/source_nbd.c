@@ -269,6 +269,10 @@ static int open_qcow2(struct ferry_source *s, struct nbd_src *f,
 	argv[argc++] = abs;
 	argv[argc] = NULL;
 	f->qcow2 = 1;
+	if (f->bitmap_bad)
+		f->dirty_ctx[0] = 0;
+	if (f->dirty_ctx[0] && nbd_add_meta_context(f->h, f->dirty_ctx) == -1)
+		return nbd_fail(s, "NBD");
 	/* libnbd makes the private socket, starts qemu-nbd on it (socket
 	 * activation) and stops it when the handle is closed; qemu-nbd also
 	 * exits by itself when we go away. */
@@ -321,16 +325,15 @@ static int nbd_open(struct ferry_source *s, const char *spec)
 	if (!strncmp(spec, "qcow2:", 6)) {
 		if ((e = open_qcow2(s, f, spec + 6)) != 0)
 			goto fail;
-		if (f->bitmap_bad)
-			f->dirty_ctx[0] = 0;
-	}
-	if (f->dirty_ctx[0] && nbd_add_meta_context(f->h, f->dirty_ctx) == -1) {
-		e = nbd_fail(s, "NBD");
-		goto fail;
-	}
-	if (!f->qcow2 && nbd_connect_uri(f->h, spec) == -1) {
-		e = nbd_fail(s, "cannot connect to");
-		goto fail;
+	} else {
+		if (f->dirty_ctx[0] && nbd_add_meta_context(f->h, f->dirty_ctx) == -1) {
+			e = nbd_fail(s, "NBD");
+			goto fail;
+		}
+		if (nbd_connect_uri(f->h, spec) == -1) {
+			e = nbd_fail(s, "cannot connect to");
+			goto fail;
+		}
 	}
 	if ((size = nbd_get_size(f->h)) < 0) {
 		e = nbd_fail(s, "cannot get the size of");

@@ -66,3 +66,22 @@ check_tree() {
 		fi
 	done < <(find "$tree" -type f)
 }
+
+# dirty_block_bytes IMG BITMAP [BS]: bytes of the blocks (BS, 1 MiB) that
+# overlap a dirty extent of BITMAP, as qemu-nbd exports it.
+dirty_block_bytes() {
+	nbdinfo --map="qemu:dirty-bitmap:$2" -- [ qemu-nbd -r -f qcow2 -B "$2" "$1" ] |
+		awk -v bs="${3:-1048576}" '$3 == 1 { s = int($1 / bs); e = int(($1 + $2 - 1) / bs);
+			for (i = s; i <= e; i++) b[i] = 1 }
+			END { n = 0; for (i in b) n++; print n * bs }'
+}
+
+# no_qemu_nbd_for IMG: no qemu-nbd process serves IMG any more.
+no_qemu_nbd_for() {
+	local i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		pgrep -f "qemu-nbd.*$1" >/dev/null || return 0
+		sleep 0.1
+	done
+	die "a qemu-nbd for $1 is still running"
+}
