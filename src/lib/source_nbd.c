@@ -43,6 +43,7 @@ struct nbd_src {
 	int use_dirty;              /* chain intact: clean means unchanged */
 	int qcow2;
 	int bitmap_bad;             /* qcow2: the bitmap is missing or stale */
+	int checkpoint_missing;     /* qcow2: no such checkpoint bitmap */
 	char bitmap_why[256];
 	struct ecache alloc, dirty;
 	uint64_t pread_max;
@@ -253,10 +254,12 @@ static int open_qcow2(struct ferry_source *s, struct nbd_src *f,
 		memset(&tmp, 0, sizeof(tmp));
 		if ((e = qcow2_check_bitmap(&tmp, abs, o->checkpoint, &present)) != 0)
 			return e;
-		if (!present)
+		if (!present) {
 			ferry_source_warn(s,
 					  "checkpoint: %s; the next backup will read everything",
 					  tmp.bitmap_why);
+			f->checkpoint_missing = 1;
+		}
 	}
 	argv[argc++] = (char *)(bin && *bin ? bin : "qemu-nbd");
 	argv[argc++] = "--read-only";
@@ -404,7 +407,8 @@ static const char *chain_broken(struct ferry_source *s,
 		return NULL; /* the first point: a full read, nothing to say */
 	if (!extra_val(base->extra, "checkpoint", cp, sizeof(cp)) ||
 	    !extra_val(base->extra, "bitmap_generation", g, sizeof(g))) {
-		snprintf(why, len, "the base point %s was not taken with change tracking",
+		snprintf(why, len,
+			 "the base point %s names no checkpoint bitmap (it was not taken with change tracking, or its bitmap was missing)",
 			 base->id);
 		return why;
 	}
@@ -447,6 +451,12 @@ static int nbd_prepare(struct ferry_source *s, const struct ferry_point *base)
 	}
 	if (f->use_dirty)
 		put_extra(s, "bitmap", o->bitmap);
+	/* A checkpoint is recorded only when its bitmap is known to exist:
+	 * one made later would miss the writes in between. */
+	if (cp && ((o->bitmap && !strcmp(cp, o->bitmap))
+			   ? f->bitmap_bad || !f->have_dirty
+			   : f->checkpoint_missing))
+		cp = NULL;
 	if (cp) {
 		snprintf(num, sizeof(num), "%llu", gen);
 		put_extra(s, "bitmap_generation", num);
