@@ -77,6 +77,8 @@ static void normalize(struct ufilter *f)
 {
 	size_t o = 0;
 
+	if (!f->n)
+		return;
 	qsort(f->r, f->n, sizeof(*f->r), cmp_range);
 	for (size_t i = 0; i < f->n; i++) {
 		struct range c = f->r[i];
