@@ -6,10 +6,11 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
 CPPFLAGS := -Iinclude -Isrc/lib -D_FILE_OFFSET_BITS=64
-LIBS    := -lcrypto -lzstd -llz4 -lpthread
+LIBS    := -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err -lpthread
 
-DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev \
-	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd
+DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
+	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd \
+	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent
 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)

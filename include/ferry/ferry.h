@@ -116,6 +116,35 @@ struct ferry_backup_opts {
 	/* Non-fatal warnings (e.g. a fallback to a full read). */
 	void (*warn)(const char *msg, void *arg);
 	void *warn_arg;
+
+	/* Change tracking (NBD and qcow2: sources, docs/change-tracking.md).
+	 * BITMAP: the QEMU dirty bitmap holding the writes since the base
+	 * point; only its dirty extents are read when the chain is intact.
+	 * CHECKPOINT: the bitmap that records the writes after this point
+	 * (NULL: BITMAP itself), which the next backup names as its
+	 * BITMAP. */
+	const char *bitmap;
+	const char *checkpoint;
+
+	/* Unused blocks (docs/vm-sources.md).  Zero values are the defaults:
+	 * swap partitions (all but their header page) and free ext2/3/4
+	 * blocks are not read and restore as zeros. */
+	int keep_swap;           /* 1: read swap partitions too */
+	int keep_free;           /* 1: read free file-system blocks too */
+	/* Guest files and directories ("[PART:]/path") whose data blocks are
+	 * not kept (they restore as zeros; the file system stays valid). */
+	const char *const *exclude;
+	size_t exclude_count;
+
+	/* Guest interaction (docs/vm-sources.md): sh -c commands run as
+	 * pre-script, [freeze], snapshot-script, [thaw], read, [thaw],
+	 * post-script; the post-script always runs once the pre-script ran. */
+	const char *pre_script;
+	const char *snapshot_script;
+	const char *post_script;
+	int script_timeout;      /* seconds per script; 0: 600 */
+	const char *quiesce;     /* "qga:SOCKET": freeze through qemu-guest-agent */
+	int quiesce_timeout;     /* seconds per agent command; 0: 30 */
 };
 
 struct ferry_backup_result {

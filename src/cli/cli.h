@@ -42,6 +42,8 @@ int cli_open_repo(const char *opt, struct ferry_repo **out);
 int cli_parse_int(const char *s, int min, int max, int *out);
 void cli_human(uint64_t bytes, char *buf, size_t len);
 void cli_json_str(FILE *f, const char *s);
+/* The "key=value\n" lines of a point's extra as a JSON object. */
+void cli_json_extra(FILE *f, const char *extra);
 void cli_time(uint64_t ns, char *buf, size_t len);
 void cli_progress(const struct ferry_progress *p, void *arg);
 void cli_progress_end(void);

@@ -37,7 +37,7 @@ static int print_point(const struct ferry_point *p, void *arg)
 			printf(",\"created\":\"%s\",\"created_ns\":%llu,\"block_size\":%u,"
 			       "\"bytes_total\":%llu,\"bytes_read\":%llu,\"bytes_zero\":%llu,"
 			       "\"bytes_new\":%llu,\"bytes_reused\":%llu,\"bytes_stored\":%llu,"
-			       "\"seconds\":%.3f,\"corrupt\":false}",
+			       "\"seconds\":%.3f,\"extra\":",
 			       when, (unsigned long long)p->created_ns, p->block_size,
 			       (unsigned long long)p->disk_size,
 			       (unsigned long long)p->bytes_read,
@@ -46,6 +46,8 @@ static int print_point(const struct ferry_point *p, void *arg)
 			       (unsigned long long)p->bytes_reused,
 			       (unsigned long long)p->bytes_stored,
 			       (double)p->duration_us / 1e6);
+			cli_json_extra(stdout, p->extra);
+			printf(",\"corrupt\":false}");
 		}
 	} else {
 		if (!c->n)

@@ -162,6 +162,12 @@ struct ferry_source_ops {
 	/* Read LEN bytes at OFF into BUF and classify the block (*kind). */
 	int (*read)(struct ferry_source *s, uint64_t off, void *buf,
 		    size_t len, int *kind);
+	/* Optional: LEN bytes at OFF, whatever change tracking or the
+	 * allocation map says (filters reading partition tables and file
+	 * system metadata).  Without it, read() is used and holes read as
+	 * zeros. */
+	int (*pread)(struct ferry_source *s, uint64_t off, void *buf,
+		     size_t len);
 	void (*close)(struct ferry_source *s);
 };
 struct ferry_source {
@@ -180,6 +186,9 @@ int ferry_source_open(const char *spec, const struct ferry_backup_opts *opts,
 void ferry_source_free(struct ferry_source *s);
 void ferry_source_warn(struct ferry_source *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Bytes of S at OFF (through ops->pread, or read() with holes as zeros). */
+int ferry_source_pread(struct ferry_source *s, uint64_t off, void *buf,
+		       size_t len);
 extern const struct ferry_source_ops ferry_source_file_ops;
 
 /* ---- the pipe to the target-side data mover (target_local.c) --------- */

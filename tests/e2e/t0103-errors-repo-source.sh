@@ -102,18 +102,31 @@ intact "after the bad sources"
 # read errors, from strace's fault injection on the source file only
 requires strace
 rand_fill "$src" 2 2 "changed" # new data, so blocks are stored before the fault
+# (--no-exclude-*: no partition probe, so read N is the Nth data read)
 for when in 1 3 6; do
 	expect_fail 1 under_strace -f -o /dev/null -P "$src" -e trace=pread64 \
-		-e inject=pread64:error=EIO:when=$when "$FERRY" backup --repo "$repo" "$src"
+		-e inject=pread64:error=EIO:when=$when "$FERRY" backup --repo "$repo" \
+		--no-exclude-swap --no-exclude-free "$src"
 	one_error_line "read source .*Input/output error"
 	ok "EIO on source read $when: exit 1, one line ($(cat "$T/err"))"
 	intact "after EIO on read $when"
 done
 expect_fail 1 under_strace -f -o /dev/null -P "$src" -e trace=pread64 \
-	-e inject=pread64:retval=0:when=4 "$FERRY" backup --repo "$repo" "$src"
+	-e inject=pread64:retval=0:when=4 "$FERRY" backup --repo "$repo" \
+	--no-exclude-swap --no-exclude-free "$src"
 one_error_line "shrank"
 ok "a source that ends early: exit 1, one line ($(cat "$T/err"))"
 intact "after a source that ended early"
+
+# With the unused-block filter on, a failed partition-table probe is not a
+# failed backup: it falls back to reading every block, and says so.
+before=$(point_ids "$repo" | wc -l)
+under_strace -f -o /dev/null -P "$src" -e trace=pread64 \
+	-e inject=pread64:error=EIO:when=1 "$FERRY" backup --repo "$repo" "$src" >"$T/out" 2>"$T/err" ||
+	{ cat "$T/err" >&2; die "backup with a failed probe read"; }
+grep -q "warning: .*reading the whole disk" "$T/err" || die "no fallback warning after a failed probe read"
+restores_to "$repo" "$(cat "$T/out")" "$(md5 "$src")" "EIO on the partition probe: warning, whole disk read, the point restores byte-identical"
+[ "$(point_ids "$repo" | wc -l)" -eq $((before + 1)) ] || die "probe fallback did not add one point"
 
 p2=$(ferry backup --repo "$repo" --quiet "$src") || die "backup after the read errors"
 restores_to "$repo" "$p2" "$(md5 "$src")" "a backup of the same source after the read errors succeeds and restores byte-identical"
