@@ -15,7 +15,7 @@ static void help(void)
 	       "  --block-size SIZE     block size: 256K for WAN links, 512K for LANs,\n"
 	       "                        1M (default) for local disks, 4M for large disks;\n"
 	       "                        any power of two from 64K to 16M\n"
-	       "  --compression CODEC   zstd[:1-22] (default zstd:3; 19 and up are slow),\n"
+	       "  --compression CODEC   zstd[:1-22] (default zstd:2; 19 and up are slow),\n"
 	       "                        lz4 (fastest), or none; blocks that do not\n"
 	       "                        shrink are stored raw\n"
 	       "  --json                print the new repository's settings as JSON\n",

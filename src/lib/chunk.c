@@ -39,7 +39,7 @@ struct ferry_codec_ctx *ferry_codec_ctx_new(int codec, int level)
 		if (!c->zc)
 			goto fail;
 		ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel,
-				       level ? level : 3);
+				       level ? level : FERRY_ZSTD_DEFAULT_LEVEL);
 	}
 	return c;
 fail:
@@ -231,7 +231,7 @@ int ferry_codec_parse(const char *s, int *codec, int *level)
 		if (colon && (lv < 1 || lv > ZSTD_maxCLevel()))
 			return FERRY_E_INVAL;
 		*codec = FERRY_CODEC_ZSTD;
-		*level = colon ? (int)lv : 3;
+		*level = colon ? (int)lv : FERRY_ZSTD_DEFAULT_LEVEL;
 	} else if (n == 3 && !strncmp(s, "lz4", 3) && !colon) {
 		*codec = FERRY_CODEC_LZ4;
 		*level = 0;

@@ -148,9 +148,9 @@ int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 	r.block_size = opts && opts->block_size ? opts->block_size
 						: FERRY_BLOCK_DEFAULT;
 	r.codec = opts && opts->codec >= 0 ? opts->codec : FERRY_CODEC_ZSTD;
-	r.level = opts && opts->codec >= 0 ? opts->level : 3;
+	r.level = opts && opts->codec >= 0 ? opts->level : FERRY_ZSTD_DEFAULT_LEVEL;
 	if (r.codec == FERRY_CODEC_ZSTD && r.level == 0)
-		r.level = 3;
+		r.level = FERRY_ZSTD_DEFAULT_LEVEL;
 	if (r.block_size < FERRY_BLOCK_MIN || r.block_size > FERRY_BLOCK_MAX ||
 	    (r.block_size & (r.block_size - 1)))
 		return ferry_error(FERRY_E_INVAL,
