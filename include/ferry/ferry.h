@@ -91,6 +91,11 @@ struct ferry_point {
 	 * bitmap and generation, base point, skipped bytes per reason). */
 	char extra[FERRY_EXTRA_MAX + 1];
 	int corrupt;          /* listing only: manifest failed its checks */
+	/* Listing only: the last `ferry verify` that covered this point
+	 * (REPO/verify/ID): 0 never verified, 1 passed, -1 found damage. */
+	int verified;
+	uint64_t verified_ns;   /* when it ran (unix time, nanoseconds) */
+	int verified_sample;    /* percent of chunks it read (100: all) */
 };
 
 typedef int (*ferry_point_cb)(const struct ferry_point *p, void *arg);
@@ -214,6 +219,59 @@ struct ferry_verify_result {
 int ferry_verify(struct ferry_repo *repo, const char *point,
 		 const struct ferry_verify_opts *opts,
 		 struct ferry_verify_result *res);
+
+/* ---- retention and garbage collection (docs/gc.md) ---------------- */
+
+/* Keep rules, as restic's `forget`: the newest KEEP_LAST points, and the
+ * newest point of each of the newest KEEP_DAILY days, KEEP_WEEKLY ISO
+ * weeks, KEEP_MONTHLY months and KEEP_YEARLY years that have points (per
+ * name, in local time).  A point kept by no rule is forgotten: its
+ * manifest is removed; its chunks stay until `ferry gc`.  Points whose
+ * manifest is damaged are never removed. */
+struct ferry_forget_opts {
+	const char *name;        /* NULL: every name, each on its own */
+	int keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+		keep_yearly;
+	int dry_run;             /* decide and report, remove nothing */
+};
+
+/* One decision: called for every point, per name oldest first. */
+struct ferry_forget_item {
+	const struct ferry_point *point;
+	int keep;
+	const char *reasons;     /* "last,daily,monthly"; "" when forgotten */
+};
+typedef int (*ferry_forget_cb)(const struct ferry_forget_item *it, void *arg);
+
+struct ferry_forget_result {
+	uint64_t kept, removed, damaged_kept;
+};
+
+int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *opts,
+		 ferry_forget_cb cb, void *arg, struct ferry_forget_result *res);
+
+struct ferry_gc_opts {
+	int dry_run;             /* count what would go; take no lock */
+	ferry_progress_cb progress;
+	void *progress_arg;
+};
+
+struct ferry_gc_result {
+	uint64_t points;          /* manifests marked */
+	uint64_t points_late;     /* of which committed during the mark phase */
+	uint64_t references;      /* data entries read from them */
+	uint64_t chunks, chunk_bytes; /* in the store before the sweep */
+	uint64_t chunks_removed, bytes_removed;
+	uint64_t stale_files, stale_bytes; /* temporaries of dead processes */
+	uint64_t filter_bytes;    /* memory of the mark structure */
+	double seconds, wait_seconds; /* wait: for running backups to end */
+};
+
+/* Mark every chunk a committed manifest references, take the repository
+ * lock exclusively (waiting for running backups), mark manifests
+ * committed meanwhile, and remove every chunk left unmarked. */
+int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
+	     struct ferry_gc_result *res);
 
 /* Ask running operations to stop cleanly (async-signal-safe). */
 void ferry_cancel(void);

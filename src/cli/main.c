@@ -12,6 +12,8 @@ static const struct cli_cmd commands[] = {
 	{ "restore", cmd_restore, "restore a point to a file or block device" },
 	{ "verify", cmd_verify, "read and check every stored block" },
 	{ "info", cmd_info, "show repository format, size and ratios" },
+	{ "forget", cmd_forget, "remove restore points a keep policy drops" },
+	{ "gc", cmd_gc, "free the space of unreferenced chunks" },
 };
 
 static void usage(FILE *f)

@@ -228,6 +228,11 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 		goto out;
 	if ((e = make_point(repo, src, source, opts ? opts->name : NULL, &p)) != 0)
 		goto out;
+	/* The shared lock is taken before the base point is read: its
+	 * entries are reused without asking the store, so gc must not run
+	 * between reading them and the commit (docs/gc.md). */
+	if (repo->ops->lock_shared && (e = repo->ops->lock_shared(repo)) != 0)
+		goto out;
 	if ((e = find_base(repo, &p, &base, &have_base)) != 0)
 		goto out;
 	if (src->ops->prepare) {

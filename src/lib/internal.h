@@ -88,8 +88,30 @@ struct ferry_store_ops {
 	int (*point_list)(struct ferry_repo *r, ferry_id_list_cb cb, void *arg);
 	/* Optional: a target-side mover of the backend's own (remote). */
 	int (*target_new)(struct ferry_repo *r, struct ferry_target **out);
-	/* Shared lock for sessions that add data. */
+	/* Shared lock for sessions that add data (held until close). */
 	int (*lock_shared)(struct ferry_repo *r);
+	/* Exclusive lock for removing chunks: waits until no session that
+	 * adds data holds the shared lock; released by unlock() or close. */
+	int (*lock_exclusive)(struct ferry_repo *r);
+	void (*unlock)(struct ferry_repo *r);
+	/* Remove a chunk (only under the exclusive lock); 0 when it was
+	 * already gone. */
+	int (*delete_chunk)(struct ferry_repo *r,
+			    const uint8_t h[FERRY_HASH_LEN]);
+	/* Remove a committed manifest durably (its directory is synced);
+	 * 0 when it was already gone. */
+	int (*delete_point)(struct ferry_repo *r, const char *id);
+	/* Remove temporaries left by processes that are gone; counts them. */
+	int (*remove_stale)(struct ferry_repo *r, uint64_t *files,
+			    uint64_t *bytes);
+	/* Small per-point records (KIND "verify"): written atomically, read
+	 * back (-> FERRY_E_NOTFOUND when absent), removed. */
+	int (*record_put)(struct ferry_repo *r, const char *kind,
+			  const char *id, const void *data, size_t len);
+	int (*record_get)(struct ferry_repo *r, const char *kind,
+			  const char *id, void *buf, size_t cap, size_t *len);
+	int (*record_delete)(struct ferry_repo *r, const char *kind,
+			     const char *id);
 	void (*close)(struct ferry_repo *r);
 };
 
@@ -98,6 +120,17 @@ int ferry_store_local_open(struct ferry_repo *r);
 int ferry_store_local_create(const char *path);
 
 int ferry_point_id_valid(const char *id);
+
+/* ---- retention (retention.c) ----------------------------------------- */
+
+/* The policy applied to one name's points V[0..N) sorted oldest first:
+ * KEEP[i] is set to 1 when point i stays, and REASONS[i] (at least
+ * FERRY_REASON_MAX bytes) says why ("last", "daily", ...).  Times are
+ * bucketed in local time, as the operator reads them. */
+#define FERRY_REASON_MAX 96
+void ferry_retention_apply(const struct ferry_point *v, size_t n,
+			   const struct ferry_forget_opts *o, int *keep,
+			   char (*reasons)[FERRY_REASON_MAX]);
 int ferry_name_valid(const char *name);
 
 /* ---- manifests (manifest.c) ------------------------------------------ */
