@@ -202,6 +202,10 @@ int ferry_restore(struct ferry_repo *repo, const char *point,
 
 struct ferry_verify_opts {
 	int threads;
+	/* Read only this percent of the chunks (1-100; 0: all), picked at
+	 * random each run.  Manifests and the presence of every referenced
+	 * chunk are always checked in full. */
+	int sample;
 	ferry_progress_cb progress;
 	void *progress_arg;
 	ferry_bad_cb bad;
@@ -215,7 +219,10 @@ struct ferry_verify_result {
 	double seconds;
 };
 
-/* Verify every chunk of POINT, or of the whole repository when NULL. */
+/* Verify every chunk of POINT, or of the whole repository when NULL.
+ * The outcome for each point checked is recorded in the repository
+ * (REPO/verify/ID; ferry_points_list reports it); a repository that
+ * cannot be written is still verified. */
 int ferry_verify(struct ferry_repo *repo, const char *point,
 		 const struct ferry_verify_opts *opts,
 		 struct ferry_verify_result *res);

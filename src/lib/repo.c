@@ -262,6 +262,29 @@ struct plist {
 	int err;
 };
 
+/* The last verify of point ID (REPO/verify/ID), if any. */
+static void verify_record(struct ferry_repo *r, const char *id,
+			  struct ferry_point *p)
+{
+	char text[256], *save = NULL;
+	size_t len;
+
+	if (!r->ops->record_get ||
+	    r->ops->record_get(r, "verify", id, text, sizeof(text) - 1, &len))
+		return;
+	text[len] = 0;
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "time_ns=", 8))
+			p->verified_ns = strtoull(l + 8, NULL, 10);
+		else if (!strcmp(l, "result=ok"))
+			p->verified = 1;
+		else if (!strcmp(l, "result=damaged"))
+			p->verified = -1;
+		else if (!strncmp(l, "sample=", 7))
+			p->verified_sample = (int)strtol(l + 7, NULL, 10);
+	}
+}
+
 static int plist_add(const char *id, void *arg)
 {
 	struct plist *pl = arg;
@@ -284,6 +307,7 @@ static int plist_add(const char *id, void *arg)
 	}
 	if (pl->name && (p.corrupt || strcmp(p.name, pl->name)))
 		return 0;
+	verify_record(pl->repo, id, &p);
 	if (pl->n == pl->cap) {
 		size_t nc = pl->cap ? pl->cap * 2 : 16;
 		struct ferry_point *nv = realloc(pl->v, nc * sizeof(*nv));

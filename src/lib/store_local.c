@@ -501,16 +501,14 @@ static int local_record_put(struct ferry_repo *r, const char *kind,
 	if (fd < 0) {
 		e = -errno;
 	} else {
+		/* Renamed into place, not synced: records are advisory, and a
+		 * crash may lose the last one but never shows half of one. */
 		e = ferry_write_all(fd, data, len);
-		if (e == 0 && fsync(fd) < 0)
-			e = -errno;
 		close(fd);
 		if (e == 0 && renameat(dfd, tmp, dfd, id) < 0)
 			e = -errno;
 		if (e)
 			unlinkat(dfd, tmp, 0);
-		else if (fsync(dfd) < 0)
-			e = -errno;
 	}
 	close(dfd);
 	if (e)

@@ -21,7 +21,47 @@ struct vjob {
 	double t0, last;
 	uint64_t bytes_total;
 	uint64_t points_newer; /* manifests of a format this ferry cannot read */
+	uint64_t seed[2];      /* sample choice */
+	int sample;            /* percent of chunks read */
+	uint64_t now_ns;
 };
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Whether this run reads chunk H: a random SAMPLE percent of the chunks,
+ * the same choice for every point of one run. */
+static int sampled(const struct vjob *j, const uint8_t h[FERRY_HASH_LEN])
+{
+	uint64_t v = 0;
+
+	if (j->sample >= 100)
+		return 1;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return mix64(v ^ j->seed[0]) % 10000 < (uint64_t)j->sample * 100;
+}
+
+/* Record the outcome for one point; verify is a reader, so a repository
+ * it cannot write is still verified. */
+static void record(struct vjob *j, const char *id, int bad)
+{
+	char text[128];
+	int n;
+
+	if (!j->repo->ops->record_put)
+		return;
+	n = snprintf(text, sizeof(text), "time_ns=%llu\nresult=%s\nsample=%d\n",
+		     (unsigned long long)j->now_ns, bad ? "damaged" : "ok",
+		     j->sample);
+	j->repo->ops->record_put(j->repo, "verify", id, text, (size_t)n);
+}
 
 struct vitem {
 	uint64_t index;
@@ -98,6 +138,8 @@ static int push_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 
 	(void)size;
 	memcpy(it.hash, h, FERRY_HASH_LEN);
+	if (!sampled(w->j, h))
+		return 0;
 	if (w->j->opts && w->j->opts->progress) {
 		double now = ferry_mono_seconds();
 
@@ -136,6 +178,8 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT, why);
 		j->res->points_bad++;
 		j->points_newer += e == FERRY_E_VERSION;
+		if (e == FERRY_E_CORRUPT)
+			record(j, pt->id, 1);
 		return 0;
 	}
 	for (uint64_t i = 0; (e = ferry_mreader_next(m, &kind, h)) == 1; i++) {
@@ -164,6 +208,7 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 	if (e < 0)
 		return e;
 	j->res->points_bad += bad;
+	record(j, pt->id, bad);
 	return 0;
 }
 
@@ -191,6 +236,12 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 	j.opts = opts;
 	j.res = res;
 	j.t0 = ferry_mono_seconds();
+	j.now_ns = ferry_now_ns();
+	j.sample = opts && opts->sample > 0 && opts->sample < 100 ? opts->sample : 100;
+	if (opts && (opts->sample < 0 || opts->sample > 100))
+		return ferry_error(FERRY_E_INVAL, "--sample takes a percent from 1 to 100");
+	if ((e = ferry_random(j.seed, sizeof(j.seed))) != 0)
+		return e;
 	j.bs = repo->block_size;
 	/* Every chunk of a repository is at most its block size. */
 	j.incap = ferry_chunk_bound(repo->block_size);
@@ -231,10 +282,29 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 
 		res->points_checked = 1;
 		for (it.index = 0; (e = ferry_mreader_next(m, &kind, it.hash)) == 1;
-		     it.index++)
-			if (kind == FERRY_ENTRY_DATA &&
-			    (e = ferry_workq_push(q, &it)) != 0)
+		     it.index++) {
+			if (kind != FERRY_ENTRY_DATA)
+				continue;
+			if (sampled(&j, it.hash)) {
+				if ((e = ferry_workq_push(q, &it)) != 0)
+					break;
+				continue;
+			}
+			/* Not read this time, but it must be there. */
+			if ((e = repo->ops->has_chunk(repo, it.hash)) < 0)
 				break;
+			if (e == 0) {
+				char hex[65];
+
+				ferry_hash_hex(it.hash, hex);
+				pthread_mutex_lock(&j.mu);
+				res->chunks_missing++;
+				ferry_error(FERRY_E_MISSING, "chunk %s is missing", hex);
+				report(&j, p.id, it.index, it.hash, FERRY_E_MISSING,
+				       ferry_last_error());
+				pthread_mutex_unlock(&j.mu);
+			}
+		}
 	} else {
 		struct walk w = { &j, q };
 
@@ -248,7 +318,8 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		goto out;
 	e = 0;
 	if (spec) {
-		res->points_bad = j.nbad ? 1 : 0;
+		res->points_bad = j.nbad || res->chunks_missing ? 1 : 0;
+		record(&j, p.id, res->points_bad != 0);
 	} else {
 		/* Then every manifest: name the points each bad or missing
 		 * chunk breaks. */
