@@ -122,8 +122,9 @@ chunk_file() { echo "$1/chunks/${2:0:2}/$2"; }
 
 # repo_fingerprint REPO: MD5 over every file's name and content (small
 # repositories only): equal before and after means nothing was changed.
+# verify/ (the advisory records of the last verify) is left out.
 repo_fingerprint() {
-	(cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum) | md5sum | cut -c1-32
+	(cd "$1" && find . -path ./verify -prune -o -type f -print0 | sort -z | xargs -0 md5sum) | md5sum | cut -c1-32
 }
 
 # ram_scratch: set SCRATCH to a private directory in RAM (/dev/shm) for
