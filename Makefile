@@ -73,8 +73,8 @@ build/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h src/lib/common/*.h)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
-	  echo "fuzz: $$n for $${FUZZ_SECONDS:-20} s"; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-20} -max_len=65536 \
+	  echo "fuzz: $$n for $${FUZZ_SECONDS:-10} s"; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-10} -max_len=65536 \
 	      build/fuzz-corpus/$$n fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
 	  || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 	  tail -1 build/fuzz/$$n.log; \
