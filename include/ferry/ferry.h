@@ -215,6 +215,48 @@ int ferry_verify(struct ferry_repo *repo, const char *point,
 		 const struct ferry_verify_opts *opts,
 		 struct ferry_verify_result *res);
 
+/* ---- random access to a restore point (image.c) ---------------------
+ * For instant recovery and file-level restore: blocks are fetched,
+ * checked against their SHA-256 and decoded on demand, through a small
+ * bounded cache.  Every call is thread-safe. */
+struct ferry_image;
+struct ferry_image_opts {
+	uint32_t cache_blocks; /* decoded blocks kept; 0: 16 */
+	ferry_bad_cb bad;      /* a block failed its check (each time) */
+	void *bad_arg;
+};
+int ferry_image_open(struct ferry_repo *repo, const char *point,
+		     const struct ferry_image_opts *opts,
+		     struct ferry_image **out);
+/* LEN bytes at OFF (inside the disk).  A damaged block fails the call
+ * with FERRY_E_CORRUPT or FERRY_E_MISSING; nothing unchecked is copied. */
+int ferry_image_pread(struct ferry_image *img, void *buf, size_t len,
+		      uint64_t off);
+/* The manifest entry of block INDEX: 0 zero block, 1 data (HASH set). */
+int ferry_image_entry(struct ferry_image *img, uint64_t index,
+		      uint8_t hash[FERRY_HASH_LEN]);
+const struct ferry_point *ferry_image_point(const struct ferry_image *img);
+void ferry_image_free(struct ferry_image *img);
+
+/* ---- instant recovery: an NBD server over a restore point (nbd_serve.c) */
+struct ferry_serve_opts {
+	const char *listen;   /* "unix:PATH" or "HOST:PORT" */
+	int writable;         /* 1: writes go to an overlay file */
+	const char *overlay;  /* overlay path; NULL: an unlinked temp file */
+	uint32_t cache_mib;   /* decoded-block cache; 0: 64 MiB */
+	int threads;          /* request threads per client; 0: 4 */
+	int max_clients;      /* 0: 64 */
+	/* Log lines (client connect, bad blocks); NULL: silent. */
+	void (*log)(const char *msg, void *arg);
+	void *log_arg;
+	/* Called once the socket listens (e.g. print "ready"). */
+	void (*ready)(const char *where, const struct ferry_point *p, void *arg);
+	void *ready_arg;
+};
+/* Serve POINT until ferry_cancel(); the repository is only read. */
+int ferry_serve(struct ferry_repo *repo, const char *point,
+		const struct ferry_serve_opts *opts);
+
 /* Ask running operations to stop cleanly (async-signal-safe). */
 void ferry_cancel(void);
 

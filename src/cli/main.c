@@ -10,6 +10,7 @@ static const struct cli_cmd commands[] = {
 	{ "backup", cmd_backup, "back up a disk image or block device" },
 	{ "points", cmd_points, "list restore points" },
 	{ "restore", cmd_restore, "restore a point to a file or block device" },
+	{ "serve", cmd_serve, "export a point as an NBD disk (instant recovery)" },
 	{ "verify", cmd_verify, "read and check every stored block" },
 	{ "info", cmd_info, "show repository format, size and ratios" },
 };
