@@ -179,16 +179,24 @@ struct ferry_restore_opts {
 	void *progress_arg;
 	ferry_bad_cb bad;
 	void *bad_arg;
+	/* Quick rollback: TARGET exists (a file or device holding an older or
+	 * newer state of the disk); each of its blocks is read and hashed,
+	 * and only blocks that differ from POINT are written. */
+	int changed_only;
 };
 
 struct ferry_restore_result {
 	uint64_t bytes_total, bytes_written, bytes_zero;
 	uint64_t bad_blocks;
 	double seconds;
+	/* changed_only: bytes of the target read and found equal. */
+	uint64_t bytes_compared, bytes_unchanged;
+	uint64_t blocks_written;
 };
 
 /* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,
- * created sparse, or a block device.  Bad blocks are reported through
+ * created sparse, or a block device (opts->changed_only: an existing one,
+ * written only where it differs).  Bad blocks are reported through
  * opts->bad and never written; the call then fails with FERRY_E_CORRUPT or
  * FERRY_E_MISSING. */
 int ferry_restore(struct ferry_repo *repo, const char *point,
