@@ -265,6 +265,36 @@ struct ferry_serve_opts {
 int ferry_serve(struct ferry_repo *repo, const char *point,
 		const struct ferry_serve_opts *opts);
 
+/* ---- file-level restore from ext2/3/4 inside a point (files_ext.c) --- */
+struct ferry_files;
+/* PARTNO: partition number as Linux names it, 0 the whole disk, -1 the
+ * first partition (or the whole disk) holding an ext file system. */
+int ferry_files_open(struct ferry_repo *repo, const char *point, int partno,
+		     struct ferry_files **out);
+void ferry_files_free(struct ferry_files *f);
+struct ferry_file_info {
+	const char *name;    /* entry name as stored (may hold any byte) */
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	int64_t atime, mtime, ctime; /* seconds */
+	const char *link;    /* symlink target, else NULL */
+};
+typedef int (*ferry_file_cb)(const struct ferry_file_info *fi, void *arg);
+/* The entries of directory PATH (or PATH itself when not a directory). */
+int ferry_files_list(struct ferry_files *f, const char *path, ferry_file_cb cb,
+		     void *arg);
+struct ferry_files_result {
+	uint64_t files, dirs, symlinks, bytes, skipped;
+};
+/* Copy PATH (file, symlink, or directory tree) into the directory DEST
+ * under its base name, keeping modes, owners (when allowed), times,
+ * symlinks and holes.  Nothing is ever written outside DEST: names with
+ * '/' or that are "." or "..", and anything that would pass through a
+ * symlink, are skipped and reported through WARN. */
+int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
+		    void (*warn)(const char *msg, void *arg), void *warn_arg,
+		    struct ferry_files_result *res);
+
 /* Ask running operations to stop cleanly (async-signal-safe). */
 void ferry_cancel(void);
 
