@@ -10,7 +10,7 @@ LIBS    := -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err -lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
 	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd \
-	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent
+	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent bc
 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -26,7 +26,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps check check-fast check-asan fuzz demo bench lint clean torture
+.PHONY: all deps check check-fast check-asan fuzz demo bench bench-restore lint clean torture
 
 all: bin/ferry
 
@@ -103,6 +103,9 @@ demo: deps all
 
 bench: deps all
 	./bench/run
+
+bench-restore: deps all
+	./bench/run-restore
 
 lint:
 	@./scripts/lint.sh

@@ -184,16 +184,24 @@ struct ferry_restore_opts {
 	void *progress_arg;
 	ferry_bad_cb bad;
 	void *bad_arg;
+	/* Quick rollback: TARGET exists (a file or device holding an older or
+	 * newer state of the disk); each of its blocks is read and hashed,
+	 * and only blocks that differ from POINT are written. */
+	int changed_only;
 };
 
 struct ferry_restore_result {
 	uint64_t bytes_total, bytes_written, bytes_zero;
 	uint64_t bad_blocks;
 	double seconds;
+	/* changed_only: bytes of the target read and found equal. */
+	uint64_t bytes_compared, bytes_unchanged;
+	uint64_t blocks_written;
 };
 
 /* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,
- * created sparse, or a block device.  Bad blocks are reported through
+ * created sparse, or a block device (opts->changed_only: an existing one,
+ * written only where it differs).  Bad blocks are reported through
  * opts->bad and never written; the call then fails with FERRY_E_CORRUPT or
  * FERRY_E_MISSING. */
 int ferry_restore(struct ferry_repo *repo, const char *point,
@@ -279,6 +287,77 @@ struct ferry_gc_result {
  * committed meanwhile, and remove every chunk left unmarked. */
 int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	     struct ferry_gc_result *res);
+/* ---- random access to a restore point (image.c) ---------------------
+ * For instant recovery and file-level restore: blocks are fetched,
+ * checked against their SHA-256 and decoded on demand, through a small
+ * bounded cache.  Every call is thread-safe. */
+struct ferry_image;
+struct ferry_image_opts {
+	uint32_t cache_blocks; /* decoded blocks kept; 0: 16 */
+	ferry_bad_cb bad;      /* a block failed its check (each time) */
+	void *bad_arg;
+};
+int ferry_image_open(struct ferry_repo *repo, const char *point,
+		     const struct ferry_image_opts *opts,
+		     struct ferry_image **out);
+/* LEN bytes at OFF (inside the disk).  A damaged block fails the call
+ * with FERRY_E_CORRUPT or FERRY_E_MISSING; nothing unchecked is copied. */
+int ferry_image_pread(struct ferry_image *img, void *buf, size_t len,
+		      uint64_t off);
+/* The manifest entry of block INDEX: 0 zero block, 1 data (HASH set). */
+int ferry_image_entry(struct ferry_image *img, uint64_t index,
+		      uint8_t hash[FERRY_HASH_LEN]);
+const struct ferry_point *ferry_image_point(const struct ferry_image *img);
+void ferry_image_free(struct ferry_image *img);
+
+/* ---- instant recovery: an NBD server over a restore point (nbd_serve.c) */
+struct ferry_serve_opts {
+	const char *listen;   /* "unix:PATH" or "HOST:PORT" */
+	int writable;         /* 1: writes go to an overlay file */
+	const char *overlay;  /* overlay path; NULL: an unlinked temp file */
+	uint32_t cache_mib;   /* decoded-block cache; 0: 64 MiB */
+	int threads;          /* request threads per client; 0: 4 */
+	int max_clients;      /* 0: 64 */
+	/* Log lines (client connect, bad blocks); NULL: silent. */
+	void (*log)(const char *msg, void *arg);
+	void *log_arg;
+	/* Called once the socket listens (e.g. print "ready"). */
+	void (*ready)(const char *where, const struct ferry_point *p, void *arg);
+	void *ready_arg;
+};
+/* Serve POINT until ferry_cancel(); the repository is only read. */
+int ferry_serve(struct ferry_repo *repo, const char *point,
+		const struct ferry_serve_opts *opts);
+
+/* ---- file-level restore from ext2/3/4 inside a point (files_ext.c) --- */
+struct ferry_files;
+/* PARTNO: partition number as Linux names it, 0 the whole disk, -1 the
+ * first partition (or the whole disk) holding an ext file system. */
+int ferry_files_open(struct ferry_repo *repo, const char *point, int partno,
+		     struct ferry_files **out);
+void ferry_files_free(struct ferry_files *f);
+struct ferry_file_info {
+	const char *name;    /* entry name as stored (may hold any byte) */
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	int64_t atime, mtime, ctime; /* seconds */
+	const char *link;    /* symlink target, else NULL */
+};
+typedef int (*ferry_file_cb)(const struct ferry_file_info *fi, void *arg);
+/* The entries of directory PATH (or PATH itself when not a directory). */
+int ferry_files_list(struct ferry_files *f, const char *path, ferry_file_cb cb,
+		     void *arg);
+struct ferry_files_result {
+	uint64_t files, dirs, symlinks, bytes, skipped;
+};
+/* Copy PATH (file, symlink, or directory tree) into the directory DEST
+ * under its base name, keeping modes, owners (when allowed), times,
+ * symlinks and holes.  Nothing is ever written outside DEST: names with
+ * '/' or that are "." or "..", and anything that would pass through a
+ * symlink, are skipped and reported through WARN. */
+int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
+		    void (*warn)(const char *msg, void *arg), void *warn_arg,
+		    struct ferry_files_result *res);
 
 /* Ask running operations to stop cleanly (async-signal-safe). */
 void ferry_cancel(void);

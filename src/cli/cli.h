@@ -32,6 +32,8 @@ int cmd_verify(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_files(int argc, char **argv);
 
 /* Print "ferry: <what>: <detail>" for ERR and return its exit code. */
 int cli_fail(int err, const char *what);

@@ -145,6 +145,44 @@ int ferry_extfs_probe(ferry_read_fn rd, void *arg, uint64_t off,
 	return m[0] == 0x53 && m[1] == 0xef;
 }
 
+int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
+		     struct struct_ext2_filsys **out)
+{
+	struct fxio *io = malloc(sizeof(*io));
+	ext2_filsys fs = NULL;
+	char name[64];
+	errcode_t err;
+
+	if (!io)
+		return FERRY_E_NOMEM;
+	io->rd = rd;
+	io->arg = arg;
+	io->off = off;
+	io->size = size;
+	initialize_ext2_error_table();
+	snprintf(name, sizeof(name), "ferry-io-%p", (void *)io);
+	err = ext2fs_open2(name, NULL, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
+			   &fx_manager, &fs);
+	if (err) {
+		free(io);
+		return ferry_error(FERRY_E_CORRUPT, "cannot open the ext file system: %s",
+				   error_message(err));
+	}
+	*out = fs;
+	return 0;
+}
+
+void ferry_extfs_close(struct struct_ext2_filsys *fs)
+{
+	void *io;
+
+	if (!fs)
+		return;
+	io = fs->io ? fs->io->private_data : NULL;
+	ext2fs_close_free(&fs);
+	free(io);
+}
+
 /* ---- walking the file system ----------------------------------------- */
 
 struct walk {

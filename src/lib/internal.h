@@ -171,6 +171,10 @@ int ferry_mreader_open(struct ferry_repo *r, const char *id,
 /* 1 with an entry, 0 at the end, < 0 on error. */
 int ferry_mreader_next(struct ferry_mreader *m, int *kind,
 		       uint8_t hash[FERRY_HASH_LEN]);
+/* Random access (thread-safe, one pread): entry INDEX of the checked
+ * manifest, at header_len + 33 * INDEX (docs/format.md). */
+int ferry_mreader_entry(struct ferry_mreader *m, uint64_t index, int *kind,
+		       uint8_t hash[FERRY_HASH_LEN]);
 void ferry_mreader_free(struct ferry_mreader *m);
 
 /* ---- sources (source_file.c, and one file per transport) ------------- */

@@ -65,6 +65,13 @@ typedef int (*ferry_range_fn)(void *arg, uint64_t off, uint64_t len,
 int ferry_extfs_probe(ferry_read_fn rd, void *arg, uint64_t off,
 		      uint64_t size);
 
+/* Open the ext file system in [OFF, OFF+SIZE) read-only through RD
+ * (file-level restore); close with ferry_extfs_close(). */
+struct struct_ext2_filsys;
+int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
+		     struct struct_ext2_filsys **out);
+void ferry_extfs_close(struct struct_ext2_filsys *fs);
+
 struct ferry_extfs_req {
 	ferry_read_fn rd;
 	void *rd_arg;
