@@ -6,7 +6,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
 CPPFLAGS := -Iinclude -Isrc/lib -D_FILE_OFFSET_BITS=64
-LIBS    := -lcrypto -lzstd -llz4 -lz -lpthread
+LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
 	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd

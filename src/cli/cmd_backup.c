@@ -4,7 +4,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH [--name NAME] [--json] SOURCE";
+static const char usage[] = "--repo PATH|URL [--name NAME] [--json] SOURCE";
 
 static void help(void)
 {
@@ -21,6 +21,7 @@ static void help(void)
 	       "  --threads N     worker threads (default: one per CPU)\n"
 	       "  --quiet         no summary on stderr\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 int cmd_backup(int argc, char **argv)
@@ -32,13 +33,16 @@ int cmd_backup(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_backup_opts bo = { 0 };
 	struct ferry_backup_result res;
+	struct ferry_net_stats net;
+	int remote;
 	struct ferry_repo *repo = NULL;
 	const char *rp = NULL;
-	int c, e, json = 0, quiet = 0;
+	int c, e, rc, json = 0, quiet = 0;
 
 	while ((c = getopt_long(argc, argv, "+r:n:jt:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -53,7 +57,12 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("backup", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("backup", usage);
 		}
 	}
 	if (optind + 1 != argc)
@@ -65,6 +74,7 @@ int cmd_backup(int argc, char **argv)
 	bo.warn = cli_warn;
 	e = ferry_backup(repo, argv[optind], &bo, &res);
 	cli_progress_end();
+	remote = ferry_repo_net_stats(repo, &net) == 0;
 	ferry_repo_free(repo);
 	if (e)
 		return cli_fail(e, "backup failed");
@@ -78,7 +88,7 @@ int cmd_backup(int argc, char **argv)
 		       "\"bytes_stored\":%llu,\"blocks_total\":%llu,\"blocks_zero\":%llu,"
 		       "\"blocks_new\":%llu,\"blocks_reused\":%llu,\"bytes_unchanged\":%llu,"
 		       "\"bytes_skipped_swap\":%llu,\"bytes_skipped_free\":%llu,"
-		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f}\n",
+		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f",
 		       res.point.block_size, (unsigned long long)res.bytes_total,
 		       (unsigned long long)res.bytes_read,
 		       (unsigned long long)res.bytes_zero,
@@ -95,6 +105,17 @@ int cmd_backup(int argc, char **argv)
 		       (unsigned long long)res.bytes_skipped_excluded,
 		       res.base_id[0] ? "\"" : "", res.base_id[0] ? res.base_id : "null",
 		       res.base_id[0] ? "\"" : "", res.seconds);
+		if (remote)
+			printf(",\"net\":{\"bytes_sent\":%llu,\"bytes_received\":%llu,"
+			       "\"connects\":%llu,\"resumes\":%llu,\"resumed_at_block\":%llu,"
+			       "\"chunks_resent\":%llu}",
+			       (unsigned long long)net.bytes_sent,
+			       (unsigned long long)net.bytes_received,
+			       (unsigned long long)net.connects,
+			       (unsigned long long)net.resumes,
+			       (unsigned long long)net.blocks_resumed_at,
+			       (unsigned long long)net.chunks_resent);
+		printf("}\n");
 		return EXIT_OK;
 	}
 	printf("%s\n", res.point.id);
@@ -114,6 +135,14 @@ int cmd_backup(int argc, char **argv)
 			"%s new (stored as %s), %s already in the repository; %.2f s, %s/s\n",
 			res.point.name, res.point.id, t, rd, z, n, s, u,
 			res.seconds, rate);
+		if (remote) {
+			char sent[32];
+
+			cli_human(net.bytes_sent, sent, sizeof(sent));
+			fprintf(stderr, "sent %s to the mover over %llu connection(s), %llu resume(s)\n",
+				sent, (unsigned long long)net.connects,
+				(unsigned long long)net.resumes);
+		}
 	}
 	return EXIT_OK;
 }

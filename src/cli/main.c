@@ -12,6 +12,8 @@ static const struct cli_cmd commands[] = {
 	{ "restore", cmd_restore, "restore a point to a file or block device" },
 	{ "verify", cmd_verify, "read and check every stored block" },
 	{ "info", cmd_info, "show repository format, size and ratios" },
+	{ "mover", cmd_mover, "serve repositories to remote movers (daemon)" },
+	{ "cert", cmd_cert, "make a CA and certificates for movers" },
 };
 
 static void usage(FILE *f)
@@ -34,6 +36,8 @@ static void usage(FILE *f)
 		"  ferry backup --repo /backup/repo /var/lib/images/vm1.img\n"
 		"  ferry points --repo /backup/repo\n"
 		"  ferry restore --repo /backup/repo vm1.img --to /tmp/vm1-restored.img\n"
+		"  ferry mover --listen 0.0.0.0:7150 --repo /backup/repo --cert m.crt --key m.key --ca ca.crt\n"
+		"  ferry backup --repo ferry://backup1:7150/repo --cert s.crt --key s.key --ca ca.crt vm1.img\n"
 		"\n"
 		"environment:\n"
 		"  FERRY_REPO   repository used when --repo is not given\n"

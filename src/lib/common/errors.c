@@ -23,6 +23,10 @@ static const char *const names[] = {
 	[12] = "ambiguous restore point id",
 	[13] = "interrupted",
 	[14] = "cannot write restore target",
+	[15] = "network error",
+	[16] = "authentication refused",
+	[17] = "protocol error",
+	[18] = "timed out",
 };
 
 const char *ferry_strerror(int err)
