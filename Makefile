@@ -14,6 +14,8 @@ DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+TOOLS_SRC := $(wildcard tests/tools/*.c)
+TOOLS_BIN := $(TOOLS_SRC:tests/tools/%.c=build/tools/%)
 
 OBJ_DIR := build/obj
 ASAN_DIR := build/asan
@@ -62,6 +64,11 @@ $(ASAN_DIR)/unit/%: tests/unit/%.c tests/unit/unit.h $(ASAN_DIR)/libferry.a
 	@mkdir -p $(ASAN_DIR)/unit
 	$(CC) $(CPPFLAGS) -Itests/unit $(WARN) $(ASAN_FLAGS) -o $@ $< $(ASAN_DIR)/libferry.a $(LIBS)
 
+# Helpers the end-to-end tests run (the fault-injecting proxy).
+build/tools/%: tests/tools/%.c
+	@mkdir -p build/tools
+	$(CC) $(WARN) $(CFLAGS) -o $@ $<
+
 # Fuzz targets: libFuzzer with ASan/UBSan (clang).
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
@@ -81,20 +88,20 @@ fuzz: $(FUZZ_BIN)
 
 # The whole suite: unit + end-to-end, then the same under ASan/UBSan,
 # then a short fuzz run.  tests/run prints "N passed, N failed".
-check: deps all $(UNIT_BIN) lint
+check: deps all $(UNIT_BIN) $(TOOLS_BIN) lint
 	./tests/run
 	$(MAKE) check-asan
 	$(MAKE) fuzz
 
-check-fast: all $(UNIT_BIN)
+check-fast: all $(UNIT_BIN) $(TOOLS_BIN)
 	./tests/run
 
-check-asan: $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN)
+check-asan: $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN) $(TOOLS_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	FERRY=$(CURDIR)/$(ASAN_DIR)/ferry UNIT_DIR=$(CURDIR)/$(ASAN_DIR)/unit \
 	FERRY_TEST_TIER=asan ./tests/run
 
-torture: all
+torture: all $(TOOLS_BIN)
 	FERRY_KILLS=200 ./tests/run e2e
 
 demo: deps all

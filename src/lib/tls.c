@@ -143,12 +143,16 @@ static int tls_fail(struct ferry_conn *c, int ret, const char *what)
 				   what, c->peer);
 	ssl_err_text(buf, sizeof(buf));
 	if (vr != X509_V_OK)
-		return ferry_error(FERRY_E_AUTH, "%s with %s: peer certificate refused: %s",
-				   what, c->peer,
-				   X509_verify_cert_error_string(vr));
-	if (auth_reason(e))
-		return ferry_error(FERRY_E_AUTH, "%s with %s refused: %s", what,
-				   c->peer, buf);
+		return ferry_error(FERRY_E_AUTH,
+				   "%s with %s: the peer's certificate is refused: %s",
+				   what, c->peer, X509_verify_cert_error_string(vr));
+	if (auth_reason(e)) {
+		const char *why = ERR_reason_error_string(e);
+
+		return ferry_error(FERRY_E_AUTH,
+				   "%s with %s refused: %s (check --cert, --key and --ca: the peer must trust our certificate's CA, and it must be valid)",
+				   what, c->peer, why ? why : buf);
+	}
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
 		return ferry_error(FERRY_E_NET, "%s with %s: connection closed",

@@ -2,6 +2,7 @@
  * detail that tells the operator which file, block or peer failed. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -45,11 +46,15 @@ const char *ferry_last_error(void)
 
 int ferry_error(int code, const char *fmt, ...)
 {
+	char msg[sizeof(last_msg)];
 	va_list ap;
 
+	/* Through a copy: callers may pass ferry_last_error() itself to
+	 * wrap the detail with context. */
 	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_msg, msg, sizeof(msg));
 	return code;
 }
 
