@@ -132,18 +132,16 @@ static int have(struct mconn *mc, const uint8_t *p, size_t n)
 				NULL, 0);
 }
 
-static int put(struct mconn *mc, const uint8_t *p, size_t n)
+/* Check a chunk the source sent and store it. */
+static int store(struct mconn *mc, const uint8_t *h, const uint8_t *chunk,
+		 size_t len)
 {
 	struct ferry_repo *repo = mc->r->repo;
 	struct msess *s = mc->s;
-	const uint8_t *h, *chunk;
 	uint32_t raw, plen;
-	size_t len;
 	int e, codec;
 	char hex[65];
 
-	if ((e = ferry_put_parse(p, n, &h, &chunk, &len)) != 0)
-		return e;
 	ferry_hash_hex(h, hex);
 	if ((e = ferry_chunk_header(chunk, len, &raw, &plen, &codec)) != 0)
 		return ferry_error(FERRY_E_NET, "chunk %s arrived damaged: %s", hex,
@@ -185,6 +183,87 @@ static int put(struct mconn *mc, const uint8_t *p, size_t n)
 	pthread_mutex_unlock(&s->mu);
 	mc->unsynced_bytes += len;
 	return 0;
+}
+
+static int put(struct mconn *mc, const uint8_t *p, size_t n)
+{
+	const uint8_t *h, *chunk;
+	size_t len;
+	int e;
+
+	if ((e = ferry_put_parse(p, n, &h, &chunk, &len)) != 0)
+		return e;
+	return store(mc, h, chunk, len);
+}
+
+/* The rest of a chunk whose start arrived before the link broke. */
+static int put_rest(struct mconn *mc, const uint8_t *p, size_t n)
+{
+	const uint8_t *h, *rest;
+	uint32_t off, have = 0;
+	size_t len;
+	uint8_t *b, *nb;
+	int e;
+
+	if ((e = ferry_put_rest_parse(p, n, &h, &off, &rest, &len)) != 0)
+		return e;
+	b = msess_unstash(mc, h, &have);
+	if (!b || have != off) {
+		free(b);
+		/* The source hears of no partial chunk when it reconnects,
+		 * and sends it whole. */
+		return ferry_error(FERRY_E_NET,
+				   "PUT_REST from byte %u of a chunk the mover holds %u bytes of",
+				   off, have);
+	}
+	if ((size_t)off + len > ferry_chunk_bound(mc->r->repo->block_size)) {
+		free(b);
+		return ferry_error(FERRY_E_PROTO, "PUT_REST makes a chunk too large");
+	}
+	if (!(nb = realloc(b, off + len))) {
+		free(b);
+		return FERRY_E_NOMEM;
+	}
+	memcpy(nb + off, rest, len);
+	e = store(mc, h, nb, off + len);
+	free(nb);
+	return e;
+}
+
+/* A broken link cut a PUT short: keep what arrived of the chunk, so the
+ * source sends only the rest after it resumes. */
+static void stash_partial(struct mconn *mc)
+{
+	struct ferry_conn *c = mc->c;
+	uint32_t have = 0, off, add;
+	uint8_t *b, *nb;
+
+	if (!mc->s || (mc->st != FS_SESSION && mc->st != FS_STREAM) ||
+	    c->rx_ready || c->hdr_got != FERRY_FRAME_HDR)
+		return;
+	if (c->rx_type == FM_PUT && c->rx_got > FERRY_HASH_LEN + FERRY_CHUNK_HDR) {
+		add = (uint32_t)(c->rx_got - FERRY_HASH_LEN);
+		if ((b = malloc(add))) {
+			memcpy(b, c->rx + FERRY_HASH_LEN, add);
+			msess_stash(mc, c->rx, b, add);
+			have = add;
+		}
+	} else if (c->rx_type == FM_PUT_REST && c->rx_got > FERRY_HASH_LEN + 4) {
+		off = ferry_le32(c->rx + FERRY_HASH_LEN);
+		add = (uint32_t)(c->rx_got - FERRY_HASH_LEN - 4);
+		b = msess_unstash(mc, c->rx, &have);
+		if (!b)
+			return;
+		if (have == off && (nb = realloc(b, (size_t)have + add))) {
+			memcpy(nb + have, c->rx + FERRY_HASH_LEN + 4, add);
+			b = nb;
+			have += add;
+		}
+		msess_stash(mc, c->rx, b, have);
+	}
+	if (have)
+		mover_log(mc->m, "%s session=%.8s kept the first %u bytes of a chunk cut short",
+			  mc->tag, mc->s->sidhex, have);
 }
 
 /* ---- reading a repository ------------------------------------------- */
@@ -418,6 +497,9 @@ static int handle(struct mconn *mc)
 	case FM_PUT:
 		e = put(mc, p, n);
 		break;
+	case FM_PUT_REST:
+		e = put_rest(mc, p, n);
+		break;
 	case FM_RECORDS:
 		e = msess_records(mc, p, n);
 		break;
@@ -642,6 +724,8 @@ static void *conn_main(void *arg)
 	mc->st = FS_HELLO;
 	mc->c->last_rx = ferry_mono_seconds();
 	e = serve(mc);
+	if (e)
+		stash_partial(mc);
 	if (e && mc->c->eof && mc->st == FS_READY)
 		e = 0; /* a client that is done */
 	if (e) {
@@ -806,6 +890,7 @@ int ferry_mover_run(const struct ferry_mover_opts *o)
 	struct mover m;
 	struct ferry_rate rate;
 	char host[256], port[8], bound[80];
+	double last_reap = ferry_mono_seconds();
 	int e, lfd = -1, loop = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -841,9 +926,14 @@ int ferry_mover_run(const struct ferry_mover_opts *o)
 		o->ready(bound, o->ready_arg);
 	while (!atomic_load(&ferry_cancelled)) {
 		struct pollfd p = { lfd, POLLIN, 0 };
+		double now = ferry_mono_seconds();
 
 		if (poll(&p, 1, 200) > 0)
 			accept_one(&m, lfd, &rate);
+		if (now - last_reap > 10) {
+			msess_reap(&m, 600);
+			last_reap = now;
+		}
 	}
 	mover_log(&m, "stopping: parking sessions");
 	atomic_store(&m.stopping, 1);
@@ -869,6 +959,7 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	if (!m.nconns) {
+		msess_reap(&m, -1);
 		close_repos(&m);
 		SSL_CTX_free(m.ctx);
 		ferry_rate_release(&rate);

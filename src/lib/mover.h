@@ -40,9 +40,14 @@ struct msess {
 	uint64_t recorded;          /* entries written to the file */
 	struct mconn *owner;        /* the primary connection, or NULL */
 	int refs, loading, dead;
+	double parked_at;           /* refs 0: kept in memory since */
 	unsigned generation;        /* bumped when a RESUME takes over */
 	pthread_mutex_t mu;
 	uint64_t chunks_new, chunks_dup, bytes_new;
+	/* the first bytes of a chunk whose PUT a broken link cut short */
+	uint8_t partial_hash[FERRY_HASH_LEN];
+	uint8_t *partial;
+	uint32_t partial_len;
 };
 
 struct mconn {
@@ -95,6 +100,14 @@ int msess_commit(struct mconn *mc, const uint8_t *p, size_t n);
 void msess_abort(struct mconn *mc);
 /* Let go of the session: make what arrived durable and close it. */
 void msess_release(struct mconn *mc);
+/* Keep the start of a chunk a broken PUT delivered (TAKE is freed or
+ * kept); hand it back for PUT_REST. */
+void msess_stash(struct mconn *mc, const uint8_t *hash, uint8_t *take,
+		 uint32_t len);
+uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len);
+/* Forget sessions parked in memory longer than AGE seconds (they stay
+ * on disk); AGE < 0: all of them. */
+void msess_reap(struct mover *m, double age);
 /* Ask the repository's syncer to make this connection's work durable. */
 void msess_sync_request(struct mconn *mc);
 /* Wait until no sync for MC is queued or running. */

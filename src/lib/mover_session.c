@@ -267,6 +267,7 @@ static void sess_free(struct msess *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
+	free(s->partial);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -291,25 +292,86 @@ static void put_ref(struct mconn *mc)
 
 	if (s->owner == mc)
 		s->owner = NULL;
+	/* A session parked by a broken link stays in memory a while: a
+	 * resume then finds the start of a chunk the link cut short. */
 	if (--s->refs == 0) {
-		unlink_session(m, s);
-		sess_free(s);
+		if (s->dead || s->loading) {
+			unlink_session(m, s);
+			sess_free(s);
+		} else {
+			s->parked_at = ferry_mono_seconds();
+		}
 	}
 	mc->s = NULL;
 	pthread_cond_broadcast(&m->cv);
 }
 
+void msess_reap(struct mover *m, double age)
+{
+	double now = ferry_mono_seconds();
+
+	pthread_mutex_lock(&m->mu);
+	for (struct msess **pp = &m->sessions; *pp;) {
+		struct msess *s = *pp;
+
+		if (s->refs == 0 && (age < 0 || now - s->parked_at > age)) {
+			*pp = s->next;
+			sess_free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
 static int reply_session(struct mconn *mc)
 {
 	struct msess *s = mc->s;
-	uint8_t b[FERRY_SID_LEN + 16];
-	struct ferry_wr w;
+	struct ferry_session_msg m;
+	uint8_t b[FERRY_SID_LEN + 20 + FERRY_HASH_LEN];
+	size_t n;
 
-	ferry_wr_init(&w, b, sizeof(b));
-	ferry_wr_bytes(&w, s->sid, FERRY_SID_LEN);
-	ferry_wr_u64(&w, s->recorded);
-	ferry_wr_u64(&w, s->p.nblocks);
-	return ferry_conn_queue(mc->c, FM_SESSION, b, sizeof(b), NULL, 0);
+	memset(&m, 0, sizeof(m));
+	memcpy(m.sid, s->sid, FERRY_SID_LEN);
+	m.done = s->recorded;
+	m.nblocks = s->p.nblocks;
+	pthread_mutex_lock(&s->mu);
+	if (s->partial && mc->st == FS_READY) {
+		m.partial = s->partial_len;
+		memcpy(m.partial_hash, s->partial_hash, FERRY_HASH_LEN);
+	}
+	pthread_mutex_unlock(&s->mu);
+	n = ferry_session_encode(b, sizeof(b), &m);
+	return ferry_conn_queue(mc->c, FM_SESSION, b, n, NULL, 0);
+}
+
+void msess_stash(struct mconn *mc, const uint8_t *hash, uint8_t *take,
+		 uint32_t len)
+{
+	struct msess *s = mc->s;
+
+	pthread_mutex_lock(&s->mu);
+	free(s->partial);
+	s->partial = take;
+	s->partial_len = len;
+	memcpy(s->partial_hash, hash, FERRY_HASH_LEN);
+	pthread_mutex_unlock(&s->mu);
+}
+
+uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len)
+{
+	struct msess *s = mc->s;
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->partial && !memcmp(s->partial_hash, hash, FERRY_HASH_LEN)) {
+		b = s->partial;
+		*len = s->partial_len;
+		s->partial = NULL;
+		s->partial_len = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return b;
 }
 
 static int write_header(struct msess *s)

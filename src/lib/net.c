@@ -378,12 +378,12 @@ int ferry_conn_recv(struct ferry_conn *c)
 		if (c->hdr_got < FERRY_FRAME_HDR)
 			continue;
 		/* Every limit is checked here, before any allocation. */
+		/* The stream is unusable after this, but still writable:
+		 * the caller tells the peer why before closing. */
 		if ((e = ferry_frame_header_parse(c->hdr, c->max_frame,
 						  c->block_size, &len,
-						  &c->rx_type)) != 0) {
-			c->broken = 1;
+						  &c->rx_type)) != 0)
 			return e;
-		}
 		if (len > c->rx_cap) {
 			uint8_t *n = realloc(c->rx, len);
 

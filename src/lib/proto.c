@@ -13,7 +13,7 @@ static const char *const names[] = {
 	[FM_SESSION] = "SESSION", [FM_HAVE] = "HAVE", [FM_HAVE_R] = "HAVE_R",
 	[FM_PUT] = "PUT", [FM_RECORDS] = "RECORDS", [FM_ACK] = "ACK",
 	[FM_COMMIT] = "COMMIT", [FM_COMMITTED] = "COMMITTED",
-	[FM_ABORT] = "ABORT", [FM_INFO] = "INFO", [FM_INFO_R] = "INFO_R",
+	[FM_ABORT] = "ABORT", [FM_PUT_REST] = "PUT_REST", [FM_INFO] = "INFO", [FM_INFO_R] = "INFO_R",
 	[FM_CHUNK_HAS] = "CHUNK_HAS", [FM_CHUNK_HAS_R] = "CHUNK_HAS_R",
 	[FM_CHUNK_GET] = "CHUNK_GET", [FM_CHUNK_HEAD] = "CHUNK_HEAD",
 	[FM_CHUNK_DATA] = "CHUNK_DATA", [FM_CHUNK_LIST] = "CHUNK_LIST",
@@ -43,10 +43,11 @@ uint32_t ferry_msg_limit(unsigned type, uint32_t bs)
 	case FM_BEGIN: return 2 + FERRY_MANIFEST_HEADER_MAX;
 	case FM_RESUME: return FERRY_SID_LEN + FERRY_PID_LEN;
 	case FM_ATTACH: return FERRY_SID_LEN;
-	case FM_SESSION: return FERRY_SID_LEN + 16;
+	case FM_SESSION: return FERRY_SID_LEN + 20 + FERRY_HASH_LEN;
 	case FM_HAVE: return 6 + FERRY_HAVE_MAX * FERRY_HASH_LEN;
 	case FM_HAVE_R: return 6 + FERRY_HAVE_MAX / 8;
 	case FM_PUT: return FERRY_HASH_LEN + chunk;
+	case FM_PUT_REST: return FERRY_HASH_LEN + 4 + chunk;
 	case FM_RECORDS: return 10 + FERRY_RECORDS_MAX * FERRY_ENTRY_LEN;
 	case FM_ACK: return 32;
 	case FM_COMMIT: return 48;
@@ -377,17 +378,50 @@ int ferry_begin_parse(const uint8_t *p, size_t n, struct ferry_point *pt,
 	return 0;
 }
 
-int ferry_session_parse(const uint8_t *p, size_t n, uint8_t sid[FERRY_SID_LEN],
-			uint64_t *done, uint64_t *nblocks)
+int ferry_session_parse(const uint8_t *p, size_t n, struct ferry_session_msg *m)
 {
 	struct ferry_rd r;
 
+	memset(m, 0, sizeof(*m));
 	ferry_rd_init(&r, p, n);
-	ferry_rd_bytes(&r, sid, FERRY_SID_LEN);
-	ferry_rd_u64(&r, done);
-	ferry_rd_u64(&r, nblocks);
-	if (r.bad || r.left || *done > *nblocks)
+	ferry_rd_bytes(&r, m->sid, FERRY_SID_LEN);
+	ferry_rd_u64(&r, &m->done);
+	ferry_rd_u64(&r, &m->nblocks);
+	ferry_rd_u32(&r, &m->partial);
+	if (m->partial)
+		ferry_rd_bytes(&r, m->partial_hash, FERRY_HASH_LEN);
+	if (r.bad || r.left || m->done > m->nblocks ||
+	    m->partial > ferry_chunk_bound(FERRY_BLOCK_MAX))
 		return bad("SESSION");
+	return 0;
+}
+
+size_t ferry_session_encode(uint8_t *out, size_t cap,
+			    const struct ferry_session_msg *m)
+{
+	struct ferry_wr w;
+
+	ferry_wr_init(&w, out, cap);
+	ferry_wr_bytes(&w, m->sid, FERRY_SID_LEN);
+	ferry_wr_u64(&w, m->done);
+	ferry_wr_u64(&w, m->nblocks);
+	ferry_wr_u32(&w, m->partial);
+	if (m->partial)
+		ferry_wr_bytes(&w, m->partial_hash, FERRY_HASH_LEN);
+	return w.bad ? 0 : cap - w.left;
+}
+
+int ferry_put_rest_parse(const uint8_t *p, size_t n, const uint8_t **hash,
+			 uint32_t *offset, const uint8_t **rest, size_t *len)
+{
+	if (n < FERRY_HASH_LEN + 4 + 1)
+		return bad("PUT_REST");
+	*hash = p;
+	*offset = ferry_le32(p + FERRY_HASH_LEN);
+	*rest = p + FERRY_HASH_LEN + 4;
+	*len = n - FERRY_HASH_LEN - 4;
+	if (*offset == 0 || *offset > ferry_chunk_bound(FERRY_BLOCK_MAX))
+		return bad("PUT_REST");
 	return 0;
 }
 
@@ -456,11 +490,12 @@ int ferry_server_accepts(enum ferry_sstate st, unsigned t)
 		     t == FM_PING || is_read_request(t);
 		break;
 	case FS_SESSION:
-		ok = t == FM_HAVE || t == FM_PUT || t == FM_RECORDS ||
-		     t == FM_COMMIT || t == FM_ABORT || t == FM_PING;
+		ok = t == FM_HAVE || t == FM_PUT || t == FM_PUT_REST ||
+		     t == FM_RECORDS || t == FM_COMMIT || t == FM_ABORT ||
+		     t == FM_PING;
 		break;
 	case FS_STREAM:
-		ok = t == FM_PUT || t == FM_PING;
+		ok = t == FM_PUT || t == FM_PUT_REST || t == FM_PING;
 		break;
 	default:
 		ok = 0;

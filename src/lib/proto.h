@@ -36,6 +36,7 @@ enum ferry_msg {
 	FM_BEGIN = 16, FM_RESUME = 17, FM_ATTACH = 18, FM_SESSION = 19,
 	FM_HAVE = 20, FM_HAVE_R = 21, FM_PUT = 22, FM_RECORDS = 23,
 	FM_ACK = 24, FM_COMMIT = 25, FM_COMMITTED = 26, FM_ABORT = 27,
+	FM_PUT_REST = 28,
 	/* reading a repository */
 	FM_INFO = 32, FM_INFO_R = 33, FM_CHUNK_HAS = 34, FM_CHUNK_HAS_R = 35,
 	FM_CHUNK_GET = 36, FM_CHUNK_HEAD = 37, FM_CHUNK_DATA = 38,
@@ -104,8 +105,20 @@ int ferry_put_parse(const uint8_t *p, size_t n, const uint8_t **hash,
 		    const uint8_t **chunk, size_t *len);
 int ferry_begin_parse(const uint8_t *p, size_t n, struct ferry_point *pt,
 		      const uint8_t **hdr, size_t *hdr_len);
-int ferry_session_parse(const uint8_t *p, size_t n, uint8_t sid[FERRY_SID_LEN],
-			uint64_t *done, uint64_t *nblocks);
+/* SESSION: the id, blocks durable, blocks in all, and the chunk the
+ * mover holds the first PARTIAL bytes of (0: none) from a broken PUT. */
+struct ferry_session_msg {
+	uint8_t sid[FERRY_SID_LEN];
+	uint64_t done, nblocks;
+	uint32_t partial;
+	uint8_t partial_hash[FERRY_HASH_LEN];
+};
+int ferry_session_parse(const uint8_t *p, size_t n, struct ferry_session_msg *m);
+size_t ferry_session_encode(uint8_t *out, size_t cap,
+			    const struct ferry_session_msg *m);
+/* PUT_REST: the rest of a chunk from byte OFFSET of its stored form. */
+int ferry_put_rest_parse(const uint8_t *p, size_t n, const uint8_t **hash,
+			 uint32_t *offset, const uint8_t **rest, size_t *len);
 int ferry_stats6_parse(const uint8_t *p, size_t n, struct ferry_stats6 *s);
 size_t ferry_stats6_encode(uint8_t *out, size_t cap, const struct ferry_point *p);
 /* Point ids travel as 8 bytes. */

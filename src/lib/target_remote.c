@@ -21,7 +21,7 @@
 #define QMAX 16                  /* HAVE queries in flight */
 #define KNOWN 16384u             /* hashes known to be at the target */
 #define STREAMS_MAX 16
-#define WINDOW_MIN (2u << 20)    /* bytes in flight per connection */
+#define WINDOW_MIN (256u << 10)  /* bytes in flight beyond one frame */
 #define DONE 1
 
 enum { IT_CHUNK = 1, IT_RECORD = 2 };
@@ -74,6 +74,8 @@ struct tremote {
 	uint8_t sid[FERRY_SID_LEN];
 	int have_sid, connected, begun;
 	uint64_t next_block, acked_blocks;
+	uint32_t partial;   /* the mover holds this much of partial_hash */
+	uint8_t partial_hash[FERRY_HASH_LEN];
 	int commit_req, commit_sent, committed, abort_req, abort_sent;
 	int err;
 	char errmsg[1200];
@@ -204,6 +206,7 @@ static int reset(struct tremote *t, uint64_t done)
 	}
 	t->cursor = t->qcursor = t->head;
 	t->qn = 0;
+	t->commit_sent = 0; /* asked again once everything went again */
 	for (int k = 0; k < t->nst; k++) {
 		t->st[k].frames = t->st[k].bytes = 0;
 		memset(&t->st[k].ack, 0, sizeof(t->st[k].ack));
@@ -216,8 +219,8 @@ static int reset(struct tremote *t, uint64_t done)
 static int session_connect(struct tremote *t)
 {
 	struct rstore *rs = t->rs;
-	uint8_t b[2 + FERRY_MANIFEST_HEADER_MAX], sid[FERRY_SID_LEN];
-	uint64_t done = 0, nblocks = 0;
+	uint8_t b[2 + FERRY_MANIFEST_HEADER_MAX];
+	struct ferry_session_msg sm;
 	size_t n;
 	double t0;
 	int e, resume = t->have_sid;
@@ -252,7 +255,7 @@ static int session_connect(struct tremote *t)
 	}
 	if (e)
 		goto fail;
-	if (t->st[0].c->rx_type == FM_COMMITTED && resume && t->commit_sent) {
+	if (t->st[0].c->rx_type == FM_COMMITTED && resume && t->commit_req) {
 		char id[FERRY_ID_LEN + 1];
 
 		if (t->st[0].c->rx_len == FERRY_PID_LEN)
@@ -274,28 +277,29 @@ static int session_connect(struct tremote *t)
 				ferry_msg_name(t->st[0].c->rx_type));
 		goto fail;
 	}
-	if ((e = ferry_session_parse(t->st[0].c->rx, t->st[0].c->rx_len, sid, &done,
-				     &nblocks)) != 0)
+	if ((e = ferry_session_parse(t->st[0].c->rx, t->st[0].c->rx_len, &sm)) != 0)
 		goto fail;
-	if (nblocks != t->p.nblocks || (resume && memcmp(sid, t->sid, sizeof(sid)))) {
+	if (sm.nblocks != t->p.nblocks ||
+	    (resume && memcmp(sm.sid, t->sid, sizeof(sm.sid)))) {
 		e = ferry_error(FERRY_E_PROTO, "mover answered with another session");
 		goto fail;
 	}
-	/* The window covers twice the round trip at the expected rate. */
+	/* The window covers twice the round trip at the expected rate
+	 * (WINDOW env: a test override, bytes). */
 	{
 		double rate = rs->o.limit_rate ? (double)rs->o.limit_rate : 125e6;
 		uint64_t frame = ferry_msg_limit(FM_PUT, t->repo->block_size) + FERRY_FRAME_HDR;
 
 		t->window = (uint64_t)(2 * rate * rtt);
-		if (t->window < WINDOW_MIN)
-			t->window = WINDOW_MIN;
-		if (t->window < 2 * frame)
-			t->window = 2 * frame;
+		/* In flight is what a broken link loses: keep it near the
+		 * bandwidth-delay product, one frame at least. */
+		if (t->window < frame + WINDOW_MIN)
+			t->window = frame + WINDOW_MIN;
 		if (t->window > CHUNK_BYTES / 2)
 			t->window = CHUNK_BYTES / 2;
 	}
 	for (int k = 1; k < t->nst; k++) {
-		e = ferry_conn_call(t->st[k].c, FM_ATTACH, sid, sizeof(sid), NULL, 0,
+		e = ferry_conn_call(t->st[k].c, FM_ATTACH, sm.sid, sizeof(sm.sid), NULL, 0,
 				    ferry_mono_seconds() + rstore_timeout(rs));
 		if (e == 0 && t->st[k].c->rx_type != FM_SESSION)
 			e = ferry_error(FERRY_E_PROTO, "mover answered ATTACH with %s",
@@ -304,8 +308,10 @@ static int session_connect(struct tremote *t)
 			goto fail;
 	}
 	pthread_mutex_lock(&t->mu);
-	memcpy(t->sid, sid, sizeof(sid));
-	e = reset(t, done);
+	memcpy(t->sid, sm.sid, sizeof(sm.sid));
+	t->partial = sm.partial;
+	memcpy(t->partial_hash, sm.partial_hash, FERRY_HASH_LEN);
+	e = reset(t, sm.done);
 	if (e == 0) {
 		t->have_sid = 1;
 		t->connected = 1;
@@ -317,7 +323,7 @@ static int session_connect(struct tremote *t)
 		goto fail;
 	if (resume) {
 		atomic_fetch_add(&rs->resumes, 1);
-		atomic_store(&rs->blocks_resumed_at, done);
+		atomic_store(&rs->blocks_resumed_at, sm.done);
 	}
 	t->lost_since = 0;
 	t->attempt = 0;
@@ -453,8 +459,22 @@ static int queue_sends(struct tremote *t)
 			if (k < 0)
 				return 0;
 			t->rr = k + 1;
-			if ((e = queue_on(t, k, FM_PUT, it->hash, FERRY_HASH_LEN,
-					  it->buf, it->len)) != 0)
+			if (t->partial && t->partial < it->len &&
+			    !memcmp(it->hash, t->partial_hash, FERRY_HASH_LEN)) {
+				/* The mover kept the start of this chunk when
+				 * the link broke: send only the rest. */
+				uint8_t a[FERRY_HASH_LEN + 4];
+
+				memcpy(a, it->hash, FERRY_HASH_LEN);
+				ferry_put_le32(a + FERRY_HASH_LEN, t->partial);
+				e = queue_on(t, k, FM_PUT_REST, a, sizeof(a),
+					     it->buf + t->partial, it->len - t->partial);
+				t->partial = 0;
+			} else {
+				e = queue_on(t, k, FM_PUT, it->hash, FERRY_HASH_LEN,
+					     it->buf, it->len);
+			}
+			if (e)
 				return e;
 			if (it->was_sent)
 				atomic_fetch_add(&t->rs->chunks_resent, 1);
