@@ -11,6 +11,14 @@
 
 static struct ferry_remote_opts ro;
 static const char *config_path;
+static char *owned[64]; /* values read from the config file */
+static int nowned;
+
+static void free_owned(void)
+{
+	while (nowned)
+		free(owned[--nowned]);
+}
 static unsigned given; /* options set on the command line */
 
 const char cli_remote_help[] =
@@ -145,19 +153,20 @@ static int load_config(const char *path)
 			continue; /* the command line wins */
 		{
 			char where[300];
-			char *copy = strdup(v);
+			char *copy = nowned < 64 ? strdup(v) : NULL;
 
 			if (!copy) {
 				fclose(f);
 				return -1;
 			}
+			if (!nowned)
+				atexit(free_owned);
+			owned[nowned++] = copy;
 			snprintf(where, sizeof(where), "%s:%d: ", path, no);
 			if (apply(keys[i].opt, copy, where) < 0) {
-				free(copy);
 				fclose(f);
 				return -1;
 			}
-			/* The value stays referenced for the process's life. */
 		}
 	}
 	fclose(f);

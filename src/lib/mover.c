@@ -751,12 +751,12 @@ out:
 	close(mc->efd);
 	ferry_codec_ctx_free(mc->vctx);
 	free(mc->vbuf);
+	ERR_clear_error();
 	pthread_mutex_lock(&m->mu);
 	m->nconns--;
+	mc->done = 1; /* joined and freed by the main thread */
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
-	free(mc);
-	ERR_clear_error();
 	return NULL;
 }
 
@@ -828,7 +828,6 @@ static void accept_one(struct mover *m, int lfd, struct ferry_rate *rate)
 	char peer[80];
 	struct mconn *mc;
 	pthread_attr_t attr;
-	pthread_t th;
 	int fd;
 
 	fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -864,13 +863,17 @@ static void accept_one(struct mover *m, int lfd, struct ferry_rate *rate)
 	mc->id = ++m->conn_seq;
 	mc->c->rate = rate;
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256u << 10);
-	if (pthread_create(&th, &attr, conn_main, mc) != 0) {
+	pthread_attr_setstacksize(&attr, 1u << 20);
+	pthread_mutex_lock(&m->mu);
+	if (pthread_create(&mc->th, &attr, conn_main, mc) != 0) {
+		pthread_mutex_unlock(&m->mu);
 		pthread_attr_destroy(&attr);
 		close(mc->efd);
 		goto fail;
 	}
+	mc->next = m->conns;
+	m->conns = mc;
+	pthread_mutex_unlock(&m->mu);
 	pthread_attr_destroy(&attr);
 	return;
 fail:
@@ -883,6 +886,33 @@ fail:
 	pthread_mutex_lock(&m->mu);
 	m->nconns--;
 	pthread_mutex_unlock(&m->mu);
+}
+
+/* Join the threads of finished connections. */
+static void reap_conns(struct mover *m)
+{
+	struct mconn *done = NULL;
+
+	pthread_mutex_lock(&m->mu);
+	for (struct mconn **pp = &m->conns; *pp;) {
+		struct mconn *mc = *pp;
+
+		if (mc->done) {
+			*pp = mc->next;
+			mc->next = done;
+			done = mc;
+		} else {
+			pp = &mc->next;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	while (done) {
+		struct mconn *mc = done;
+
+		done = mc->next;
+		pthread_join(mc->th, NULL);
+		free(mc);
+	}
 }
 
 int ferry_mover_run(const struct ferry_mover_opts *o)
@@ -930,6 +960,7 @@ int ferry_mover_run(const struct ferry_mover_opts *o)
 
 		if (poll(&p, 1, 200) > 0)
 			accept_one(&m, lfd, &rate);
+		reap_conns(&m);
 		if (now - last_reap > 10) {
 			msess_reap(&m, 600);
 			last_reap = now;
@@ -959,6 +990,7 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	if (!m.nconns) {
+		reap_conns(&m);
 		msess_reap(&m, -1);
 		close_repos(&m);
 		SSL_CTX_free(m.ctx);

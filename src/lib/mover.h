@@ -51,6 +51,9 @@ struct msess {
 };
 
 struct mconn {
+	struct mconn *next;         /* in mover->conns */
+	pthread_t th;
+	int done;                   /* the thread finished (m->mu) */
 	struct mover *m;
 	struct ferry_conn *c;
 	uint64_t id;
@@ -81,6 +84,7 @@ struct mover {
 	pthread_mutex_t mu;         /* sessions, nconns */
 	pthread_cond_t cv;
 	struct msess *sessions;
+	struct mconn *conns;        /* threads to join */
 	int nconns;
 	uint64_t conn_seq;
 	atomic_int stopping;

@@ -41,6 +41,23 @@ start_mover() {
 	[ -s "$T/$name.port" ] || die "mover $name did not report its port"
 	eval "${name}_pid=$pid"
 	eval "${name}_port=$(sed 's/.*://' "$T/$name.port")"
+	_movers+=("$name:$pid")
+}
+_movers=()
+
+# finish_movers: stop every mover still running with SIGTERM; each must
+# exit 0 (under ASan: no leak, no error report) within 20 s.
+finish_movers() {
+	local m name pid rc
+	for m in "${_movers[@]}"; do
+		name=${m%%:*} pid=${m##*:}
+		kill -0 "$pid" 2>/dev/null || continue
+		stop_pid "$pid" TERM || die "mover $name did not stop on SIGTERM"
+		wait "$pid"; rc=$?
+		[ $rc -eq 0 ] || { tail -30 "$T/$name.log"; die "mover $name exited $rc"; }
+		if grep -q "Sanitizer" "$T/$name.log"; then cat "$T/$name.log"; die "mover $name: sanitizer report"; fi
+	done
+	ok "every mover stopped cleanly on SIGTERM"
 }
 
 # start_proxy NAME TO_PORT PROXY-ARGS...: the fault proxy in front of

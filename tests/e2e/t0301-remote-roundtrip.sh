@@ -60,3 +60,4 @@ grep -q "no repository named 'nosuch'" "$T/err" || die "unclear error: $(cat "$T
 ok "an unknown repository name is refused with the names served"
 ls "$T/repo/sessions" | grep -q . && die "a finished session left its file behind"
 ok "no session files left after commits"
+finish_movers

@@ -93,3 +93,4 @@ if [ -n "$ext" ]; then
 	grep -q "loopback" "$T/err" || die "unclear error: $(cat "$T/err")"
 	ok "a source refuses --insecure towards $ext (not loopback)"
 fi
+finish_movers

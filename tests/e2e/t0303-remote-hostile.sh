@@ -79,3 +79,4 @@ done
 ok "both movers still run (peak RSS $(awk '/VmHWM/ {print $2}' /proc/$m_pid/status) KiB)"
 ferry points --repo "ferry://127.0.0.1:$p_port/repo" --insecure >/dev/null || die "plain mover stopped serving"
 ok "the movers keep serving"
+finish_movers

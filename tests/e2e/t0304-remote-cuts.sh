@@ -55,3 +55,4 @@ for mode in rst fin; do
 	ok "$mode: $cuts cuts every $cut bytes, $resumed resumes (one session), restores byte-identical; $c2s bytes crossed = +$((pct / 10)).$((pct % 10)) % over unbroken"
 	echo "bytes-on-wire $mode clean=$base cut=$c2s cuts=$cuts"
 done
+finish_movers

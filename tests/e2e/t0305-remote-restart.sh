@@ -56,7 +56,7 @@ t0=$(date +%s%N)
 stop_pid "$m_pid" TERM || die "the mover did not stop on SIGTERM"
 wait "$m_pid"; rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-[ $rc -eq 0 ] || die "the mover exited $rc on SIGTERM"
+[ $rc -eq 0 ] || { cat "$T/m.log"; die "the mover exited $rc on SIGTERM"; }
 grep -q "parked at block" "$T/m.log" || die "SIGTERM did not park the session"
 grep -q "stopped" "$T/m.log" || die "the mover did not log its stop"
 ok "SIGTERM: session $(grep "parked at block" "$T/m.log" | tail -1 | sed 's/.*repo=repo //'), exit 0 in $ms ms"
@@ -77,3 +77,4 @@ same "$T/v0.img" "$T/r0.img" "the earlier point is intact"
 ferry verify --repo "$T/repo" 2>/dev/null || die "verify"
 ok "the repository verifies"
 [ -z "$(ls "$T/repo/sessions")" ] || die "a session file is left"
+finish_movers

@@ -57,3 +57,4 @@ limit=$(( (64 + 16 * n) * 1024 ))
 [ "$hwm" -le "$limit" ] || die "mover peak RSS $hwm KiB > $limit KiB"
 ok "mover peak RSS $((hwm / 1024)) MiB for $n sessions (bound $((limit / 1024)) MiB)"
 echo "mover-peak-rss-kib $hwm sessions $n"
+finish_movers

@@ -33,3 +33,4 @@ echo "wan image=$size stored=$stored wire=$c2s ms=$ms link_pct=$wire_pct cuts=$c
 [ "$cuts" -ge 2 ] || die "the link was cut only $cuts times"
 [ "$(json_num "$json" resumes)" -eq "$cuts" ] || die "resumes do not match cuts"
 ok "every cut was resumed"
+finish_movers

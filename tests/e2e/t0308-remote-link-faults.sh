@@ -54,3 +54,4 @@ check plain "$T/plain.json"
 grep -q "arrived damaged" "$T/mp.log" || { cat "$T/mp.log"; die "the chunk checksum did not catch the byte"; }
 ferry verify --repo "$T/plain" 2>/dev/null || die "verify"
 ok "a corrupted byte on plain TCP: the chunk checksum caught it, resent, verifies"
+finish_movers
