@@ -47,6 +47,9 @@ static SSL_CTX *ctx_new(int server, const char *cert, const char *key,
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Read whole bursts of records per system call. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, 64u << 10);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		ssl_err_text(err, sizeof(err));
