@@ -539,6 +539,7 @@ static int maybe_ack(struct mconn *mc, int drained)
 {
 	struct ferry_ack a;
 	uint8_t b[32];
+	int e;
 
 	if (mc->st != FS_SESSION && mc->st != FS_STREAM)
 		return 0;
@@ -547,7 +548,11 @@ static int maybe_ack(struct mconn *mc, int drained)
 	pthread_mutex_lock(&mc->r->mu);
 	a.frames_durable = mc->durable_frames;
 	a.blocks_durable = mc->durable_blocks;
+	e = mc->sync_err;
 	pthread_mutex_unlock(&mc->r->mu);
+	/* Nothing more can be acknowledged: the source must hear it. */
+	if (e)
+		return ferry_error(e, "the repository cannot be made durable (sync failed)");
 	if (a.frames_durable == mc->sent.frames_durable &&
 	    a.blocks_durable == mc->sent.blocks_durable &&
 	    a.bytes - mc->sent.bytes < ACK_EVERY &&
@@ -921,7 +926,7 @@ int ferry_mover_run(const struct ferry_mover_opts *o)
 	struct mover m;
 	struct ferry_rate rate;
 	char host[256], port[8], bound[80];
-	double last_reap = ferry_mono_seconds();
+	double last_reap = ferry_mono_seconds(), last_sweep = last_reap;
 	int e, lfd = -1, loop = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -965,6 +970,11 @@ int ferry_mover_run(const struct ferry_mover_opts *o)
 		if (now - last_reap > 10) {
 			msess_reap(&m, 600);
 			last_reap = now;
+		}
+		if (now - last_sweep > 3600) {
+			for (int i = 0; i < m.nrepos; i++)
+				msess_sweep(&m.repos[i]);
+			last_sweep = now;
 		}
 	}
 	mover_log(&m, "stopping: parking sessions");

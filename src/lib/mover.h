@@ -66,6 +66,7 @@ struct mconn {
 	uint64_t frames, bytes;
 	uint64_t durable_frames, durable_blocks; /* under r->mu */
 	int sync_state;             /* 0 idle, 1 queued, 2 running (r->mu) */
+	int sync_err;               /* a sync failed: FERRY_E_* (r->mu) */
 	uint64_t req_frames, req_blocks;         /* under r->mu */
 	uint64_t unsynced_bytes, unsynced_frames;
 	double unsynced_since;
@@ -96,6 +97,8 @@ void mover_log(struct mover *m, const char *fmt, ...)
 /* mover_session.c */
 int msess_repo_open(struct mrepo *r);   /* sessions dir, sweep, syncer */
 void msess_repo_close(struct mrepo *r);
+/* Remove parked session files older than the TTL. */
+void msess_sweep(struct mrepo *r);
 int msess_begin(struct mconn *mc, const uint8_t *p, size_t n);
 int msess_resume(struct mconn *mc, const uint8_t *p, size_t n);
 int msess_attach(struct mconn *mc, const uint8_t *p, size_t n);

@@ -81,6 +81,7 @@ static void *syncer_main(void *arg)
 				batch[i]->durable_frames = frames[i];
 				batch[i]->durable_blocks = blocks[i];
 			} else {
+				batch[i]->sync_err = e ? e : ferry_errno_code(fe, FERRY_E_IO);
 				mover_log(r->m, "repo=%s sync failed: %s", r->name,
 					  e ? ferry_last_error() : strerror(fe));
 			}
@@ -161,7 +162,7 @@ static int sid_name(const char *n)
 
 /* Parked sessions older than the TTL are given up (their chunks stay for
  * a later garbage collection to judge). */
-static void sweep(struct mrepo *r)
+void msess_sweep(struct mrepo *r)
 {
 	int ttl = r->m->o->session_ttl > 0 ? r->m->o->session_ttl : 7 * 86400;
 	int dfd = dup(r->ses_fd);
@@ -208,7 +209,7 @@ int msess_repo_open(struct mrepo *r)
 	/* Sessions add data: hold the repository's shared lock. */
 	if ((e = r->repo->ops->lock_shared(r->repo)) != 0)
 		return e;
-	sweep(r);
+	msess_sweep(r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	pthread_cond_init(&r->done_cv, NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "remote.h"
@@ -58,6 +59,7 @@ struct tremote {
 	int efd;
 	pthread_t io;
 	int io_started;
+	atomic_int stop;    /* free() wants the I/O thread gone */
 	/* the log: items [head, tail); the I/O thread queries from qcursor
 	 * and sends from cursor */
 	struct item *log;
@@ -118,6 +120,24 @@ static void fail_locked(struct tremote *t, int e, const char *msg)
 		snprintf(t->errmsg, sizeof(t->errmsg), "%s", msg);
 	}
 	pthread_cond_broadcast(&t->cv);
+}
+
+/* Wait for news from the I/O thread (under t->mu); a slow link must not
+ * keep an interrupt waiting. */
+static int wait_news(struct tremote *t)
+{
+	struct timespec until;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "backup interrupted");
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 100000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&t->cv, &t->mu, &until);
+	return 0;
 }
 
 /* ---- known hashes ------------------------------------------------------ */
@@ -718,7 +738,7 @@ static void *io_main(void *arg)
 		pthread_mutex_unlock(&t->mu);
 		if (stop)
 			break;
-		rstore_backoff(t->attempt++, NULL);
+		rstore_backoff(t->attempt++, &t->stop);
 	}
 	disconnect(t);
 	return NULL;
@@ -739,9 +759,11 @@ static int tr_begin(struct ferry_target *tg, const struct ferry_point *p)
 		return ferry_error(FERRY_E_NOMEM, "cannot start a thread");
 	t->io_started = 1;
 	pthread_mutex_lock(&t->mu);
-	while (!t->begun && !t->err)
-		pthread_cond_wait(&t->cv, &t->mu);
-	e = t->err ? failed(t) : 0;
+	e = 0;
+	while (!t->begun && !t->err && e == 0)
+		e = wait_news(t);
+	if (!e)
+		e = t->err ? failed(t) : 0;
 	pthread_mutex_unlock(&t->mu);
 	return e;
 }
@@ -761,9 +783,12 @@ static int tr_have(struct ferry_target *tg, const uint8_t h[FERRY_HASH_LEN])
 /* Wait for room for one more item, and CHUNK more bytes (under t->mu). */
 static int room(struct tremote *t, size_t chunk)
 {
+	int e;
+
 	while (!t->err && (t->tail - t->head >= LOG_CAP ||
 			   t->chunk_bytes + chunk > CHUNK_BYTES))
-		pthread_cond_wait(&t->cv, &t->mu);
+		if ((e = wait_news(t)) != 0)
+			return e;
 	return t->err ? failed(t) : 0;
 }
 
@@ -847,9 +872,11 @@ static int tr_settle(struct ferry_target *tg, struct ferry_backup_result *res)
 	int e;
 
 	pthread_mutex_lock(&t->mu);
-	while (!t->err && t->unresolved)
-		pthread_cond_wait(&t->cv, &t->mu);
-	e = t->err ? failed(t) : 0;
+	e = 0;
+	while (!t->err && t->unresolved && e == 0)
+		e = wait_news(t);
+	if (!e)
+		e = t->err ? failed(t) : 0;
 	if (e == 0) {
 		res->blocks_new -= t->skip_blocks;
 		res->blocks_reused += t->skip_blocks;
@@ -872,9 +899,13 @@ static int tr_commit(struct ferry_target *tg, const struct ferry_point *p)
 	pthread_mutex_unlock(&t->mu);
 	wake(t);
 	pthread_mutex_lock(&t->mu);
-	while (!t->err && !t->committed)
-		pthread_cond_wait(&t->cv, &t->mu);
-	e = t->committed ? 0 : failed(t);
+	e = 0;
+	while (!t->err && !t->committed && e == 0)
+		e = wait_news(t);
+	if (t->committed)
+		e = 0; /* done, even if interrupted meanwhile */
+	else if (!e)
+		e = failed(t);
 	pthread_mutex_unlock(&t->mu);
 	return e;
 }
@@ -891,6 +922,7 @@ static void tr_free(struct ferry_target *tg)
 		if (!t->committed)
 			t->abort_req = 1; /* the mover drops the session */
 		pthread_mutex_unlock(&t->mu);
+		atomic_store(&t->stop, 1);
 		wake(t);
 		pthread_join(t->io, NULL);
 	}

@@ -17,7 +17,7 @@ start_mover p -- --repo "$T/repo" --insecure --handshake-timeout 1
 make_disk "$T/disk.img" 32
 
 # A backup that takes a few seconds, on the TLS mover, meanwhile.
-ferry backup --repo "ferry://127.0.0.1:$m_port/repo" $(src_tls) --limit-rate 6M \
+"$FERRY" backup --repo "ferry://127.0.0.1:$m_port/repo" $(src_tls) --limit-rate 6M \
 	"$T/disk.img" >"$T/bk.out" 2>"$T/bk.err" &
 bk=$!
 cleanup_fn "kill -9 $bk"

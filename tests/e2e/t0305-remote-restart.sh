@@ -21,7 +21,7 @@ openssl enc -aes-128-ctr -pass pass:restart -nosalt -pbkdf2 </dev/zero 2>/dev/nu
 	head -c $((48 << 20)) >"$T/disk.img"
 ok "earlier point $id0; now a 48 MiB backup at 8 MiB/s"
 
-ferry backup --repo "$url" $(src_tls) --limit-rate 8M --retry 60 --json "$T/disk.img" \
+"$FERRY" backup --repo "$url" $(src_tls) --limit-rate 8M --retry 60 --json "$T/disk.img" \
 	>"$T/bk.json" 2>"$T/bk.err" &
 bk=$!
 cleanup_fn "kill -9 $bk"

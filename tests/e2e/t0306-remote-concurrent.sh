@@ -21,7 +21,7 @@ for i in $(seq $n); do make_disk "$T/d$i.img" 12 "$i"; done
 for i in $(seq $n); do
 	repo=one; [ $((i % 2)) -eq 0 ] && repo=two
 	streams=1; [ $i -le 2 ] && streams=2
-	ferry backup --repo "ferry://127.0.0.1:$m_port/$repo" $(src_tls) --streams $streams \
+	"$FERRY" backup --repo "ferry://127.0.0.1:$m_port/$repo" $(src_tls) --streams $streams \
 		--threads 1 --limit-rate 3M --name "d$i" "$T/d$i.img" >"$T/d$i.id" 2>"$T/d$i.err" &
 	pids+=($!)
 	cleanup_fn "kill -9 $!"
