@@ -6,7 +6,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
 CPPFLAGS := -Iinclude -Isrc/lib -D_FILE_OFFSET_BITS=64
-LIBS    := -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err -lpthread
+LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err -lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
 	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd \
@@ -15,6 +15,8 @@ DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+TOOLS_SRC := $(wildcard tests/tools/*.c)
+TOOLS_BIN := $(TOOLS_SRC:tests/tools/%.c=build/tools/%)
 
 OBJ_DIR := build/obj
 ASAN_DIR := build/asan
@@ -63,6 +65,11 @@ $(ASAN_DIR)/unit/%: tests/unit/%.c tests/unit/unit.h $(ASAN_DIR)/libferry.a
 	@mkdir -p $(ASAN_DIR)/unit
 	$(CC) $(CPPFLAGS) -Itests/unit $(WARN) $(ASAN_FLAGS) -o $@ $< $(ASAN_DIR)/libferry.a $(LIBS)
 
+# Helpers the end-to-end tests run (the fault-injecting proxy).
+build/tools/%: tests/tools/%.c
+	@mkdir -p build/tools
+	$(CC) $(WARN) $(CFLAGS) -o $@ $<
+
 # Fuzz targets: libFuzzer with ASan/UBSan (clang).
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
@@ -82,20 +89,20 @@ fuzz: $(FUZZ_BIN)
 
 # The whole suite: unit + end-to-end, then the same under ASan/UBSan,
 # then a short fuzz run.  tests/run prints "N passed, N failed".
-check: deps all $(UNIT_BIN) lint
+check: deps all $(UNIT_BIN) $(TOOLS_BIN) lint
 	./tests/run
 	$(MAKE) check-asan
 	$(MAKE) fuzz
 
-check-fast: all $(UNIT_BIN)
+check-fast: all $(UNIT_BIN) $(TOOLS_BIN)
 	./tests/run
 
-check-asan: $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN)
+check-asan: $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN) $(TOOLS_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	FERRY=$(CURDIR)/$(ASAN_DIR)/ferry UNIT_DIR=$(CURDIR)/$(ASAN_DIR)/unit \
 	FERRY_TEST_TIER=asan ./tests/run
 
-torture: all
+torture: all $(TOOLS_BIN)
 	FERRY_KILLS=200 ./tests/run e2e
 
 demo: deps all

@@ -34,6 +34,10 @@ enum ferry_err {
 	FERRY_E_AMBIGUOUS = -12,/* a point id prefix matches several */
 	FERRY_E_INTERRUPTED = -13, /* stopped by a signal */
 	FERRY_E_TARGET = -14,   /* the restore target cannot be written */
+	FERRY_E_NET = -15,      /* network: connection failed or lost */
+	FERRY_E_AUTH = -16,     /* authentication refused (certificates) */
+	FERRY_E_PROTO = -17,    /* the peer broke the mover protocol */
+	FERRY_E_TIMEOUT = -18,  /* the peer did not answer in time */
 };
 
 const char *ferry_strerror(int err);
@@ -358,6 +362,66 @@ struct ferry_files_result {
 int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
 		    void (*warn)(const char *msg, void *arg), void *warn_arg,
 		    struct ferry_files_result *res);
+/* ---- remote repositories and the mover daemon (docs/protocol.md) ---- */
+
+/* How to reach a repository served by `ferry mover`: ferry://HOST:PORT/NAME
+ * (ferry_repo_open takes such a URL too, with default options). */
+struct ferry_remote_opts {
+	const char *cert, *key, *ca; /* PEM files: mutual TLS 1.3 */
+	int insecure;         /* plain TCP; refused unless HOST is loopback */
+	uint64_t limit_rate;  /* bytes per second sent; 0: unlimited */
+	int streams;          /* parallel connections of a backup; 0: 1 */
+	int retry_seconds;    /* keep reconnecting this long; 0: 600 */
+	int timeout_seconds;  /* a peer silent this long is gone; 0: 60 */
+};
+int ferry_repo_open_remote(const char *url, const struct ferry_remote_opts *o,
+			   struct ferry_repo **out);
+int ferry_is_remote_url(const char *path);
+
+/* Network counters of a remote repository handle (all connections). */
+struct ferry_net_stats {
+	uint64_t bytes_sent, bytes_received; /* protocol bytes, before TLS */
+	uint64_t connects;       /* successful connections, first one included */
+	uint64_t resumes;        /* sessions resumed after a broken link */
+	uint64_t blocks_resumed_at; /* block the last resume continued from */
+	uint64_t chunks_resent;  /* chunks sent again after a broken link */
+};
+/* FERRY_E_INVAL for a local repository. */
+int ferry_repo_net_stats(struct ferry_repo *repo, struct ferry_net_stats *st);
+
+/* The target-side mover: serves repositories to authenticated source
+ * movers until ferry_cancel() (SIGTERM), then parks its sessions. */
+struct ferry_mover_opts {
+	const char *listen;        /* HOST:PORT (PORT 0: any free port) */
+	const char *const *repos;  /* PATH or NAME=PATH; NAME defaults to
+				    * PATH's base name */
+	int nrepos;
+	const char *cert, *key, *ca;
+	const char *const *allow;  /* client certificate names allowed;
+				    * none: any the CA signed */
+	int nallow;
+	int insecure;              /* plain TCP, loopback only */
+	int max_conns;             /* 0: 64 */
+	int handshake_timeout;     /* seconds; 0: 10 */
+	int idle_timeout;          /* seconds; 0: 120 */
+	int session_ttl;           /* seconds a parked session is kept; 0: 7 days */
+	int verify_chunks;         /* decode and hash every chunk received */
+	uint64_t limit_rate;       /* bytes per second sent per connection */
+	/* One line per event (session id first); NULL: stderr. */
+	void (*log)(const char *line, void *arg);
+	void *log_arg;
+	/* Called once listening, with the bound HOST:PORT. */
+	void (*ready)(const char *addr, void *arg);
+	void *ready_arg;
+};
+int ferry_mover_run(const struct ferry_mover_opts *o);
+
+/* Certificates for movers: a small CA, and certificates it signs (EC
+ * P-256, SHA-256).  NAME becomes the CN and a DNS or IP subjectAltName. */
+int ferry_cert_make_ca(const char *cert_path, const char *key_path,
+		       const char *name, int days);
+int ferry_cert_issue(const char *ca_cert, const char *ca_key, const char *name,
+		     int days, const char *cert_path, const char *key_path);
 
 /* Ask running operations to stop cleanly (async-signal-safe). */
 void ferry_cancel(void);

@@ -34,6 +34,8 @@ int cmd_forget(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_files(int argc, char **argv);
+int cmd_mover(int argc, char **argv);
+int cmd_cert(int argc, char **argv);
 
 /* Print "ferry: <what>: <detail>" for ERR and return its exit code. */
 int cli_fail(int err, const char *what);
@@ -42,6 +44,29 @@ int cli_exit_code(int err);
 /* --repo value, or FERRY_REPO, or NULL after printing an error. */
 const char *cli_repo(const char *opt);
 int cli_open_repo(const char *opt, struct ferry_repo **out);
+
+/* Options for a remote repository (ferry://HOST:PORT/REPO), shared by
+ * the commands that open one (remote.c). */
+enum {
+	OPT_CERT = 0x1000, OPT_KEY, OPT_CA, OPT_INSECURE, OPT_LIMIT_RATE,
+	OPT_STREAMS, OPT_RETRY, OPT_TIMEOUT, OPT_CONFIG,
+};
+#define CLI_REMOTE_OPTIONS                                                  \
+	{ "cert", required_argument, NULL, OPT_CERT },                      \
+	{ "key", required_argument, NULL, OPT_KEY },                        \
+	{ "ca", required_argument, NULL, OPT_CA },                          \
+	{ "insecure", no_argument, NULL, OPT_INSECURE },                    \
+	{ "limit-rate", required_argument, NULL, OPT_LIMIT_RATE },          \
+	{ "streams", required_argument, NULL, OPT_STREAMS },                \
+	{ "retry", required_argument, NULL, OPT_RETRY },                    \
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },                \
+	{ "config", required_argument, NULL, OPT_CONFIG }
+extern const char cli_remote_help[];
+/* 1 when C was a remote option (taken), -1 after printing why its value
+ * is bad, 0 when C is something else. */
+int cli_remote_option(int c, const char *arg);
+/* Open a ferry:// URL with the options given (and FERRY_CONFIG). */
+int cli_remote_open(const char *url, struct ferry_repo **out);
 
 int cli_parse_int(const char *s, int min, int max, int *out);
 void cli_human(uint64_t bytes, char *buf, size_t len);

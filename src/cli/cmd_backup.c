@@ -7,7 +7,7 @@
 
 #define FERRY_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char usage[] = "--repo PATH [--name NAME] [--json] [options] SOURCE";
+static const char usage[] = "--repo PATH|URL [--name NAME] [--json] [options] SOURCE";
 
 static void help(void)
 {
@@ -60,6 +60,7 @@ static void help(void)
 	       "  --script-timeout S   seconds a script may run (default 600)\n"
 	       "  --quiesce-timeout S  seconds the agent may take per command (default 30)\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 int cmd_backup(int argc, char **argv)
@@ -82,14 +83,17 @@ int cmd_backup(int argc, char **argv)
 		{ "script-timeout", required_argument, NULL, 'T' },
 		{ "quiesce", required_argument, NULL, 'Q' },
 		{ "quiesce-timeout", required_argument, NULL, 'W' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	static const char *excl[256];
 	struct ferry_backup_opts bo = { 0 };
 	struct ferry_backup_result res;
+	struct ferry_net_stats net;
+	int remote;
 	struct ferry_repo *repo = NULL;
 	const char *rp = NULL;
-	int c, e, json = 0, quiet = 0;
+	int c, e, rc, json = 0, quiet = 0;
 
 	while ((c = getopt_long(argc, argv, "r:n:jt:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -144,7 +148,12 @@ int cmd_backup(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		default: return cli_usage("backup", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("backup", usage);
 		}
 	}
 	if (optind + 1 != argc)
@@ -156,6 +165,7 @@ int cmd_backup(int argc, char **argv)
 	bo.warn = cli_warn;
 	e = ferry_backup(repo, argv[optind], &bo, &res);
 	cli_progress_end();
+	remote = ferry_repo_net_stats(repo, &net) == 0;
 	ferry_repo_free(repo);
 	if (e)
 		return cli_fail(e, "backup failed");
@@ -187,6 +197,16 @@ int cmd_backup(int argc, char **argv)
 		       res.base_id[0] ? "\"" : "", res.base_id[0] ? res.base_id : "null",
 		       res.base_id[0] ? "\"" : "", res.seconds);
 		cli_json_extra(stdout, res.point.extra);
+		if (remote)
+			printf(",\"net\":{\"bytes_sent\":%llu,\"bytes_received\":%llu,"
+			       "\"connects\":%llu,\"resumes\":%llu,\"resumed_at_block\":%llu,"
+			       "\"chunks_resent\":%llu}",
+			       (unsigned long long)net.bytes_sent,
+			       (unsigned long long)net.bytes_received,
+			       (unsigned long long)net.connects,
+			       (unsigned long long)net.resumes,
+			       (unsigned long long)net.blocks_resumed_at,
+			       (unsigned long long)net.chunks_resent);
 		printf("}\n");
 		return EXIT_OK;
 	}
@@ -220,6 +240,14 @@ int cmd_backup(int argc, char **argv)
 				"%s free, %s excluded\n",
 				ch, res.base_id[0] ? " since " : "",
 				res.base_id[0] ? res.base_id : "", sw, fr, ex);
+		}
+		if (remote) {
+			char sent[32];
+
+			cli_human(net.bytes_sent, sent, sizeof(sent));
+			fprintf(stderr, "sent %s to the mover over %llu connection(s), %llu resume(s)\n",
+				sent, (unsigned long long)net.connects,
+				(unsigned long long)net.resumes);
 		}
 	}
 	return EXIT_OK;

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH [--json]";
+static const char usage[] = "--repo PATH|URL [--json]";
 
 static void help(void)
 {
@@ -15,6 +15,7 @@ static void help(void)
 	       "  --repo PATH   repository (or FERRY_REPO)\n"
 	       "  --json        a JSON object\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 int cmd_info(int argc, char **argv)
@@ -23,12 +24,13 @@ int cmd_info(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_repo *repo;
 	struct ferry_repo_info i;
 	const char *rp = NULL;
-	int c, e, json = 0;
+	int c, e, rc, json = 0;
 	double dedup, comp;
 
 	while ((c = getopt_long(argc, argv, "r:jh", opts, NULL)) != -1) {
@@ -36,7 +38,12 @@ int cmd_info(int argc, char **argv)
 		case 'r': rp = optarg; break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("info", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("info", usage);
 		}
 	}
 	if (optind != argc)

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH [--name NAME] [--json]";
+static const char usage[] = "--repo PATH|URL [--name NAME] [--json]";
 
 static void help(void)
 {
@@ -13,6 +13,7 @@ static void help(void)
 	       "  --name NAME   only this disk's points\n"
 	       "  --json        a JSON array of objects\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 struct pctx {
@@ -111,12 +112,13 @@ int cmd_points(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_repo *repo;
 	struct pctx ctx = { 0, 0 };
 	const char *rp = NULL, *name = NULL;
-	int c, e;
+	int c, e, rc;
 
 	while ((c = getopt_long(argc, argv, "r:n:jh", opts, NULL)) != -1) {
 		switch (c) {
@@ -124,7 +126,12 @@ int cmd_points(int argc, char **argv)
 		case 'n': name = optarg; break;
 		case 'j': ctx.json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("points", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("points", usage);
 		}
 	}
 	if (optind != argc)

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH POINT --to TARGET [--changed-only] [--json]";
+static const char usage[] = "--repo PATH|URL POINT --to TARGET [--changed-only] [--json]";
 
 static void help(void)
 {
@@ -25,6 +25,7 @@ static void help(void)
 	       "  --json         print a JSON summary\n"
 	       "  --threads N    worker threads (default: one per CPU)\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -36,13 +37,14 @@ int cmd_restore(int argc, char **argv)
 		{ "changed-only", no_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_restore_opts ro = { 0 };
 	struct ferry_restore_result res;
 	struct ferry_repo *repo;
 	const char *rp = NULL, *to = NULL;
-	int c, e, json = 0;
+	int c, e, rc, json = 0;
 
 	while ((c = getopt_long(argc, argv, "r:o:jct:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -57,7 +59,12 @@ int cmd_restore(int argc, char **argv)
 			}
 			break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("restore", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("restore", usage);
 		}
 	}
 	if (optind + 1 != argc || !to)

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH [--sample PERCENT] [--json] [--threads N] [POINT]";
+static const char usage[] = "--repo PATH|URL [--sample PERCENT] [--json] [--threads N] [POINT]";
 
 static void help(void)
 {
@@ -22,6 +22,7 @@ static void help(void)
 	       "  --json         print a JSON summary\n"
 	       "  --threads N    worker threads (default: one per CPU)\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -32,13 +33,14 @@ int cmd_verify(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "sample", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_verify_opts vo = { 0 };
 	struct ferry_verify_result res;
 	struct ferry_repo *repo;
 	const char *rp = NULL, *point = NULL;
-	int c, e, json = 0;
+	int c, e, rc, json = 0;
 
 	while ((c = getopt_long(argc, argv, "r:jt:s:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -57,7 +59,12 @@ int cmd_verify(int argc, char **argv)
 			}
 			break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("verify", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("verify", usage);
 		}
 	}
 	if (optind + 1 == argc)

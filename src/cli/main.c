@@ -16,6 +16,8 @@ static const struct cli_cmd commands[] = {
 	{ "info", cmd_info, "show repository format, size and ratios" },
 	{ "forget", cmd_forget, "remove restore points a keep policy drops" },
 	{ "gc", cmd_gc, "free the space of unreferenced chunks" },
+	{ "mover", cmd_mover, "serve repositories to remote movers (daemon)" },
+	{ "cert", cmd_cert, "make a CA and certificates for movers" },
 };
 
 static void usage(FILE *f)
@@ -38,6 +40,8 @@ static void usage(FILE *f)
 		"  ferry backup --repo /backup/repo /var/lib/images/vm1.img\n"
 		"  ferry points --repo /backup/repo\n"
 		"  ferry restore --repo /backup/repo vm1.img --to /tmp/vm1-restored.img\n"
+		"  ferry mover --listen 0.0.0.0:7150 --repo /backup/repo --cert m.crt --key m.key --ca ca.crt\n"
+		"  ferry backup --repo ferry://backup1:7150/repo --cert s.crt --key s.key --ca ca.crt vm1.img\n"
 		"\n"
 		"environment:\n"
 		"  FERRY_REPO   repository used when --repo is not given\n"

@@ -67,7 +67,9 @@ int cli_open_repo(const char *opt, struct ferry_repo **out)
 
 	if (!path)
 		return EXIT_USAGE;
-	if ((e = ferry_repo_open(path, out)) != 0)
+	e = ferry_is_remote_url(path) ? cli_remote_open(path, out)
+				      : ferry_repo_open(path, out);
+	if (e)
 		return cli_fail(e, "cannot open repository");
 	return 0;
 }

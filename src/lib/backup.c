@@ -360,6 +360,9 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	res->bytes_skipped_swap = src->skipped[FERRY_SKIP_SWAP];
 	res->bytes_skipped_free = src->skipped[FERRY_SKIP_FREE];
 	res->bytes_skipped_excluded = src->skipped[FERRY_SKIP_EXCLUDED];
+	/* A remote target resolves its dedup queries after put returned. */
+	if (t->ops->settle && (e = t->ops->settle(t, res)) != 0)
+		goto out;
 
 	res->seconds = ferry_mono_seconds() - t0;
 	p.bytes_read = res->bytes_read;

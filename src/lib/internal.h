@@ -88,6 +88,10 @@ struct ferry_store_ops {
 	int (*point_list)(struct ferry_repo *r, ferry_id_list_cb cb, void *arg);
 	/* Optional: a target-side mover of the backend's own (remote). */
 	int (*target_new)(struct ferry_repo *r, struct ferry_target **out);
+	/* Optional: repository totals computed where the data is (remote). */
+	int (*get_info)(struct ferry_repo *r, struct ferry_repo_info *info);
+	/* Optional: network counters (remote). */
+	int (*net_stats)(struct ferry_repo *r, struct ferry_net_stats *st);
 	/* Shared lock for sessions that add data (held until close). */
 	int (*lock_shared)(struct ferry_repo *r);
 	/* Exclusive lock for removing chunks: waits until no session that
@@ -116,6 +120,7 @@ struct ferry_store_ops {
 };
 
 extern const struct ferry_store_ops ferry_store_local_ops;
+extern const struct ferry_store_ops ferry_store_remote_ops;
 int ferry_store_local_open(struct ferry_repo *r);
 int ferry_store_local_create(const char *path);
 
@@ -246,6 +251,11 @@ struct ferry_target_ops {
 	/* In block order: the manifest entry of the next block. */
 	int (*record)(struct ferry_target *t, int kind,
 		      const uint8_t h[FERRY_HASH_LEN]);
+	/* Optional, after the last record and before commit: wait until
+	 * every put is resolved, and move the blocks of puts the target
+	 * turned out to hold already from new to reused in RES (a remote
+	 * target answers its dedup queries after put returned). */
+	int (*settle)(struct ferry_target *t, struct ferry_backup_result *res);
 	/* Make everything durable and commit the point (stats in P). */
 	int (*commit)(struct ferry_target *t, const struct ferry_point *p);
 	void (*free)(struct ferry_target *t); /* aborts if uncommitted */

@@ -189,6 +189,8 @@ int ferry_repo_open(const char *path, struct ferry_repo **out)
 	if (!path || !*path)
 		return ferry_error(FERRY_E_INVAL,
 				   "no repository given (use --repo or FERRY_REPO)");
+	if (ferry_is_remote_url(path))
+		return ferry_repo_open_remote(path, NULL, out);
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
@@ -459,6 +461,8 @@ int ferry_repo_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 	struct plist pl;
 	int e;
 
+	if (r->ops->get_info)
+		return r->ops->get_info(r, info);
 	memset(info, 0, sizeof(*info));
 	info->format_version = r->format_version;
 	info->block_size = r->block_size;

@@ -159,6 +159,11 @@ int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *o,
 		struct ferry_forget_item it = { &c.v[i], keep[i], why[i] };
 
 		if (!keep[i] && !o->dry_run) {
+			if (!repo->ops->delete_point) {
+				e = ferry_error(FERRY_E_INVAL,
+						"this repository's backend cannot remove restore points; run forget where the repository is");
+				goto out;
+			}
 			if ((e = repo->ops->delete_point(repo, c.v[i].id)) != 0)
 				goto out;
 			if (repo->ops->record_delete)

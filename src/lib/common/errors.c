@@ -2,6 +2,7 @@
  * detail that tells the operator which file, block or peer failed. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -23,6 +24,10 @@ static const char *const names[] = {
 	[12] = "ambiguous restore point id",
 	[13] = "interrupted",
 	[14] = "cannot write restore target",
+	[15] = "network error",
+	[16] = "authentication refused",
+	[17] = "protocol error",
+	[18] = "timed out",
 };
 
 const char *ferry_strerror(int err)
@@ -41,11 +46,15 @@ const char *ferry_last_error(void)
 
 int ferry_error(int code, const char *fmt, ...)
 {
+	char msg[sizeof(last_msg)];
 	va_list ap;
 
+	/* Through a copy: callers may pass ferry_last_error() itself to
+	 * wrap the detail with context. */
 	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_msg, msg, sizeof(msg));
 	return code;
 }
 

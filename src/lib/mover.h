@@ -1,0 +1,123 @@
+/* mover.h - the target-side mover's parts: the daemon (mover.c: listener,
+ * connections, read requests, logging) and its backup sessions
+ * (mover_session.c: session files, group syncs, resume, commit). */
+#ifndef FERRY_MOVER_H
+#define FERRY_MOVER_H
+
+#include "proto.h"
+
+struct mconn;
+
+/* A repository the mover serves, with its sync thread: one syncfs makes
+ * the chunks of every session durable at once (group commit). */
+struct mrepo {
+	char name[FERRY_NAME_MAX + 1];
+	char *path;
+	struct ferry_repo *repo;
+	int ses_fd;                 /* REPO/sessions */
+	pthread_t syncer;
+	int syncer_started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv, done_cv;
+	struct mconn **req;         /* connections waiting for a sync */
+	size_t nreq, capreq;
+	struct mover *m;
+};
+
+/* A backup session: in memory while a connection uses it, on disk
+ * (REPO/sessions/SID) always. */
+struct msess {
+	struct msess *next;
+	struct mrepo *r;
+	uint8_t sid[FERRY_SID_LEN];
+	char sidhex[2 * FERRY_SID_LEN + 1];
+	char identity[256];
+	struct ferry_point p;
+	uint8_t hdr[FERRY_MANIFEST_HEADER_MAX];
+	size_t hdr_len;
+	uint64_t entries_off;       /* where entries start in the file */
+	int fd;
+	uint64_t recorded;          /* entries written to the file */
+	struct mconn *owner;        /* the primary connection, or NULL */
+	int refs, loading, dead;
+	double parked_at;           /* refs 0: kept in memory since */
+	unsigned generation;        /* bumped when a RESUME takes over */
+	pthread_mutex_t mu;
+	uint64_t chunks_new, chunks_dup, bytes_new;
+	/* the first bytes of a chunk whose PUT a broken link cut short */
+	uint8_t partial_hash[FERRY_HASH_LEN];
+	uint8_t *partial;
+	uint32_t partial_len;
+};
+
+struct mconn {
+	struct mconn *next;         /* in mover->conns */
+	pthread_t th;
+	int done;                   /* the thread finished (m->mu) */
+	struct mover *m;
+	struct ferry_conn *c;
+	uint64_t id;
+	enum ferry_sstate st;
+	struct mrepo *r;
+	struct msess *s;
+	unsigned gen;
+	int efd;                    /* the syncer wakes us through it */
+	/* what was processed, and what a finished sync made durable */
+	uint64_t frames, bytes;
+	uint64_t durable_frames, durable_blocks; /* under r->mu */
+	int sync_state;             /* 0 idle, 1 queued, 2 running (r->mu) */
+	int sync_err;               /* a sync failed: FERRY_E_* (r->mu) */
+	uint64_t req_frames, req_blocks;         /* under r->mu */
+	uint64_t unsynced_bytes, unsynced_frames;
+	double unsynced_since;
+	struct ferry_ack sent;      /* the last ACK sent */
+	int replaced;
+	struct ferry_codec_ctx *vctx; /* --verify-chunks */
+	uint8_t *vbuf;
+	char tag[96];               /* "conn=N peer=... client=..." */
+};
+
+struct mover {
+	const struct ferry_mover_opts *o;
+	SSL_CTX *ctx;
+	struct mrepo *repos;
+	int nrepos;
+	pthread_mutex_t mu;         /* sessions, nconns */
+	pthread_cond_t cv;
+	struct msess *sessions;
+	struct mconn *conns;        /* threads to join */
+	int nconns;
+	uint64_t conn_seq;
+	atomic_int stopping;
+};
+
+void mover_log(struct mover *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* mover_session.c */
+int msess_repo_open(struct mrepo *r);   /* sessions dir, sweep, syncer */
+void msess_repo_close(struct mrepo *r);
+/* Remove parked session files older than the TTL. */
+void msess_sweep(struct mrepo *r);
+int msess_begin(struct mconn *mc, const uint8_t *p, size_t n);
+int msess_resume(struct mconn *mc, const uint8_t *p, size_t n);
+int msess_attach(struct mconn *mc, const uint8_t *p, size_t n);
+int msess_records(struct mconn *mc, const uint8_t *p, size_t n);
+int msess_commit(struct mconn *mc, const uint8_t *p, size_t n);
+void msess_abort(struct mconn *mc);
+/* Let go of the session: make what arrived durable and close it. */
+void msess_release(struct mconn *mc);
+/* Keep the start of a chunk a broken PUT delivered (TAKE is freed or
+ * kept); hand it back for PUT_REST. */
+void msess_stash(struct mconn *mc, const uint8_t *hash, uint8_t *take,
+		 uint32_t len);
+uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len);
+/* Forget sessions parked in memory longer than AGE seconds (they stay
+ * on disk); AGE < 0: all of them. */
+void msess_reap(struct mover *m, double age);
+/* Ask the repository's syncer to make this connection's work durable. */
+void msess_sync_request(struct mconn *mc);
+/* Wait until no sync for MC is queued or running. */
+void msess_sync_forget(struct mconn *mc);
+
+#endif

@@ -1,0 +1,910 @@
+/* mover_session.c - backup sessions on the target-side mover: each one is
+ * a file REPO/sessions/SID (the restore point's header, then one manifest
+ * entry per block received), made durable with the chunks it references
+ * before the source hears an acknowledgement, so that a broken link or a
+ * restarted mover resumes where the last acknowledgement left off. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "mover.h"
+
+#define SES_MAGIC "FSES"
+#define SES_VERSION 1
+#define SES_HEADER_MAX 8192
+#define IOBUF (64u << 10)
+
+/* ---- the syncer: one thread per repository ---------------------------- */
+
+static void *syncer_main(void *arg)
+{
+	struct mrepo *r = arg;
+	struct mconn **batch = NULL;
+	uint64_t *frames = NULL, *blocks = NULL;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		size_t n;
+		int e, fe = 0;
+
+		while (!r->nreq && !r->stop)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (!r->nreq)
+			break;
+		n = r->nreq;
+		if (n > cap) {
+			struct mconn **nb = realloc(batch, n * sizeof(*nb));
+			uint64_t *nf = realloc(frames, n * sizeof(*nf));
+			uint64_t *nbl = nf ? realloc(blocks, n * sizeof(*nbl)) : NULL;
+
+			if (nb)
+				batch = nb;
+			if (nf)
+				frames = nf;
+			if (nbl)
+				blocks = nbl;
+			if (!nb || !nf || !nbl) {
+				pthread_mutex_unlock(&r->mu);
+				sleep(1); /* out of memory: try again */
+				pthread_mutex_lock(&r->mu);
+				continue;
+			}
+			cap = n;
+		}
+		for (size_t i = 0; i < n; i++) {
+			batch[i] = r->req[i];
+			batch[i]->sync_state = 2;
+			frames[i] = batch[i]->req_frames;
+			blocks[i] = batch[i]->req_blocks;
+		}
+		r->nreq = 0;
+		pthread_mutex_unlock(&r->mu);
+		/* One syncfs for every connection's chunks, then each
+		 * session file (the entries acknowledged). */
+		e = r->repo->ops->sync_chunks(r->repo);
+		for (size_t i = 0; e == 0 && i < n; i++)
+			if (batch[i]->s && fdatasync(batch[i]->s->fd) < 0)
+				fe = errno;
+		pthread_mutex_lock(&r->mu);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t one = 1;
+
+			if (e == 0 && fe == 0) {
+				batch[i]->durable_frames = frames[i];
+				batch[i]->durable_blocks = blocks[i];
+			} else {
+				batch[i]->sync_err = e ? e : ferry_errno_code(fe, FERRY_E_IO);
+				mover_log(r->m, "repo=%s sync failed: %s", r->name,
+					  e ? ferry_last_error() : strerror(fe));
+			}
+			batch[i]->sync_state = 0;
+			if (write(batch[i]->efd, &one, sizeof(one)) < 0) {
+				/* the connection polls on a timer anyway */
+			}
+		}
+		pthread_cond_broadcast(&r->done_cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	free(batch);
+	free(frames);
+	free(blocks);
+	return NULL;
+}
+
+void msess_sync_request(struct mconn *mc)
+{
+	struct mrepo *r = mc->r;
+
+	pthread_mutex_lock(&r->mu);
+	if (mc->sync_state == 2) {
+		pthread_mutex_unlock(&r->mu);
+		return; /* asked again once this one is done */
+	}
+	mc->req_frames = mc->frames;
+	mc->req_blocks = mc->s && mc->st == FS_SESSION ? mc->s->recorded : 0;
+	if (mc->sync_state == 0) {
+		if (r->nreq == r->capreq) {
+			size_t nc = r->capreq ? r->capreq * 2 : 16;
+			struct mconn **n = realloc(r->req, nc * sizeof(*n));
+
+			if (!n) {
+				pthread_mutex_unlock(&r->mu);
+				return;
+			}
+			r->req = n;
+			r->capreq = nc;
+		}
+		r->req[r->nreq++] = mc;
+		mc->sync_state = 1;
+		pthread_cond_signal(&r->cv);
+	}
+	mc->unsynced_bytes = mc->unsynced_frames = 0;
+	mc->unsynced_since = 0;
+	pthread_mutex_unlock(&r->mu);
+}
+
+void msess_sync_forget(struct mconn *mc)
+{
+	struct mrepo *r = mc->r;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	if (mc->sync_state == 1) {
+		for (size_t i = 0; i < r->nreq; i++)
+			if (r->req[i] == mc) {
+				r->req[i] = r->req[--r->nreq];
+				break;
+			}
+		mc->sync_state = 0;
+	}
+	while (mc->sync_state == 2)
+		pthread_cond_wait(&r->done_cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- the sessions directory ------------------------------------------ */
+
+static int sid_name(const char *n)
+{
+	if (strlen(n) != 2 * FERRY_SID_LEN)
+		return 0;
+	return strspn(n, "0123456789abcdef") == 2 * FERRY_SID_LEN;
+}
+
+/* Parked sessions older than the TTL are given up (their chunks stay for
+ * a later garbage collection to judge). */
+void msess_sweep(struct mrepo *r)
+{
+	int ttl = r->m->o->session_ttl > 0 ? r->m->o->session_ttl : 7 * 86400;
+	int dfd = dup(r->ses_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (!strncmp(de->d_name, ".tmp-", 5)) {
+			unlinkat(r->ses_fd, de->d_name, 0);
+			continue;
+		}
+		if (!sid_name(de->d_name) ||
+		    fstatat(r->ses_fd, de->d_name, &st, 0) < 0)
+			continue;
+		if (now - st.st_mtime > ttl) {
+			unlinkat(r->ses_fd, de->d_name, 0);
+			mover_log(r->m, "repo=%s session=%.8s expired: parked longer than %d s",
+				  r->name, de->d_name, ttl);
+		}
+	}
+	closedir(d);
+}
+
+int msess_repo_open(struct mrepo *r)
+{
+	char dir[4200];
+	int e;
+
+	snprintf(dir, sizeof(dir), "%s/sessions", r->path);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ferry_error(FERRY_E_IO, "create %s: %s", dir, strerror(errno));
+	r->ses_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->ses_fd < 0)
+		return ferry_error(FERRY_E_IO, "open %s: %s", dir, strerror(errno));
+	/* Sessions add data: hold the repository's shared lock. */
+	if ((e = r->repo->ops->lock_shared(r->repo)) != 0)
+		return e;
+	msess_sweep(r);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	pthread_cond_init(&r->done_cv, NULL);
+	if (pthread_create(&r->syncer, NULL, syncer_main, r) != 0)
+		return ferry_error(FERRY_E_NOMEM, "cannot start a thread");
+	r->syncer_started = 1;
+	return 0;
+}
+
+void msess_repo_close(struct mrepo *r)
+{
+	if (r->syncer_started) {
+		pthread_mutex_lock(&r->mu);
+		r->stop = 1;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->syncer, NULL);
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cv);
+		pthread_cond_destroy(&r->done_cv);
+		r->syncer_started = 0;
+	}
+	free(r->req);
+	r->req = NULL;
+	if (r->ses_fd >= 0)
+		close(r->ses_fd);
+	r->ses_fd = -1;
+}
+
+/* ---- session objects -------------------------------------------------- */
+
+static void sid_hex(struct msess *s)
+{
+	for (int i = 0; i < FERRY_SID_LEN; i++)
+		snprintf(s->sidhex + 2 * i, 3, "%02x", s->sid[i]);
+}
+
+static struct msess *find(struct mover *m, struct mrepo *r, const uint8_t *sid)
+{
+	for (struct msess *s = m->sessions; s; s = s->next)
+		if (s->r == r && !memcmp(s->sid, sid, FERRY_SID_LEN) && !s->dead)
+			return s;
+	return NULL;
+}
+
+static void unlink_session(struct mover *m, struct msess *s)
+{
+	for (struct msess **pp = &m->sessions; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+}
+
+static void sess_free(struct msess *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->partial);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+static struct msess *sess_new(struct mrepo *r)
+{
+	struct msess *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->r = r;
+	s->fd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	return s;
+}
+
+/* Drop MC's reference (under m->mu). */
+static void put_ref(struct mconn *mc)
+{
+	struct mover *m = mc->m;
+	struct msess *s = mc->s;
+
+	if (s->owner == mc)
+		s->owner = NULL;
+	/* A session parked by a broken link stays in memory a while: a
+	 * resume then finds the start of a chunk the link cut short. */
+	if (--s->refs == 0) {
+		if (s->dead || s->loading) {
+			unlink_session(m, s);
+			sess_free(s);
+		} else {
+			s->parked_at = ferry_mono_seconds();
+		}
+	}
+	mc->s = NULL;
+	pthread_cond_broadcast(&m->cv);
+}
+
+void msess_reap(struct mover *m, double age)
+{
+	double now = ferry_mono_seconds();
+
+	pthread_mutex_lock(&m->mu);
+	for (struct msess **pp = &m->sessions; *pp;) {
+		struct msess *s = *pp;
+
+		if (s->refs == 0 && (age < 0 || now - s->parked_at > age)) {
+			*pp = s->next;
+			sess_free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+static int reply_session(struct mconn *mc)
+{
+	struct msess *s = mc->s;
+	struct ferry_session_msg m;
+	uint8_t b[FERRY_SID_LEN + 20 + FERRY_HASH_LEN];
+	size_t n;
+
+	memset(&m, 0, sizeof(m));
+	memcpy(m.sid, s->sid, FERRY_SID_LEN);
+	m.done = s->recorded;
+	m.nblocks = s->p.nblocks;
+	pthread_mutex_lock(&s->mu);
+	if (s->partial && mc->st == FS_READY) {
+		m.partial = s->partial_len;
+		memcpy(m.partial_hash, s->partial_hash, FERRY_HASH_LEN);
+	}
+	pthread_mutex_unlock(&s->mu);
+	n = ferry_session_encode(b, sizeof(b), &m);
+	return ferry_conn_queue(mc->c, FM_SESSION, b, n, NULL, 0);
+}
+
+void msess_stash(struct mconn *mc, const uint8_t *hash, uint8_t *take,
+		 uint32_t len)
+{
+	struct msess *s = mc->s;
+
+	pthread_mutex_lock(&s->mu);
+	free(s->partial);
+	s->partial = take;
+	s->partial_len = len;
+	memcpy(s->partial_hash, hash, FERRY_HASH_LEN);
+	pthread_mutex_unlock(&s->mu);
+}
+
+uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len)
+{
+	struct msess *s = mc->s;
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->partial && !memcmp(s->partial_hash, hash, FERRY_HASH_LEN)) {
+		b = s->partial;
+		*len = s->partial_len;
+		s->partial = NULL;
+		s->partial_len = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return b;
+}
+
+static int write_header(struct msess *s)
+{
+	uint8_t b[SES_HEADER_MAX];
+	struct ferry_wr w;
+	size_t il = strlen(s->identity), hl;
+	int e;
+
+	ferry_wr_init(&w, b, sizeof(b));
+	ferry_wr_bytes(&w, SES_MAGIC, 4);
+	ferry_wr_u32(&w, SES_VERSION);
+	ferry_wr_u32(&w, 0); /* header length, below */
+	ferry_wr_u32(&w, 0); /* CRC, below */
+	ferry_wr_bytes(&w, s->sid, FERRY_SID_LEN);
+	ferry_wr_u64(&w, ferry_now_ns());
+	ferry_wr_u16(&w, (uint16_t)il);
+	ferry_wr_bytes(&w, s->identity, il);
+	ferry_wr_u16(&w, (uint16_t)s->hdr_len);
+	ferry_wr_bytes(&w, s->hdr, s->hdr_len);
+	if (w.bad)
+		return ferry_error(FERRY_E_INVAL, "session header too long");
+	hl = sizeof(b) - w.left;
+	ferry_put_le32(b + 8, (uint32_t)hl);
+	ferry_put_le32(b + 12, (uint32_t)crc32(0, b + 16, (uInt)(hl - 16)));
+	s->entries_off = hl;
+	if ((e = ferry_pwrite_all(s->fd, b, hl, 0)) != 0)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write session file: %s", strerror(-e));
+	return 0;
+}
+
+int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
+{
+	struct mover *m = mc->m;
+	struct mrepo *r = mc->r;
+	struct ferry_point pt;
+	const uint8_t *hdr;
+	size_t hl;
+	struct msess *s;
+	int e, fd;
+
+	if ((e = ferry_begin_parse(p, n, &pt, &hdr, &hl)) != 0)
+		return e;
+	if (pt.block_size != r->repo->block_size)
+		return ferry_error(FERRY_E_INVAL,
+				   "restore point block size %u differs from repository %s's %u",
+				   pt.block_size, r->name, r->repo->block_size);
+	if (r->repo->ops->point_open(r->repo, pt.id, &fd) == 0) {
+		close(fd);
+		return ferry_error(FERRY_E_EXISTS, "restore point %s exists already",
+				   pt.id);
+	}
+	if (!(s = sess_new(r)))
+		return FERRY_E_NOMEM;
+	if ((e = ferry_random(s->sid, sizeof(s->sid))) != 0)
+		goto fail;
+	sid_hex(s);
+	s->p = pt;
+	memcpy(s->hdr, hdr, hl);
+	s->hdr_len = hl;
+	snprintf(s->identity, sizeof(s->identity), "%s", mc->c->identity);
+	s->fd = openat(r->ses_fd, s->sidhex,
+		       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->fd < 0) {
+		e = ferry_error(ferry_errno_code(errno, FERRY_E_IO),
+				"create session file in %s/sessions: %s", r->path,
+				strerror(errno));
+		goto fail;
+	}
+	if ((e = write_header(s)) != 0 || fsync(s->fd) < 0 ||
+	    fsync(r->ses_fd) < 0) {
+		if (!e)
+			e = ferry_error(FERRY_E_IO, "sync session file: %s",
+					strerror(errno));
+		unlinkat(r->ses_fd, s->sidhex, 0);
+		goto fail;
+	}
+	s->refs = 1;
+	s->owner = mc;
+	pthread_mutex_lock(&m->mu);
+	s->next = m->sessions;
+	m->sessions = s;
+	pthread_mutex_unlock(&m->mu);
+	mc->s = s;
+	mc->gen = s->generation;
+	mover_log(m, "%s session=%.8s repo=%s begin point %s name=%s blocks=%llu",
+		  mc->tag, s->sidhex, r->name, pt.id, pt.name,
+		  (unsigned long long)pt.nblocks);
+	return reply_session(mc);
+fail:
+	sess_free(s);
+	return e;
+}
+
+/* Read a session file back: header checks, then every entry (a data
+ * entry counts only while its chunk is present: anything after a lost
+ * chunk is cut off and will be sent again). */
+static int load(struct msess *s, const char *sidhex)
+{
+	struct mrepo *r = s->r;
+	uint8_t b[SES_HEADER_MAX], *buf = NULL;
+	struct ferry_rd rd;
+	uint8_t magic[4], sid[FERRY_SID_LEN];
+	uint32_t ver, hl, crc;
+	uint64_t created, size, nent, good = 0;
+	uint16_t il, ml;
+	struct stat st;
+	ssize_t got;
+	size_t used;
+	int e = 0;
+
+	s->fd = openat(r->ses_fd, sidhex, O_RDWR | O_CLOEXEC);
+	if (s->fd < 0)
+		return errno == ENOENT ? FERRY_E_NOTFOUND
+				       : ferry_error(FERRY_E_IO, "open session %s: %s",
+						     sidhex, strerror(errno));
+	got = ferry_pread_full(s->fd, b, sizeof(b), 0);
+	if (got < 16 || fstat(s->fd, &st) < 0)
+		goto corrupt;
+	ferry_rd_init(&rd, b, (size_t)got);
+	ferry_rd_bytes(&rd, magic, 4);
+	ferry_rd_u32(&rd, &ver);
+	ferry_rd_u32(&rd, &hl);
+	ferry_rd_u32(&rd, &crc);
+	if (rd.bad || memcmp(magic, SES_MAGIC, 4) || ver != SES_VERSION ||
+	    hl < 16 || hl > (size_t)got ||
+	    crc != (uint32_t)crc32(0, b + 16, hl - 16))
+		goto corrupt;
+	ferry_rd_init(&rd, b + 16, hl - 16);
+	ferry_rd_bytes(&rd, sid, sizeof(sid));
+	ferry_rd_u64(&rd, &created);
+	if (ferry_rd_u16(&rd, &il) || il >= sizeof(s->identity) ||
+	    ferry_rd_bytes(&rd, s->identity, il))
+		goto corrupt;
+	s->identity[il] = 0;
+	if (ferry_rd_u16(&rd, &ml) || ml > sizeof(s->hdr) ||
+	    ferry_rd_bytes(&rd, s->hdr, ml) || rd.left)
+		goto corrupt;
+	s->hdr_len = ml;
+	if (memcmp(sid, s->sid, sizeof(sid)) ||
+	    ferry_manifest_header_parse(s->hdr, ml, &s->p, &used) || used != ml)
+		goto corrupt;
+	s->entries_off = hl;
+	size = (uint64_t)st.st_size;
+	nent = (size - hl) / FERRY_ENTRY_LEN;
+	if (nent > s->p.nblocks)
+		nent = s->p.nblocks;
+	if (!(buf = malloc(IOBUF - IOBUF % FERRY_ENTRY_LEN)))
+		return FERRY_E_NOMEM;
+	while (good < nent) {
+		size_t want = IOBUF - IOBUF % FERRY_ENTRY_LEN;
+		uint64_t left = (nent - good) * FERRY_ENTRY_LEN;
+		int stop = 0;
+
+		if (want > left)
+			want = (size_t)left;
+		got = ferry_pread_full(s->fd, buf, want,
+				       (off_t)(hl + good * FERRY_ENTRY_LEN));
+		if (got != (ssize_t)want) {
+			e = ferry_error(FERRY_E_IO, "read session %s", sidhex);
+			break;
+		}
+		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN) {
+			const uint8_t *en = buf + i;
+
+			if (en[0] == FERRY_ENTRY_ZERO &&
+			    ferry_is_zero(en + 1, FERRY_HASH_LEN)) {
+				good++;
+				continue;
+			}
+			if (en[0] != FERRY_ENTRY_DATA ||
+			    r->repo->ops->has_chunk(r->repo, en + 1) != 1) {
+				stop = 1;
+				break;
+			}
+			good++;
+		}
+		if (stop)
+			break;
+	}
+	free(buf);
+	if (e)
+		return e;
+	if (hl + good * FERRY_ENTRY_LEN != size &&
+	    ftruncate(s->fd, (off_t)(hl + good * FERRY_ENTRY_LEN)) < 0)
+		return ferry_error(FERRY_E_IO, "truncate session %s: %s", sidhex,
+				   strerror(errno));
+	s->recorded = good;
+	return 0;
+corrupt:
+	return ferry_error(FERRY_E_CORRUPT, "session file %s/sessions/%s is damaged",
+			   r->path, sidhex);
+}
+
+/* Make what the session holds durable before telling the source. */
+static int sync_now(struct msess *s)
+{
+	int e = s->r->repo->ops->sync_chunks(s->r->repo);
+
+	if (e == 0 && fdatasync(s->fd) < 0)
+		e = ferry_error(FERRY_E_IO, "sync session %s: %s", s->sidhex,
+				strerror(errno));
+	return e;
+}
+
+static int reply_committed(struct mconn *mc, const char *id)
+{
+	uint8_t pid[FERRY_PID_LEN];
+
+	ferry_pid_from_hex(id, pid);
+	return ferry_conn_queue(mc->c, FM_COMMITTED, pid, sizeof(pid), NULL, 0);
+}
+
+int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
+{
+	struct mover *m = mc->m;
+	struct mrepo *r = mc->r;
+	uint8_t sid[FERRY_SID_LEN], pid[FERRY_PID_LEN];
+	char id[FERRY_ID_LEN + 1];
+	struct msess *s;
+	struct timespec until;
+	int e = 0, fd;
+
+	if (n != sizeof(sid) + sizeof(pid))
+		return ferry_error(FERRY_E_PROTO, "malformed RESUME message");
+	memcpy(sid, p, sizeof(sid));
+	memcpy(pid, p + sizeof(sid), sizeof(pid));
+	ferry_pid_to_hex(pid, id);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&m->mu);
+	s = find(m, r, sid);
+	if (s) {
+		/* Take it over from a connection that may be dead but not
+		 * yet noticed: it lets go within a poll interval. */
+		s->refs++;
+		s->generation++;
+		while ((s->owner || s->loading) && !s->dead &&
+		       pthread_cond_timedwait(&m->cv, &m->mu, &until) == 0)
+			;
+		if (s->owner || s->loading || s->dead) {
+			int dead = s->dead;
+
+			mc->s = s;
+			put_ref(mc);
+			pthread_mutex_unlock(&m->mu);
+			if (dead)
+				return ferry_error(FERRY_E_NOTFOUND,
+						   "session ended while resuming");
+			return ferry_error(FERRY_E_TIMEOUT,
+					   "session is still held by another connection");
+		}
+		s->owner = mc;
+		pthread_mutex_unlock(&m->mu);
+	} else {
+		if (!(s = sess_new(r))) {
+			pthread_mutex_unlock(&m->mu);
+			return FERRY_E_NOMEM;
+		}
+		memcpy(s->sid, sid, sizeof(sid));
+		sid_hex(s);
+		s->refs = 1;
+		s->loading = 1;
+		s->owner = mc;
+		s->next = m->sessions;
+		m->sessions = s;
+		pthread_mutex_unlock(&m->mu);
+		e = load(s, s->sidhex);
+		pthread_mutex_lock(&m->mu);
+		s->loading = 0;
+		if (e) {
+			s->dead = 1;
+			mc->s = s;
+			put_ref(mc);
+			pthread_mutex_unlock(&m->mu);
+			if (e != FERRY_E_NOTFOUND)
+				return e;
+			/* Gone: committed meanwhile (its answer lost), or
+			 * never known here. */
+			if (r->repo->ops->point_open(r->repo, id, &fd) == 0) {
+				close(fd);
+				mover_log(m, "%s repo=%s resume of a committed session: point %s",
+					  mc->tag, r->name, id);
+				return reply_committed(mc, id);
+			}
+			return ferry_error(FERRY_E_NOTFOUND,
+					   "session %.8s is not known to this mover (expired or aborted): start the backup again",
+					   s->sidhex);
+		}
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+	}
+	mc->s = s;
+	mc->gen = s->generation;
+	if (strcmp(s->identity, mc->c->identity)) {
+		pthread_mutex_lock(&m->mu);
+		put_ref(mc);
+		pthread_mutex_unlock(&m->mu);
+		return ferry_error(FERRY_E_AUTH,
+				   "session belongs to another client certificate");
+	}
+	if (strcmp(s->p.id, id)) {
+		pthread_mutex_lock(&m->mu);
+		put_ref(mc);
+		pthread_mutex_unlock(&m->mu);
+		return ferry_error(FERRY_E_INVAL,
+				   "session is for restore point %s, not %s", s->p.id,
+				   id);
+	}
+	if ((e = sync_now(s)) != 0)
+		return e;
+	mover_log(m, "%s session=%.8s repo=%s resumed at block %llu of %llu",
+		  mc->tag, s->sidhex, r->name, (unsigned long long)s->recorded,
+		  (unsigned long long)s->p.nblocks);
+	return reply_session(mc);
+}
+
+int msess_attach(struct mconn *mc, const uint8_t *p, size_t n)
+{
+	struct mover *m = mc->m;
+	struct msess *s;
+
+	if (n != FERRY_SID_LEN)
+		return ferry_error(FERRY_E_PROTO, "malformed ATTACH message");
+	pthread_mutex_lock(&m->mu);
+	s = find(m, mc->r, p);
+	if (!s || !s->owner || s->loading ||
+	    strcmp(s->identity, mc->c->identity)) {
+		pthread_mutex_unlock(&m->mu);
+		return ferry_error(FERRY_E_NOTFOUND,
+				   "no running session to attach a stream to");
+	}
+	s->refs++;
+	mc->s = s;
+	mc->gen = s->generation;
+	pthread_mutex_unlock(&m->mu);
+	return reply_session(mc);
+}
+
+/* Whether other connections carry chunks of this session. */
+static int streams(struct mconn *mc)
+{
+	int n;
+
+	pthread_mutex_lock(&mc->m->mu);
+	n = mc->s->refs > 1;
+	pthread_mutex_unlock(&mc->m->mu);
+	return n;
+}
+
+/* With several streams a block's entry may come before its chunk, which
+ * travels on another connection: wait for it, a while. */
+static int wait_chunk(struct mconn *mc, const uint8_t *h)
+{
+	struct ferry_repo *repo = mc->r->repo;
+	double until = ferry_mono_seconds() + 30;
+	int e = 0;
+
+	while (e == 0 && ferry_mono_seconds() < until &&
+	       !atomic_load(&mc->m->stopping) &&
+	       mc->s->generation == mc->gen) {
+		struct timespec ts = { 0, 2000000L };
+
+		nanosleep(&ts, NULL);
+		e = repo->ops->has_chunk(repo, h);
+	}
+	return e;
+}
+
+int msess_records(struct mconn *mc, const uint8_t *p, size_t n)
+{
+	struct msess *s = mc->s;
+	struct ferry_repo *repo = mc->r->repo;
+	const uint8_t *ent;
+	uint64_t first;
+	uint16_t count;
+	int e;
+
+	if ((e = ferry_records_parse(p, n, &first, &count, &ent)) != 0)
+		return e;
+	if (first != s->recorded)
+		return ferry_error(FERRY_E_PROTO,
+				   "RECORDS start at block %llu, expected %llu",
+				   (unsigned long long)first,
+				   (unsigned long long)s->recorded);
+	if (count > s->p.nblocks - s->recorded)
+		return ferry_error(FERRY_E_PROTO,
+				   "RECORDS go past the last block (%llu)",
+				   (unsigned long long)s->p.nblocks);
+	/* A manifest may only name chunks the repository holds. */
+	for (uint16_t i = 0; i < count; i++) {
+		const uint8_t *en = ent + (size_t)i * FERRY_ENTRY_LEN;
+		char hex[65];
+
+		if (en[0] != FERRY_ENTRY_DATA)
+			continue;
+		if ((e = repo->ops->has_chunk(repo, en + 1)) < 0)
+			return e;
+		if (e == 0 && streams(mc))
+			e = wait_chunk(mc, en + 1);
+		if (e < 0)
+			return e;
+		if (e == 0) {
+			ferry_hash_hex(en + 1, hex);
+			return ferry_error(FERRY_E_MISSING,
+					   "block %llu names chunk %s, which the mover does not hold",
+					   (unsigned long long)(first + i), hex);
+		}
+	}
+	if ((e = ferry_pwrite_all(s->fd, ent, (size_t)count * FERRY_ENTRY_LEN,
+				  (off_t)(s->entries_off +
+					  s->recorded * FERRY_ENTRY_LEN))) != 0)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write session file: %s", strerror(-e));
+	s->recorded += count;
+	return 0;
+}
+
+static int write_manifest(struct msess *s, const struct ferry_point *p)
+{
+	struct ferry_repo *repo = s->r->repo;
+	struct ferry_mwriter *w = NULL;
+	uint8_t *buf = malloc(IOBUF - IOBUF % FERRY_ENTRY_LEN);
+	uint64_t done = 0;
+	int e;
+
+	if (!buf)
+		return FERRY_E_NOMEM;
+	if ((e = ferry_mwriter_begin(repo, p, &w)) != 0)
+		goto out;
+	while (done < s->recorded) {
+		size_t want = IOBUF - IOBUF % FERRY_ENTRY_LEN;
+		uint64_t left = (s->recorded - done) * FERRY_ENTRY_LEN;
+		ssize_t got;
+
+		if (want > left)
+			want = (size_t)left;
+		got = ferry_pread_full(s->fd, buf, want,
+				       (off_t)(s->entries_off + done * FERRY_ENTRY_LEN));
+		if (got != (ssize_t)want) {
+			e = ferry_error(FERRY_E_IO, "read session file %s",
+					s->sidhex);
+			goto out;
+		}
+		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN)
+			if ((e = ferry_mwriter_add(w, buf[i], buf + i + 1)) != 0)
+				goto out;
+		done += want / FERRY_ENTRY_LEN;
+	}
+	e = ferry_mwriter_commit(w, p);
+out:
+	ferry_mwriter_free(w);
+	free(buf);
+	return e;
+}
+
+static void drop(struct mconn *mc)
+{
+	struct msess *s = mc->s;
+
+	unlinkat(s->r->ses_fd, s->sidhex, 0);
+	fsync(s->r->ses_fd);
+	pthread_mutex_lock(&mc->m->mu);
+	s->dead = 1;
+	put_ref(mc);
+	pthread_mutex_unlock(&mc->m->mu);
+}
+
+int msess_commit(struct mconn *mc, const uint8_t *pl, size_t n)
+{
+	struct msess *s = mc->s;
+	struct ferry_repo *repo = mc->r->repo;
+	struct ferry_stats6 st;
+	struct ferry_point p;
+	int e, fd;
+
+	if ((e = ferry_stats6_parse(pl, n, &st)) != 0)
+		return e;
+	if (s->recorded != s->p.nblocks)
+		return ferry_error(FERRY_E_PROTO,
+				   "COMMIT with %llu of %llu blocks recorded",
+				   (unsigned long long)s->recorded,
+				   (unsigned long long)s->p.nblocks);
+	p = s->p;
+	p.bytes_read = st.bytes_read;
+	p.bytes_zero = st.bytes_zero;
+	p.bytes_new = st.bytes_new;
+	p.bytes_reused = st.bytes_reused;
+	p.bytes_stored = st.bytes_stored;
+	p.duration_us = st.duration_us;
+	msess_sync_forget(mc);
+	/* Committed already by an earlier try whose answer was lost? */
+	if (repo->ops->point_open(repo, p.id, &fd) == 0)
+		close(fd);
+	else if ((e = write_manifest(s, &p)) != 0)
+		return e;
+	mover_log(mc->m, "%s session=%.8s repo=%s committed point %s: %llu blocks, %llu new chunks (%llu bytes), %llu already held",
+		  mc->tag, s->sidhex, mc->r->name, p.id,
+		  (unsigned long long)p.nblocks, (unsigned long long)s->chunks_new,
+		  (unsigned long long)s->bytes_new,
+		  (unsigned long long)s->chunks_dup);
+	drop(mc);
+	return reply_committed(mc, p.id);
+}
+
+void msess_abort(struct mconn *mc)
+{
+	mover_log(mc->m, "%s session=%.8s repo=%s aborted by the source at block %llu",
+		  mc->tag, mc->s->sidhex, mc->r->name,
+		  (unsigned long long)mc->s->recorded);
+	msess_sync_forget(mc);
+	drop(mc);
+}
+
+void msess_release(struct mconn *mc)
+{
+	struct msess *s = mc->s;
+
+	if (!s)
+		return;
+	msess_sync_forget(mc);
+	if (s->owner == mc && !s->dead) {
+		int e = sync_now(s);
+
+		mover_log(mc->m, "%s session=%.8s repo=%s parked at block %llu of %llu%s%s",
+			  mc->tag, s->sidhex, mc->r->name,
+			  (unsigned long long)s->recorded,
+			  (unsigned long long)s->p.nblocks, e ? ": sync failed: " : "",
+			  e ? ferry_last_error() : "");
+	}
+	pthread_mutex_lock(&mc->m->mu);
+	put_ref(mc);
+	pthread_mutex_unlock(&mc->m->mu);
+}
