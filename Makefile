@@ -27,7 +27,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps check check-fast check-asan fuzz demo bench lint clean torture
+.PHONY: all deps check check-fast check-asan fuzz demo bench bench-remote lint clean torture
 
 all: bin/ferry
 
@@ -109,6 +109,10 @@ demo: deps all
 
 bench: deps all
 	./bench/run
+
+# The network mover: loopback TLS against local, a WAN, mover memory.
+bench-remote: deps all $(TOOLS_BIN)
+	./bench/run-remote
 
 lint:
 	@./scripts/lint.sh
