@@ -35,10 +35,14 @@ int rstore_retryable(int e)
 
 void rstore_backoff(int attempt, const atomic_int *stop)
 {
-	double d = 0.2, until;
+	double d = 0.1, until;
 	uint8_t j = 128;
 
-	for (int i = 0; i < attempt && d < 5; i++)
+	/* A link that broke once is tried again at once; then 0.2 s,
+	 * doubling to 5 s. */
+	if (attempt == 0)
+		return;
+	for (int i = 1; i < attempt && d < 5; i++)
 		d *= 2;
 	if (d > 5)
 		d = 5;
@@ -213,9 +217,7 @@ static int rcall(struct rstore *rs, uint16_t type, const void *a, size_t alen,
 			return e;
 		/* A pooled connection may have gone stale: the first retry
 		 * is immediate, the next ones back off. */
-		if (attempt)
-			rstore_backoff(attempt - 1, NULL);
-		attempt++;
+		rstore_backoff(attempt++, NULL);
 		fn(NULL, arg);
 	}
 }
