@@ -28,7 +28,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps check check-fast check-asan fuzz demo bench bench-restore lint clean torture
+.PHONY: all deps check check-fast check-asan fuzz demo bench bench-restore bench-remote lint clean torture
 
 all: bin/ferry
 
@@ -113,6 +113,10 @@ bench: deps all
 
 bench-restore: deps all
 	./bench/run-restore
+
+# The network mover: loopback TLS against local, a WAN, mover memory.
+bench-remote: deps all $(TOOLS_BIN)
+	./bench/run-remote
 
 lint:
 	@./scripts/lint.sh

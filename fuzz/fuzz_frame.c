@@ -125,6 +125,17 @@ static void client_frame(unsigned type, const uint8_t *p, size_t n)
 		if (ferry_session_parse(p, n, &s) == 0 && s.done > s.nblocks)
 			abort();
 		break;
+	case FM_POINT_INFO: {
+		struct ferry_point pt;
+		uint8_t again[1 + 2 + FERRY_MANIFEST_HEADER_MAX + 48];
+
+		/* what parses re-encodes to the same bytes */
+		if (ferry_point_info_parse(p, n, &pt) == 0 &&
+		    (ferry_point_info_encode(again, sizeof(again), &pt) != n ||
+		     memcmp(again, p, n)))
+			abort();
+		break;
+	}
 	default:
 		break;
 	}

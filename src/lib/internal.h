@@ -86,6 +86,11 @@ struct ferry_store_ops {
 	void (*point_abort)(struct ferry_repo *r, int fd, const char *tmp);
 	int (*point_open)(struct ferry_repo *r, const char *id, int *fd);
 	int (*point_list)(struct ferry_repo *r, ferry_id_list_cb cb, void *arg);
+	/* Optional: a point's header and statistics, its manifest checked
+	 * where it is stored (FERRY_E_CORRUPT when it fails); saves a remote
+	 * listing from fetching every manifest. */
+	int (*point_stat)(struct ferry_repo *r, const char *id,
+			  struct ferry_point *p);
 	/* Optional: a target-side mover of the backend's own (remote). */
 	int (*target_new)(struct ferry_repo *r, struct ferry_target **out);
 	/* Optional: repository totals computed where the data is (remote). */

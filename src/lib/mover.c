@@ -316,6 +316,22 @@ static int list_point(const char *id, void *arg)
 	return 0;
 }
 
+static int point_info(const struct ferry_point *p, void *arg)
+{
+	struct lister *l = arg;
+	uint8_t b[1 + 2 + FERRY_MANIFEST_HEADER_MAX + 48];
+	size_t n = ferry_point_info_encode(b, sizeof(b), p);
+	int e;
+
+	if (!n)
+		return 0; /* nothing a source could use */
+	if ((e = ferry_conn_queue(l->mc->c, FM_POINT_INFO, b, n, NULL, 0)) != 0 ||
+	    (e = ferry_conn_send_wait(l->mc->c, l->deadline)) != 0)
+		return e;
+	l->total++;
+	return 0;
+}
+
 static int end(struct mconn *mc, uint64_t total)
 {
 	uint8_t b[8];
@@ -450,6 +466,15 @@ static int read_request(struct mconn *mc, unsigned type, const uint8_t *p,
 				e = list_flush(&l, FM_POINT_LIST_R, FERRY_PID_LEN);
 		}
 		free(l.buf);
+		if (e == FERRY_E_NET || e == FERRY_E_TIMEOUT)
+			return e;
+		return e ? answer_error(mc, e) : end(mc, l.total);
+	case FM_POINT_STATS:
+		if (n)
+			return ferry_error(FERRY_E_PROTO, "malformed POINT_STATS message");
+		/* Each manifest is checked here, and only what a listing
+		 * needs travels. */
+		e = ferry_points_list(repo, NULL, point_info, &l);
 		if (e == FERRY_E_NET || e == FERRY_E_TIMEOUT)
 			return e;
 		return e ? answer_error(mc, e) : end(mc, l.total);

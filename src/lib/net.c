@@ -51,8 +51,12 @@ size_t ferry_rate_take(struct ferry_rate *r, size_t want, int *wait_ms)
 	if (r->tokens > r->burst)
 		r->tokens = r->burst;
 	r->last = now;
-	if (r->tokens < 1) {
-		*wait_ms = (int)((1 - r->tokens) * 1000 / (double)r->rate) + 1;
+	/* At least 4 KiB at a time (or all that is wanted): a trickle of
+	 * tiny writes would cost a TLS record each. */
+	if (r->tokens < (double)(want < 4096 ? want : 4096)) {
+		double need = (double)(want < 4096 ? want : 4096) - r->tokens;
+
+		*wait_ms = (int)(need * 1000 / (double)r->rate) + 1;
 		n = 0;
 	} else {
 		n = want < (size_t)r->tokens ? want : (size_t)r->tokens;

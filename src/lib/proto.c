@@ -20,6 +20,7 @@ static const char *const names[] = {
 	[FM_CHUNK_LIST_R] = "CHUNK_LIST_R", [FM_POINT_LIST] = "POINT_LIST",
 	[FM_POINT_LIST_R] = "POINT_LIST_R", [FM_POINT_GET] = "POINT_GET",
 	[FM_POINT_DATA] = "POINT_DATA", [FM_END] = "END",
+	[FM_POINT_STATS] = "POINT_STATS", [FM_POINT_INFO] = "POINT_INFO",
 };
 
 const char *ferry_msg_name(unsigned type)
@@ -67,6 +68,8 @@ uint32_t ferry_msg_limit(unsigned type, uint32_t bs)
 	case FM_POINT_GET: return FERRY_PID_LEN;
 	case FM_POINT_DATA: return FERRY_PIECE_MAX;
 	case FM_END: return 8;
+	case FM_POINT_STATS: return 0;
+	case FM_POINT_INFO: return 1 + 2 + FERRY_MANIFEST_HEADER_MAX + 48;
 	default: return 0;
 	}
 }
@@ -455,6 +458,65 @@ size_t ferry_stats6_encode(uint8_t *out, size_t cap, const struct ferry_point *p
 	return w.bad ? 0 : cap - w.left;
 }
 
+size_t ferry_point_info_encode(uint8_t *out, size_t cap, const struct ferry_point *p)
+{
+	uint8_t hdr[FERRY_MANIFEST_HEADER_MAX], pid[FERRY_PID_LEN];
+	size_t hl = 0, n;
+	struct ferry_wr w;
+
+	ferry_wr_init(&w, out, cap);
+	if (p->corrupt) {
+		if (ferry_pid_from_hex(p->id, pid))
+			return 0;
+		ferry_wr_u8(&w, 1);
+		ferry_wr_bytes(&w, pid, sizeof(pid));
+		return w.bad ? 0 : cap - w.left;
+	}
+	if (ferry_manifest_header_encode(p, hdr, sizeof(hdr), &hl))
+		return 0;
+	ferry_wr_u8(&w, 0);
+	ferry_wr_u16(&w, (uint16_t)hl);
+	ferry_wr_bytes(&w, hdr, hl);
+	n = cap - w.left;
+	if (w.bad || ferry_stats6_encode(out + n, cap - n, p) != 48)
+		return 0;
+	return n + 48;
+}
+
+int ferry_point_info_parse(const uint8_t *p, size_t n, struct ferry_point *pt)
+{
+	struct ferry_stats6 st;
+	struct ferry_rd r;
+	uint8_t bad8;
+	uint16_t hl;
+	size_t used = 0;
+
+	memset(pt, 0, sizeof(*pt));
+	ferry_rd_init(&r, p, n);
+	if (ferry_rd_u8(&r, &bad8) || bad8 > 1)
+		return bad("POINT_INFO");
+	if (bad8) {
+		const uint8_t *pid = ferry_rd_ptr(&r, FERRY_PID_LEN);
+
+		if (!pid || r.left)
+			return bad("POINT_INFO");
+		ferry_pid_to_hex(pid, pt->id);
+		pt->corrupt = 1;
+		return 0;
+	}
+	if (ferry_rd_u16(&r, &hl) || hl > FERRY_MANIFEST_HEADER_MAX || r.left != hl + 48u ||
+	    ferry_manifest_header_parse(ferry_rd_ptr(&r, hl), hl, pt, &used) || used != hl ||
+	    ferry_stats6_parse(ferry_rd_ptr(&r, 48), 48, &st))
+		return bad("POINT_INFO");
+	pt->bytes_read = st.bytes_read;
+	pt->bytes_zero = st.bytes_zero;
+	pt->bytes_new = st.bytes_new;
+	pt->bytes_reused = st.bytes_reused;
+	pt->bytes_stored = st.bytes_stored;
+	pt->duration_us = st.duration_us;
+	return 0;
+}
+
 int ferry_pid_from_hex(const char *id, uint8_t out[FERRY_PID_LEN])
 {
 	if (!ferry_point_id_valid(id))
@@ -474,7 +536,7 @@ static int is_read_request(unsigned t)
 {
 	return t == FM_INFO || t == FM_CHUNK_HAS || t == FM_CHUNK_GET ||
 	       t == FM_CHUNK_HEAD || t == FM_CHUNK_LIST ||
-	       t == FM_POINT_LIST || t == FM_POINT_GET;
+	       t == FM_POINT_LIST || t == FM_POINT_GET || t == FM_POINT_STATS;
 }
 
 int ferry_server_accepts(enum ferry_sstate st, unsigned t)

@@ -42,7 +42,7 @@ enum ferry_msg {
 	FM_CHUNK_GET = 36, FM_CHUNK_HEAD = 37, FM_CHUNK_DATA = 38,
 	FM_CHUNK_LIST = 39, FM_CHUNK_LIST_R = 40, FM_POINT_LIST = 41,
 	FM_POINT_LIST_R = 42, FM_POINT_GET = 43, FM_POINT_DATA = 44,
-	FM_END = 45,
+	FM_END = 45, FM_POINT_STATS = 46, FM_POINT_INFO = 47,
 };
 const char *ferry_msg_name(unsigned type);
 
@@ -121,6 +121,10 @@ int ferry_put_rest_parse(const uint8_t *p, size_t n, const uint8_t **hash,
 			 uint32_t *offset, const uint8_t **rest, size_t *len);
 int ferry_stats6_parse(const uint8_t *p, size_t n, struct ferry_stats6 *s);
 size_t ferry_stats6_encode(uint8_t *out, size_t cap, const struct ferry_point *p);
+/* POINT_INFO: a listed point (header and statistics), or a damaged one
+ * (its id only). */
+size_t ferry_point_info_encode(uint8_t *out, size_t cap, const struct ferry_point *p);
+int ferry_point_info_parse(const uint8_t *p, size_t n, struct ferry_point *pt);
 /* Point ids travel as 8 bytes. */
 int ferry_pid_from_hex(const char *id, uint8_t out[FERRY_PID_LEN]);
 void ferry_pid_to_hex(const uint8_t in[FERRY_PID_LEN], char out[FERRY_ID_LEN + 1]);

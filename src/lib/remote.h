@@ -26,6 +26,9 @@ struct rstore {
 		int fd;
 	} cache[RS_CACHE];
 	int cache_next;
+	/* the last listing's points, from the mover's checks */
+	struct ferry_point *listed;
+	size_t nlisted;
 	/* counters of closed connections and of sessions */
 	atomic_ullong bytes_sent, bytes_received, connects, resumes,
 		blocks_resumed_at, chunks_resent;

@@ -295,9 +295,13 @@ static int plist_add(const char *id, void *arg)
 	int e;
 
 	memset(&p, 0, sizeof(p));
-	e = ferry_mreader_open(pl->repo, id, &m, &p);
-	if (e == 0) {
+	if (pl->repo->ops->point_stat) {
+		e = pl->repo->ops->point_stat(pl->repo, id, &p);
+	} else if ((e = ferry_mreader_open(pl->repo, id, &m, &p)) == 0) {
 		ferry_mreader_free(m);
+	}
+	if (e == 0) {
+		/* listed */
 	} else if (e == FERRY_E_CORRUPT || e == FERRY_E_VERSION) {
 		memset(&p, 0, sizeof(p));
 		snprintf(p.id, sizeof(p.id), "%s", id);

@@ -35,10 +35,14 @@ int rstore_retryable(int e)
 
 void rstore_backoff(int attempt, const atomic_int *stop)
 {
-	double d = 0.2, until;
+	double d = 0.1, until;
 	uint8_t j = 128;
 
-	for (int i = 0; i < attempt && d < 5; i++)
+	/* A link that broke once is tried again at once; then 0.2 s,
+	 * doubling to 5 s. */
+	if (attempt == 0)
+		return;
+	for (int i = 1; i < attempt && d < 5; i++)
 		d *= 2;
 	if (d > 5)
 		d = 5;
@@ -213,9 +217,7 @@ static int rcall(struct rstore *rs, uint16_t type, const void *a, size_t alen,
 			return e;
 		/* A pooled connection may have gone stale: the first retry
 		 * is immediate, the next ones back off. */
-		if (attempt)
-			rstore_backoff(attempt - 1, NULL);
-		attempt++;
+		rstore_backoff(attempt++, NULL);
 		fn(NULL, arg);
 	}
 }
@@ -239,8 +241,8 @@ struct ans {
 	void *arg;
 	uint64_t total;
 	int fd;
-	char (*ids)[FERRY_ID_LEN + 1];
-	size_t nids, capids;
+	struct ferry_point *pts;
+	size_t npts, cappts;
 };
 
 static int has_answer(struct ferry_conn *c, void *arg)
@@ -362,51 +364,90 @@ static int remote_list_chunks(struct ferry_repo *r, ferry_chunk_list_cb cb,
 
 /* ---- restore points ---------------------------------------------------- */
 
-static int point_list_answer(struct ferry_conn *c, void *arg)
+static int point_info_answer(struct ferry_conn *c, void *arg)
 {
 	struct ans *a = arg;
-	struct ferry_rd rd;
-	uint16_t n;
 	int e;
 
 	if (!c) {
-		a->nids = 0;
+		a->npts = 0;
 		return 0;
 	}
 	if (c->rx_type == FM_END)
 		return 0;
-	if ((e = expect(c, FM_POINT_LIST_R)) != 0)
+	if ((e = expect(c, FM_POINT_INFO)) != 0)
 		return e;
-	ferry_rd_init(&rd, c->rx, c->rx_len);
-	if (ferry_rd_u16(&rd, &n) || n > FERRY_LIST_MAX ||
-	    rd.left != (size_t)n * FERRY_PID_LEN)
-		return ferry_error(FERRY_E_PROTO, "malformed POINT_LIST_R message");
-	if (a->nids + n > (16u << 20))
-		return ferry_error(FERRY_E_PROTO, "mover lists too many restore points");
-	if (a->nids + n > a->capids) {
-		size_t nc = a->capids ? a->capids * 2 : 256;
+	if (a->npts == a->cappts) {
+		size_t nc = a->cappts ? a->cappts * 2 : 64;
 		void *nv;
 
-		while (nc < a->nids + n)
-			nc *= 2;
-		if (!(nv = realloc(a->ids, nc * sizeof(*a->ids))))
+		if (nc > (4u << 20))
+			return ferry_error(FERRY_E_PROTO, "mover lists too many restore points");
+		if (!(nv = realloc(a->pts, nc * sizeof(*a->pts))))
 			return FERRY_E_NOMEM;
-		a->ids = nv;
-		a->capids = nc;
+		a->pts = nv;
+		a->cappts = nc;
 	}
-	for (uint16_t i = 0; i < n; i++)
-		ferry_pid_to_hex(ferry_rd_ptr(&rd, FERRY_PID_LEN), a->ids[a->nids++]);
+	if ((e = ferry_point_info_parse(c->rx, c->rx_len, &a->pts[a->npts])) != 0)
+		return e;
+	a->npts++;
 	return 1;
 }
 
+/* One request lists every point with its header, checked by the mover
+ * (a listing does not fetch manifests); point_stat answers from it. */
 static int remote_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *arg)
 {
+	struct rstore *rs = RS(r);
 	struct ans a = { 0 };
-	int e = rcall(RS(r), FM_POINT_LIST, NULL, 0, point_list_answer, &a, 1);
+	char (*ids)[FERRY_ID_LEN + 1] = NULL;
+	size_t n;
+	int e = rcall(rs, FM_POINT_STATS, NULL, 0, point_info_answer, &a, 1);
 
-	for (size_t i = 0; e == 0 && i < a.nids; i++)
-		e = cb(a.ids[i], arg);
-	free(a.ids);
+	if (e) {
+		free(a.pts);
+		return e;
+	}
+	n = a.npts;
+	if (n && !(ids = calloc(n, sizeof(*ids)))) {
+		free(a.pts);
+		return FERRY_E_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(ids[i], a.pts[i].id, sizeof(ids[i]));
+	pthread_mutex_lock(&rs->mu);
+	free(rs->listed);
+	rs->listed = a.pts;
+	rs->nlisted = n;
+	pthread_mutex_unlock(&rs->mu);
+	for (size_t i = 0; e == 0 && i < n; i++)
+		e = cb(ids[i], arg);
+	free(ids);
+	return e;
+}
+
+static int remote_point_stat(struct ferry_repo *r, const char *id,
+			     struct ferry_point *p)
+{
+	struct rstore *rs = RS(r);
+	struct ferry_mreader *m;
+	int found = 0, e;
+
+	pthread_mutex_lock(&rs->mu);
+	for (size_t i = 0; i < rs->nlisted; i++)
+		if (!strcmp(rs->listed[i].id, id)) {
+			*p = rs->listed[i];
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&rs->mu);
+	if (found)
+		return p->corrupt ? ferry_error(FERRY_E_CORRUPT,
+						"manifest of restore point %s is damaged", id)
+				  : 0;
+	/* Not in the last listing: fetch and check it here. */
+	if ((e = ferry_mreader_open(r, id, &m, p)) == 0)
+		ferry_mreader_free(m);
 	return e;
 }
 
@@ -608,6 +649,7 @@ static void remote_close(struct ferry_repo *r)
 		if (rs->cache[i].fd >= 0)
 			close(rs->cache[i].fd);
 	SSL_CTX_free(rs->ctx);
+	free(rs->listed);
 	ferry_rate_release(&rs->rate);
 	pthread_mutex_destroy(&rs->mu);
 	pthread_cond_destroy(&rs->cv);
@@ -631,6 +673,7 @@ const struct ferry_store_ops ferry_store_remote_ops = {
 	.point_abort = remote_point_abort,
 	.point_open = remote_point_open,
 	.point_list = remote_point_list,
+	.point_stat = remote_point_stat,
 	.target_new = ferry_target_remote_new,
 	.get_info = remote_get_info,
 	.net_stats = remote_net_stats,

@@ -60,4 +60,12 @@ grep -q "no repository named 'nosuch'" "$T/err" || die "unclear error: $(cat "$T
 ok "an unknown repository name is refused with the names served"
 ls "$T/repo/sessions" | grep -q . && die "a finished session left its file behind"
 ok "no session files left after commits"
+
+# A damaged manifest: the mover's checks flag it in a remote listing.
+printf 'X' | dd of="$T/repo/points/$id1" bs=1 seek=100 conv=notrunc status=none
+ferry points --repo "$url" $(src_tls) --json | grep -q "\"id\":\"$id1\",\"corrupt\":true" ||
+	die "a damaged point is not listed as damaged remotely"
+expect_fail 3 ferry restore --repo "$url" $(src_tls) "$id1" --to "$T/bad.img"
+ok "a damaged manifest is listed as damaged and refused remotely"
+
 finish_movers

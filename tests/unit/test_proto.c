@@ -3,6 +3,7 @@
  * only in its exact shape and round-trips through its encoder, the
  * server's state machine admits each message only in its state, and the
  * connection layer carries frames over a socket pair. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -129,6 +130,33 @@ static void test_messages(void)
 	sm.done = 10; /* more done than blocks */
 	n = ferry_session_encode(b, sizeof(b), &sm);
 	CHECK(ferry_session_parse(b, n, &sm2) == FERRY_E_PROTO);
+}
+
+static void test_point_info(void)
+{
+	struct ferry_point p, q;
+	uint8_t b[1 + 2 + FERRY_MANIFEST_HEADER_MAX + 48];
+	size_t n;
+
+	memset(&p, 0, sizeof(p));
+	memcpy(p.id, "0123456789abcdef", 17);
+	snprintf(p.name, sizeof(p.name), "vm1");
+	snprintf(p.source, sizeof(p.source), "/dev/vg/vm1");
+	p.block_size = 1u << 20;
+	p.disk_size = 5u << 20;
+	p.nblocks = 5;
+	p.bytes_stored = 1234;
+	n = ferry_point_info_encode(b, sizeof(b), &p);
+	CHECK(n > 48 && ferry_point_info_parse(b, n, &q) == 0);
+	CHECK(!strcmp(q.id, p.id) && !strcmp(q.name, "vm1") && q.bytes_stored == 1234 &&
+	      q.nblocks == 5 && !q.corrupt);
+	CHECK(ferry_point_info_parse(b, n - 1, &q) == FERRY_E_PROTO);
+	b[1 + 2 + 4] ^= 1; /* a header that does not parse */
+	CHECK(ferry_point_info_parse(b, n, &q) == FERRY_E_PROTO);
+	p.corrupt = 1;
+	n = ferry_point_info_encode(b, sizeof(b), &p);
+	CHECK(n == 9 && ferry_point_info_parse(b, n, &q) == 0 && q.corrupt &&
+	      !strcmp(q.id, p.id));
 }
 
 static void test_batches(void)
@@ -283,6 +311,7 @@ int main(void)
 	test_headers();
 	test_messages();
 	test_batches();
+	test_point_info();
 	test_states();
 	test_urls();
 	test_rate();
