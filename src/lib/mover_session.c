@@ -268,7 +268,8 @@ static void sess_free(struct msess *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
-	free(s->partial);
+	for (int i = 0; i < FERRY_PARTIALS_MAX; i++)
+		free(s->partial[i].buf);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -329,7 +330,7 @@ static int reply_session(struct mconn *mc)
 {
 	struct msess *s = mc->s;
 	struct ferry_session_msg m;
-	uint8_t b[FERRY_SID_LEN + 20 + FERRY_HASH_LEN];
+	uint8_t b[FERRY_SID_LEN + 20 + FERRY_PARTIALS_MAX * (4 + FERRY_HASH_LEN)];
 	size_t n;
 
 	memset(&m, 0, sizeof(m));
@@ -337,10 +338,13 @@ static int reply_session(struct mconn *mc)
 	m.done = s->recorded;
 	m.nblocks = s->p.nblocks;
 	pthread_mutex_lock(&s->mu);
-	if (s->partial && mc->st == FS_READY) {
-		m.partial = s->partial_len;
-		memcpy(m.partial_hash, s->partial_hash, FERRY_HASH_LEN);
-	}
+	for (int i = 0; i < FERRY_PARTIALS_MAX; i++)
+		if (s->partial[i].buf) {
+			m.partial[m.npartial].len = s->partial[i].len;
+			memcpy(m.partial[m.npartial].hash, s->partial[i].hash,
+			       FERRY_HASH_LEN);
+			m.npartial++;
+		}
 	pthread_mutex_unlock(&s->mu);
 	n = ferry_session_encode(b, sizeof(b), &m);
 	return ferry_conn_queue(mc->c, FM_SESSION, b, n, NULL, 0);
@@ -351,11 +355,23 @@ void msess_stash(struct mconn *mc, const uint8_t *hash, uint8_t *take,
 {
 	struct msess *s = mc->s;
 
+	int slot = -1;
+
 	pthread_mutex_lock(&s->mu);
-	free(s->partial);
-	s->partial = take;
-	s->partial_len = len;
-	memcpy(s->partial_hash, hash, FERRY_HASH_LEN);
+	/* The same chunk again replaces its entry; else a free slot; else
+	 * the oldest goes. */
+	for (int i = 0; i < FERRY_PARTIALS_MAX && slot < 0; i++)
+		if (s->partial[i].buf && !memcmp(s->partial[i].hash, hash, FERRY_HASH_LEN))
+			slot = i;
+	for (int i = 0; i < FERRY_PARTIALS_MAX && slot < 0; i++)
+		if (!s->partial[i].buf)
+			slot = i;
+	if (slot < 0)
+		slot = (int)(s->next_partial++ % FERRY_PARTIALS_MAX);
+	free(s->partial[slot].buf);
+	s->partial[slot].buf = take;
+	s->partial[slot].len = len;
+	memcpy(s->partial[slot].hash, hash, FERRY_HASH_LEN);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -365,12 +381,15 @@ uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len)
 	uint8_t *b = NULL;
 
 	pthread_mutex_lock(&s->mu);
-	if (s->partial && !memcmp(s->partial_hash, hash, FERRY_HASH_LEN)) {
-		b = s->partial;
-		*len = s->partial_len;
-		s->partial = NULL;
-		s->partial_len = 0;
-	}
+	for (int i = 0; i < FERRY_PARTIALS_MAX; i++)
+		if (s->partial[i].buf &&
+		    !memcmp(s->partial[i].hash, hash, FERRY_HASH_LEN)) {
+			b = s->partial[i].buf;
+			*len = s->partial[i].len;
+			s->partial[i].buf = NULL;
+			s->partial[i].len = 0;
+			break;
+		}
 	pthread_mutex_unlock(&s->mu);
 	return b;
 }

@@ -120,13 +120,19 @@ static void test_messages(void)
 	sm.nblocks = 9;
 	n = ferry_session_encode(b, sizeof(b), &sm);
 	CHECK(n == FERRY_SID_LEN + 20 && ferry_session_parse(b, n, &sm2) == 0);
-	CHECK(sm2.done == 5 && sm2.partial == 0);
-	sm.partial = 1000;
-	memset(sm.partial_hash, 0xab, FERRY_HASH_LEN);
+	CHECK(sm2.done == 5 && sm2.npartial == 0);
+	sm.npartial = 2;
+	sm.partial[0].len = 1000;
+	memset(sm.partial[0].hash, 0xab, FERRY_HASH_LEN);
+	sm.partial[1].len = 7;
 	n = ferry_session_encode(b, sizeof(b), &sm);
-	CHECK(ferry_session_parse(b, n, &sm2) == 0 && sm2.partial == 1000 &&
-	      sm2.partial_hash[31] == 0xab);
+	CHECK(ferry_session_parse(b, n, &sm2) == 0 && sm2.npartial == 2 &&
+	      sm2.partial[0].len == 1000 && sm2.partial[0].hash[31] == 0xab &&
+	      sm2.partial[1].len == 7);
 	CHECK(ferry_session_parse(b, n - 1, &sm2) == FERRY_E_PROTO);
+	ferry_put_le32(b + FERRY_SID_LEN + 16, FERRY_PARTIALS_MAX + 1);
+	CHECK(ferry_session_parse(b, n, &sm2) == FERRY_E_PROTO);
+	sm.npartial = 0;
 	sm.done = 10; /* more done than blocks */
 	n = ferry_session_encode(b, sizeof(b), &sm);
 	CHECK(ferry_session_parse(b, n, &sm2) == FERRY_E_PROTO);
