@@ -637,6 +637,7 @@ static int serve(struct mconn *mc)
 	struct ferry_conn *c = mc->c;
 	double hs = m->o->handshake_timeout > 0 ? m->o->handshake_timeout : 10;
 	double idle = m->o->idle_timeout > 0 ? m->o->idle_timeout : 120;
+	double drain_until = 0;
 	int e;
 
 	for (;;) {
@@ -651,10 +652,17 @@ static int serve(struct mconn *mc)
 			goodbye(mc, "the mover is shutting down; sessions are parked");
 			return 0;
 		}
-		if (mc->s && mc->s->generation != mc->gen)
-			return ferry_error(FERRY_E_NET,
-					   "replaced by a newer connection of session %.8s",
-					   mc->s->sidhex);
+		if (mc->s && mc->s->generation != mc->gen) {
+			/* The session resumes on a new link.  What this one
+			 * still carries counts: take it until the source's
+			 * close arrives, or for 2 s if the link is dead. */
+			if (!drain_until)
+				drain_until = ferry_mono_seconds() + 2;
+			else if (ferry_mono_seconds() > drain_until)
+				return ferry_error(FERRY_E_NET,
+						   "replaced by a newer connection of session %.8s",
+						   mc->s->sidhex);
+		}
 		while (budget-- > 0 && c->tx_len - c->tx_off < TX_BACKLOG) {
 			e = ferry_conn_recv(c);
 			if (e == 0) {

@@ -626,11 +626,13 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 	pthread_mutex_lock(&m->mu);
 	s = find(m, r, sid);
 	if (s) {
-		/* Take it over from a connection that may be dead but not
-		 * yet noticed: it lets go within a poll interval. */
+		/* Take it over from the connections of the link that broke
+		 * (they may not have noticed yet): they finish the frames
+		 * that arrived and let go within a poll interval, so that
+		 * what they carried counts before the source asks. */
 		s->refs++;
 		s->generation++;
-		while ((s->owner || s->loading) && !s->dead &&
+		while ((s->owner || s->loading || s->refs > 1) && !s->dead &&
 		       pthread_cond_timedwait(&m->cv, &m->mu, &until) == 0)
 			;
 		if (s->owner || s->loading || s->dead) {

@@ -246,5 +246,9 @@ int ferry_conn_call(struct ferry_conn *c, uint16_t type, const void *a,
 int ferry_conn_peer_error(struct ferry_conn *c);
 /* Tell the peer why, then stop (best effort, bounded). */
 void ferry_conn_send_error(struct ferry_conn *c, int code, const char *msg);
+/* End a healthy connection with a FIN, not a reset: unread input would
+ * make the kernel reset it, and the peer would lose what it had not read
+ * yet.  Reads and drops input for at most MS milliseconds. */
+void ferry_conn_close_soft(struct ferry_conn *c, int ms);
 
 #endif

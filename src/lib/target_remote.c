@@ -195,6 +195,11 @@ static void trim(struct tremote *t)
 
 static void disconnect(struct tremote *t)
 {
+	/* The healthy streams end with a FIN: the mover then processes the
+	 * frames they carried and keeps the start of a PUT cut short. */
+	for (int k = 0; k < t->nst; k++)
+		if (t->st[k].c)
+			ferry_conn_close_soft(t->st[k].c, 500);
 	for (int k = 0; k < t->nst; k++) {
 		rstore_close(t->rs, t->st[k].c);
 		t->st[k].c = NULL;

@@ -1,9 +1,9 @@
 #!/bin/bash
 # A link that breaks every few MiB (RST, then FIN, then RST under a backup
-# over three streams) between the movers: the
-# backup reconnects, resumes its session from the last acknowledged block
-# (never from scratch), completes and restores byte-identical, and the
-# bytes that crossed the link stay within 5 % of an unbroken run's.
+# over three streams) between the movers: the backup reconnects, resumes
+# its session from the last acknowledged block (never from scratch),
+# completes and restores byte-identical, and the bytes that crossed the
+# link stay within 5 % of an unbroken run's (10 % over three streams).
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/remote.sh"
 
@@ -53,8 +53,10 @@ for mode in rst fin streams; do
 		[ "$(grep "resumed at block" "$T/m$mode.log" | head -1 | grep -c "block 0 of")" -eq 1 ] &&
 		die "$mode: the first resume started from block 0"
 	pct=$(( (c2s - base) * 1000 / base ))
-	[ "$c2s" -le $((base + base / 20)) ] ||
-		die "$mode: $c2s bytes crossed, more than 1.05 x $base"
+	# one stream: within 5 %; three streams (a cut drops the windows of
+	# the other two as well): within 10 %
+	limit=$((base + base / 20)); [ $mode = streams ] && limit=$((base + base / 10))
+	[ "$c2s" -le "$limit" ] || die "$mode: $c2s bytes crossed, more than $limit"
 	ok "$mode: $cuts cuts every $cut bytes, $resumed resumes (one session), restores byte-identical; $c2s bytes crossed = +$((pct / 10)).$((pct % 10)) % over unbroken"
 	echo "bytes-on-wire $mode clean=$base cut=$c2s cuts=$cuts"
 done
