@@ -6,10 +6,11 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
 CPPFLAGS := -Iinclude -Isrc/lib -D_FILE_OFFSET_BITS=64
-LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lpthread
+LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err -lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
-	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd
+	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd \
+	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent bc
 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -27,7 +28,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps check check-fast check-asan fuzz demo bench bench-remote lint clean torture
+.PHONY: all deps check check-fast check-asan fuzz demo bench bench-restore bench-remote lint clean torture
 
 all: bin/ferry
 
@@ -79,8 +80,8 @@ build/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h src/lib/common/*.h)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
-	  echo "fuzz: $$n for $${FUZZ_SECONDS:-20} s"; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-20} -max_len=65536 \
+	  echo "fuzz: $$n for $${FUZZ_SECONDS:-10} s"; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-10} -max_len=65536 \
 	      build/fuzz-corpus/$$n fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
 	  || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 	  tail -1 build/fuzz/$$n.log; \
@@ -109,6 +110,9 @@ demo: deps all
 
 bench: deps all
 	./bench/run
+
+bench-restore: deps all
+	./bench/run-restore
 
 # The network mover: loopback TLS against local, a WAN, mover memory.
 bench-remote: deps all $(TOOLS_BIN)

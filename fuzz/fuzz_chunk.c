@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "internal.h"
 
@@ -81,9 +80,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(copy, data, size);
 	ferry_put_le32(copy + 16,
-		       (uint32_t)crc32(0, copy + FERRY_CHUNK_HDR,
-				       (uInt)(size - FERRY_CHUNK_HDR)));
-	ferry_put_le32(copy + 20, (uint32_t)crc32(0, copy, 20));
+		       ferry_crc32c(copy + FERRY_CHUNK_HDR,
+				    size - FERRY_CHUNK_HDR));
+	ferry_put_le32(copy + 20, ferry_crc32c(copy, 20));
 	one(copy, size);
 	free(copy);
 	return 0;

@@ -95,6 +95,11 @@ struct ferry_point {
 	 * bitmap and generation, base point, skipped bytes per reason). */
 	char extra[FERRY_EXTRA_MAX + 1];
 	int corrupt;          /* listing only: manifest failed its checks */
+	/* Listing only: the last `ferry verify` that covered this point
+	 * (REPO/verify/ID): 0 never verified, 1 passed, -1 found damage. */
+	int verified;
+	uint64_t verified_ns;   /* when it ran (unix time, nanoseconds) */
+	int verified_sample;    /* percent of chunks it read (100: all) */
 };
 
 typedef int (*ferry_point_cb)(const struct ferry_point *p, void *arg);
@@ -120,6 +125,35 @@ struct ferry_backup_opts {
 	/* Non-fatal warnings (e.g. a fallback to a full read). */
 	void (*warn)(const char *msg, void *arg);
 	void *warn_arg;
+
+	/* Change tracking (NBD and qcow2: sources, docs/change-tracking.md).
+	 * BITMAP: the QEMU dirty bitmap holding the writes since the base
+	 * point; only its dirty extents are read when the chain is intact.
+	 * CHECKPOINT: the bitmap that records the writes after this point
+	 * (NULL: BITMAP itself), which the next backup names as its
+	 * BITMAP. */
+	const char *bitmap;
+	const char *checkpoint;
+
+	/* Unused blocks (docs/vm-sources.md).  Zero values are the defaults:
+	 * swap partitions (all but their header page) and free ext2/3/4
+	 * blocks are not read and restore as zeros. */
+	int keep_swap;           /* 1: read swap partitions too */
+	int keep_free;           /* 1: read free file-system blocks too */
+	/* Guest files and directories ("[PART:]/path") whose data blocks are
+	 * not kept (they restore as zeros; the file system stays valid). */
+	const char *const *exclude;
+	size_t exclude_count;
+
+	/* Guest interaction (docs/vm-sources.md): sh -c commands run as
+	 * pre-script, [freeze], snapshot-script, [thaw], read, [thaw],
+	 * post-script; the post-script always runs once the pre-script ran. */
+	const char *pre_script;
+	const char *snapshot_script;
+	const char *post_script;
+	int script_timeout;      /* seconds per script; 0: 600 */
+	const char *quiesce;     /* "qga:SOCKET": freeze through qemu-guest-agent */
+	int quiesce_timeout;     /* seconds per agent command; 0: 30 */
 };
 
 struct ferry_backup_result {
@@ -154,16 +188,24 @@ struct ferry_restore_opts {
 	void *progress_arg;
 	ferry_bad_cb bad;
 	void *bad_arg;
+	/* Quick rollback: TARGET exists (a file or device holding an older or
+	 * newer state of the disk); each of its blocks is read and hashed,
+	 * and only blocks that differ from POINT are written. */
+	int changed_only;
 };
 
 struct ferry_restore_result {
 	uint64_t bytes_total, bytes_written, bytes_zero;
 	uint64_t bad_blocks;
 	double seconds;
+	/* changed_only: bytes of the target read and found equal. */
+	uint64_t bytes_compared, bytes_unchanged;
+	uint64_t blocks_written;
 };
 
 /* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,
- * created sparse, or a block device.  Bad blocks are reported through
+ * created sparse, or a block device (opts->changed_only: an existing one,
+ * written only where it differs).  Bad blocks are reported through
  * opts->bad and never written; the call then fails with FERRY_E_CORRUPT or
  * FERRY_E_MISSING. */
 int ferry_restore(struct ferry_repo *repo, const char *point,
@@ -172,6 +214,10 @@ int ferry_restore(struct ferry_repo *repo, const char *point,
 
 struct ferry_verify_opts {
 	int threads;
+	/* Read only this percent of the chunks (1-100; 0: all), picked at
+	 * random each run.  Manifests and the presence of every referenced
+	 * chunk are always checked in full. */
+	int sample;
 	ferry_progress_cb progress;
 	void *progress_arg;
 	ferry_bad_cb bad;
@@ -185,11 +231,137 @@ struct ferry_verify_result {
 	double seconds;
 };
 
-/* Verify every chunk of POINT, or of the whole repository when NULL. */
+/* Verify every chunk of POINT, or of the whole repository when NULL.
+ * The outcome for each point checked is recorded in the repository
+ * (REPO/verify/ID; ferry_points_list reports it); a repository that
+ * cannot be written is still verified. */
 int ferry_verify(struct ferry_repo *repo, const char *point,
 		 const struct ferry_verify_opts *opts,
 		 struct ferry_verify_result *res);
 
+/* ---- retention and garbage collection (docs/gc.md) ---------------- */
+
+/* Keep rules, as restic's `forget`: the newest KEEP_LAST points, and the
+ * newest point of each of the newest KEEP_DAILY days, KEEP_WEEKLY ISO
+ * weeks, KEEP_MONTHLY months and KEEP_YEARLY years that have points (per
+ * name, in local time).  A point kept by no rule is forgotten: its
+ * manifest is removed; its chunks stay until `ferry gc`.  Points whose
+ * manifest is damaged are never removed. */
+struct ferry_forget_opts {
+	const char *name;        /* NULL: every name, each on its own */
+	int keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+		keep_yearly;
+	int dry_run;             /* decide and report, remove nothing */
+};
+
+/* One decision: called for every point, per name oldest first. */
+struct ferry_forget_item {
+	const struct ferry_point *point;
+	int keep;
+	const char *reasons;     /* "last,daily,monthly"; "" when forgotten */
+};
+typedef int (*ferry_forget_cb)(const struct ferry_forget_item *it, void *arg);
+
+struct ferry_forget_result {
+	uint64_t kept, removed, damaged_kept;
+};
+
+int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *opts,
+		 ferry_forget_cb cb, void *arg, struct ferry_forget_result *res);
+
+struct ferry_gc_opts {
+	int dry_run;             /* count what would go; take no lock */
+	ferry_progress_cb progress;
+	void *progress_arg;
+};
+
+struct ferry_gc_result {
+	uint64_t points;          /* manifests marked */
+	uint64_t points_late;     /* of which committed during the mark phase */
+	uint64_t references;      /* data entries read from them */
+	uint64_t chunks, chunk_bytes; /* in the store before the sweep */
+	uint64_t chunks_removed, bytes_removed;
+	uint64_t stale_files, stale_bytes; /* temporaries of dead processes */
+	uint64_t filter_bytes;    /* memory of the mark structure */
+	double seconds, wait_seconds; /* wait: for running backups to end */
+};
+
+/* Mark every chunk a committed manifest references, take the repository
+ * lock exclusively (waiting for running backups), mark manifests
+ * committed meanwhile, and remove every chunk left unmarked. */
+int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
+	     struct ferry_gc_result *res);
+/* ---- random access to a restore point (image.c) ---------------------
+ * For instant recovery and file-level restore: blocks are fetched,
+ * checked against their SHA-256 and decoded on demand, through a small
+ * bounded cache.  Every call is thread-safe. */
+struct ferry_image;
+struct ferry_image_opts {
+	uint32_t cache_blocks; /* decoded blocks kept; 0: 16 */
+	ferry_bad_cb bad;      /* a block failed its check (each time) */
+	void *bad_arg;
+};
+int ferry_image_open(struct ferry_repo *repo, const char *point,
+		     const struct ferry_image_opts *opts,
+		     struct ferry_image **out);
+/* LEN bytes at OFF (inside the disk).  A damaged block fails the call
+ * with FERRY_E_CORRUPT or FERRY_E_MISSING; nothing unchecked is copied. */
+int ferry_image_pread(struct ferry_image *img, void *buf, size_t len,
+		      uint64_t off);
+/* The manifest entry of block INDEX: 0 zero block, 1 data (HASH set). */
+int ferry_image_entry(struct ferry_image *img, uint64_t index,
+		      uint8_t hash[FERRY_HASH_LEN]);
+const struct ferry_point *ferry_image_point(const struct ferry_image *img);
+void ferry_image_free(struct ferry_image *img);
+
+/* ---- instant recovery: an NBD server over a restore point (nbd_serve.c) */
+struct ferry_serve_opts {
+	const char *listen;   /* "unix:PATH" or "HOST:PORT" */
+	int writable;         /* 1: writes go to an overlay file */
+	const char *overlay;  /* overlay path; NULL: an unlinked temp file */
+	uint32_t cache_mib;   /* decoded-block cache; 0: 64 MiB */
+	int threads;          /* request threads per client; 0: 4 */
+	int max_clients;      /* 0: 64 */
+	/* Log lines (client connect, bad blocks); NULL: silent. */
+	void (*log)(const char *msg, void *arg);
+	void *log_arg;
+	/* Called once the socket listens (e.g. print "ready"). */
+	void (*ready)(const char *where, const struct ferry_point *p, void *arg);
+	void *ready_arg;
+};
+/* Serve POINT until ferry_cancel(); the repository is only read. */
+int ferry_serve(struct ferry_repo *repo, const char *point,
+		const struct ferry_serve_opts *opts);
+
+/* ---- file-level restore from ext2/3/4 inside a point (files_ext.c) --- */
+struct ferry_files;
+/* PARTNO: partition number as Linux names it, 0 the whole disk, -1 the
+ * first partition (or the whole disk) holding an ext file system. */
+int ferry_files_open(struct ferry_repo *repo, const char *point, int partno,
+		     struct ferry_files **out);
+void ferry_files_free(struct ferry_files *f);
+struct ferry_file_info {
+	const char *name;    /* entry name as stored (may hold any byte) */
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	int64_t atime, mtime, ctime; /* seconds */
+	const char *link;    /* symlink target, else NULL */
+};
+typedef int (*ferry_file_cb)(const struct ferry_file_info *fi, void *arg);
+/* The entries of directory PATH (or PATH itself when not a directory). */
+int ferry_files_list(struct ferry_files *f, const char *path, ferry_file_cb cb,
+		     void *arg);
+struct ferry_files_result {
+	uint64_t files, dirs, symlinks, bytes, skipped;
+};
+/* Copy PATH (file, symlink, or directory tree) into the directory DEST
+ * under its base name, keeping modes, owners (when allowed), times,
+ * symlinks and holes.  Nothing is ever written outside DEST: names with
+ * '/' or that are "." or "..", and anything that would pass through a
+ * symlink, are skipped and reported through WARN. */
+int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
+		    void (*warn)(const char *msg, void *arg), void *warn_arg,
+		    struct ferry_files_result *res);
 /* ---- remote repositories and the mover daemon (docs/protocol.md) ---- */
 
 /* How to reach a repository served by `ferry mover`: ferry://HOST:PORT/NAME

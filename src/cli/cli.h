@@ -30,6 +30,10 @@ int cmd_points(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_files(int argc, char **argv);
 int cmd_mover(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 
@@ -67,6 +71,8 @@ int cli_remote_open(const char *url, struct ferry_repo **out);
 int cli_parse_int(const char *s, int min, int max, int *out);
 void cli_human(uint64_t bytes, char *buf, size_t len);
 void cli_json_str(FILE *f, const char *s);
+/* The "key=value\n" lines of a point's extra as a JSON object. */
+void cli_json_extra(FILE *f, const char *extra);
 void cli_time(uint64_t ns, char *buf, size_t len);
 void cli_progress(const struct ferry_progress *p, void *arg);
 void cli_progress_end(void);

@@ -1,25 +1,64 @@
 /* cmd_backup.c - `ferry backup`: one disk into a new restore point. */
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH|URL [--name NAME] [--json] SOURCE";
+#define FERRY_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char usage[] = "--repo PATH|URL [--name NAME] [--json] [options] SOURCE";
 
 static void help(void)
 {
 	printf("usage: ferry backup %s\n\n"
-	       "Back up SOURCE (a raw disk image file or a block device) into a new\n"
-	       "restore point.  Zero blocks and holes are recorded, not stored; blocks\n"
-	       "the repository already holds (from any earlier backup) are not written\n"
-	       "again, so a second backup of the same disk stores only what changed.\n"
-	       "Prints the new restore point's id on stdout and a summary on stderr.\n\n"
-	       "  --repo PATH     repository (or FERRY_REPO)\n"
-	       "  --name NAME     name of the disk (default: SOURCE's base name);\n"
-	       "                  `ferry restore NAME` restores its latest point\n"
-	       "  --json          print a JSON object with the id and byte counts\n"
-	       "  --threads N     worker threads (default: one per CPU)\n"
-	       "  --quiet         no summary on stderr\n",
+	       "Back up SOURCE into a new restore point.  Zero blocks and holes are\n"
+	       "recorded, not stored; blocks the repository already holds (from any\n"
+	       "earlier backup) are not written again, so a second backup of the same\n"
+	       "disk stores only what changed.  Prints the new restore point's id on\n"
+	       "stdout and a summary on stderr.\n\n"
+	       "SOURCE is one of:\n"
+	       "  FILE | DEVICE                  a raw disk image or a block device\n"
+	       "  nbd://HOST[:PORT]/EXPORT        an NBD export (network transport)\n"
+	       "  nbd+unix:///EXPORT?socket=PATH  an NBD export on a unix socket\n"
+	       "  qcow2:PATH                      a qcow2 image, read through a private\n"
+	       "                                  read-only qemu-nbd (started and stopped here)\n"
+	       "NBD sources skip holes and zero extents without reading them.\n\n"
+	       "  --repo PATH          repository (or FERRY_REPO)\n"
+	       "  --name NAME          name of the disk (default: SOURCE's base name);\n"
+	       "                       `ferry restore NAME` restores its latest point\n"
+	       "  --json               print a JSON object with the id and byte counts\n"
+	       "  --threads N          worker threads (default: one per CPU)\n"
+	       "  --quiet              no summary on stderr\n\n"
+	       "Change tracking (NBD and qcow2 sources; docs/change-tracking.md):\n"
+	       "  --bitmap NAME        read only the extents dirty in the QEMU dirty bitmap\n"
+	       "                       NAME (the writes since the last point of this disk);\n"
+	       "                       a missing bitmap or a broken chain reads everything\n"
+	       "                       and says so\n"
+	       "  --checkpoint NAME    the bitmap that records the writes after this point,\n"
+	       "                       for the next backup's --bitmap (default: --bitmap)\n\n"
+	       "Unused blocks (any source; on by default; docs/vm-sources.md):\n"
+	       "  --no-exclude-swap    also read Linux swap partitions (by default only\n"
+	       "                       their header page is kept)\n"
+	       "  --no-exclude-free    also read free ext2/3/4 blocks (by default they are\n"
+	       "                       not read and restore as zeros)\n"
+	       "  --exclude [N:]PATH   do not keep the data of this guest file, or of the\n"
+	       "                       files below this directory, on every ext file system\n"
+	       "                       of the disk (or partition N only); they restore as\n"
+	       "                       zero-filled files.  Repeatable\n"
+	       "A partition table or file system that fails its checks is read whole,\n"
+	       "with a warning.\n\n"
+	       "Guest interaction (docs/vm-sources.md):\n"
+	       "  --pre-script CMD     run (sh -c) before anything else; failing stops the backup\n"
+	       "  --quiesce qga:SOCKET freeze the guest's file systems through\n"
+	       "                       qemu-guest-agent's unix socket (thawed on every path)\n"
+	       "  --snapshot-script CMD  run while the guest is frozen (take the snapshot or\n"
+	       "                       checkpoint); the guest is thawed right after it.\n"
+	       "                       Without it the freeze is held through the read\n"
+	       "  --post-script CMD    run at the end, always (also after a failure), with\n"
+	       "                       FERRY_RESULT=success|failure and FERRY_POINT_ID\n"
+	       "  --script-timeout S   seconds a script may run (default 600)\n"
+	       "  --quiesce-timeout S  seconds the agent may take per command (default 30)\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
 }
@@ -33,9 +72,21 @@ int cmd_backup(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "bitmap", required_argument, NULL, 'B' },
+		{ "checkpoint", required_argument, NULL, 'C' },
+		{ "exclude", required_argument, NULL, 'x' },
+		{ "no-exclude-swap", no_argument, NULL, 'S' },
+		{ "no-exclude-free", no_argument, NULL, 'F' },
+		{ "pre-script", required_argument, NULL, 'P' },
+		{ "snapshot-script", required_argument, NULL, 'N' },
+		{ "post-script", required_argument, NULL, 'O' },
+		{ "script-timeout", required_argument, NULL, 'T' },
+		{ "quiesce", required_argument, NULL, 'Q' },
+		{ "quiesce-timeout", required_argument, NULL, 'W' },
 		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
+	static const char *excl[256];
 	struct ferry_backup_opts bo = { 0 };
 	struct ferry_backup_result res;
 	struct ferry_net_stats net;
@@ -44,7 +95,7 @@ int cmd_backup(int argc, char **argv)
 	const char *rp = NULL;
 	int c, e, rc, json = 0, quiet = 0;
 
-	while ((c = getopt_long(argc, argv, "+r:n:jt:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:jt:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'n': bo.name = optarg; break;
@@ -57,6 +108,46 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return EXIT_OK;
+		case 'B': bo.bitmap = optarg; break;
+		case 'C': bo.checkpoint = optarg; break;
+		case 'x':
+			if (bo.exclude_count >= FERRY_ARRAY_LEN(excl)) {
+				fprintf(stderr, "ferry: --exclude: at most %zu paths\n",
+					FERRY_ARRAY_LEN(excl));
+				return EXIT_USAGE;
+			}
+			if (!strchr(optarg, '/')) {
+				fprintf(stderr, "ferry: --exclude %s: give an absolute guest path, e.g. /var/cache or 2:/tmp\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			excl[bo.exclude_count++] = optarg;
+			bo.exclude = excl;
+			break;
+		case 'S': bo.keep_swap = 1; break;
+		case 'F': bo.keep_free = 1; break;
+		case 'P': bo.pre_script = optarg; break;
+		case 'N': bo.snapshot_script = optarg; break;
+		case 'O': bo.post_script = optarg; break;
+		case 'T':
+			if (cli_parse_int(optarg, 1, 86400, &bo.script_timeout)) {
+				fprintf(stderr, "ferry: --script-timeout: give 1 to 86400 seconds\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'Q':
+			if (strncmp(optarg, "qga:", 4) || !optarg[4]) {
+				fprintf(stderr, "ferry: --quiesce: give qga:SOCKET (qemu-guest-agent's unix socket)\n");
+				return EXIT_USAGE;
+			}
+			bo.quiesce = optarg;
+			break;
+		case 'W':
+			if (cli_parse_int(optarg, 1, 3600, &bo.quiesce_timeout)) {
+				fprintf(stderr, "ferry: --quiesce-timeout: give 1 to 3600 seconds\n");
+				return EXIT_USAGE;
+			}
+			break;
 		default:
 			if ((rc = cli_remote_option(c, optarg)) > 0)
 				break;
@@ -88,7 +179,7 @@ int cmd_backup(int argc, char **argv)
 		       "\"bytes_stored\":%llu,\"blocks_total\":%llu,\"blocks_zero\":%llu,"
 		       "\"blocks_new\":%llu,\"blocks_reused\":%llu,\"bytes_unchanged\":%llu,"
 		       "\"bytes_skipped_swap\":%llu,\"bytes_skipped_free\":%llu,"
-		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f",
+		       "\"bytes_skipped_excluded\":%llu,\"base\":%s%s%s,\"seconds\":%.3f,\"extra\":",
 		       res.point.block_size, (unsigned long long)res.bytes_total,
 		       (unsigned long long)res.bytes_read,
 		       (unsigned long long)res.bytes_zero,
@@ -105,6 +196,7 @@ int cmd_backup(int argc, char **argv)
 		       (unsigned long long)res.bytes_skipped_excluded,
 		       res.base_id[0] ? "\"" : "", res.base_id[0] ? res.base_id : "null",
 		       res.base_id[0] ? "\"" : "", res.seconds);
+		cli_json_extra(stdout, res.point.extra);
 		if (remote)
 			printf(",\"net\":{\"bytes_sent\":%llu,\"bytes_received\":%llu,"
 			       "\"connects\":%llu,\"resumes\":%llu,\"resumed_at_block\":%llu,"
@@ -135,6 +227,20 @@ int cmd_backup(int argc, char **argv)
 			"%s new (stored as %s), %s already in the repository; %.2f s, %s/s\n",
 			res.point.name, res.point.id, t, rd, z, n, s, u,
 			res.seconds, rate);
+		if (res.bytes_unchanged || res.bytes_skipped_swap ||
+		    res.bytes_skipped_free || res.bytes_skipped_excluded) {
+			char ch[32], sw[32], fr[32], ex[32];
+
+			cli_human(res.bytes_unchanged, ch, sizeof(ch));
+			cli_human(res.bytes_skipped_swap, sw, sizeof(sw));
+			cli_human(res.bytes_skipped_free, fr, sizeof(fr));
+			cli_human(res.bytes_skipped_excluded, ex, sizeof(ex));
+			fprintf(stderr,
+				"not read: %s unchanged (change tracking%s%s), skipped %s swap, "
+				"%s free, %s excluded\n",
+				ch, res.base_id[0] ? " since " : "",
+				res.base_id[0] ? res.base_id : "", sw, fr, ex);
+		}
 		if (remote) {
 			char sent[32];
 

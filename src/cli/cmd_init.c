@@ -15,8 +15,9 @@ static void help(void)
 	       "  --block-size SIZE     block size: 256K for WAN links, 512K for LANs,\n"
 	       "                        1M (default) for local disks, 4M for large disks;\n"
 	       "                        any power of two from 64K to 16M\n"
-	       "  --compression CODEC   zstd[:1-19] (default zstd:3), lz4 (fastest),\n"
-	       "                        or none; blocks that do not shrink are stored raw\n"
+	       "  --compression CODEC   zstd[:1-22] (default zstd:2; 19 and up are slow),\n"
+	       "                        lz4 (fastest), or none; blocks that do not\n"
+	       "                        shrink are stored raw\n"
 	       "  --json                print the new repository's settings as JSON\n",
 	       usage);
 }
@@ -36,7 +37,7 @@ int cmd_init(int argc, char **argv)
 	int c, e, json = 0;
 	uint64_t bs;
 
-	while ((c = getopt_long(argc, argv, "+r:b:c:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:b:c:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': repo = optarg; break;
 		case 'b':
@@ -50,7 +51,7 @@ int cmd_init(int argc, char **argv)
 			break;
 		case 'c':
 			if (ferry_codec_parse(optarg, &io.codec, &io.level)) {
-				fprintf(stderr, "ferry: --compression %s: use zstd, zstd:LEVEL (1-19), lz4 or none\n",
+				fprintf(stderr, "ferry: --compression %s: use zstd, zstd:LEVEL (1-22), lz4 or none\n",
 					optarg);
 				return EXIT_USAGE;
 			}

@@ -20,15 +20,48 @@ struct pctx {
 	int json, n;
 };
 
+static void print_verified_json(const struct ferry_point *p)
+{
+	char when[32];
+
+	if (!p->verified) {
+		printf(",\"verified\":null");
+		return;
+	}
+	cli_time(p->verified_ns, when, sizeof(when));
+	printf(",\"verified\":\"%s\",\"verified_at\":\"%s\",\"verified_sample\":%d",
+	       p->verified > 0 ? "ok" : "damaged", when, p->verified_sample);
+}
+
+/* "ok 2024-05-01", "ok 10% ...", "DAMAGED ...", or "never". */
+static void verified_text(const struct ferry_point *p, char *buf, size_t len)
+{
+	char when[32];
+
+	if (!p->verified) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	cli_time(p->verified_ns, when, sizeof(when));
+	when[10] = 0; /* the date */
+	if (p->verified_sample > 0 && p->verified_sample < 100)
+		snprintf(buf, len, "%s %s %d%%", p->verified > 0 ? "ok" : "DAMAGED",
+			 when, p->verified_sample);
+	else
+		snprintf(buf, len, "%s %s", p->verified > 0 ? "ok" : "DAMAGED", when);
+}
+
 static int print_point(const struct ferry_point *p, void *arg)
 {
 	struct pctx *c = arg;
-	char when[32], size[32], stored[32];
+	char when[32], size[32], stored[32], ver[48];
 
 	if (c->json) {
 		printf("%s\n  {\"id\":\"%s\",", c->n ? "," : "", p->id);
 		if (p->corrupt) {
-			printf("\"corrupt\":true}");
+			printf("\"corrupt\":true");
+			print_verified_json(p);
+			printf("}");
 		} else {
 			cli_time(p->created_ns, when, sizeof(when));
 			printf("\"name\":");
@@ -38,7 +71,7 @@ static int print_point(const struct ferry_point *p, void *arg)
 			printf(",\"created\":\"%s\",\"created_ns\":%llu,\"block_size\":%u,"
 			       "\"bytes_total\":%llu,\"bytes_read\":%llu,\"bytes_zero\":%llu,"
 			       "\"bytes_new\":%llu,\"bytes_reused\":%llu,\"bytes_stored\":%llu,"
-			       "\"seconds\":%.3f,\"corrupt\":false}",
+			       "\"seconds\":%.3f,\"extra\":",
 			       when, (unsigned long long)p->created_ns, p->block_size,
 			       (unsigned long long)p->disk_size,
 			       (unsigned long long)p->bytes_read,
@@ -47,20 +80,25 @@ static int print_point(const struct ferry_point *p, void *arg)
 			       (unsigned long long)p->bytes_reused,
 			       (unsigned long long)p->bytes_stored,
 			       (double)p->duration_us / 1e6);
+			cli_json_extra(stdout, p->extra);
+			printf(",\"corrupt\":false");
+			print_verified_json(p);
+			printf("}");
 		}
 	} else {
 		if (!c->n)
-			printf("%-16s  %-20s  %10s  %10s  %s\n", "ID", "CREATED (UTC)",
-			       "SIZE", "STORED", "NAME");
+			printf("%-16s  %-20s  %10s  %10s  %-18s  %s\n", "ID",
+			       "CREATED (UTC)", "SIZE", "STORED", "VERIFIED", "NAME");
+		verified_text(p, ver, sizeof(ver));
 		if (p->corrupt) {
-			printf("%-16s  %-20s  %10s  %10s  %s\n", p->id, "?", "?", "?",
-			       "(manifest damaged: run ferry verify)");
+			printf("%-16s  %-20s  %10s  %10s  %-18s  %s\n", p->id, "?", "?",
+			       "?", ver, "(manifest damaged: run ferry verify)");
 		} else {
 			cli_time(p->created_ns, when, sizeof(when));
 			cli_human(p->disk_size, size, sizeof(size));
 			cli_human(p->bytes_stored, stored, sizeof(stored));
-			printf("%-16s  %-20s  %10s  %10s  %s\n", p->id, when, size,
-			       stored, p->name);
+			printf("%-16s  %-20s  %10s  %10s  %-18s  %s\n", p->id, when,
+			       size, stored, ver, p->name);
 		}
 	}
 	c->n++;
@@ -82,7 +120,7 @@ int cmd_points(int argc, char **argv)
 	const char *rp = NULL, *name = NULL;
 	int c, e, rc;
 
-	while ((c = getopt_long(argc, argv, "+r:n:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'n': name = optarg; break;

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH|URL POINT --to TARGET [--json]";
+static const char usage[] = "--repo PATH|URL POINT --to TARGET [--changed-only] [--json]";
 
 static void help(void)
 {
@@ -14,8 +14,14 @@ static void help(void)
 	       "or a block device at least as large as the disk.  Every block is\n"
 	       "checked against its SHA-256 before it is written; a damaged block is\n"
 	       "named and not written, and ferry exits with status 3.\n\n"
+	       "Quick rollback: with --changed-only, TARGET must exist (the disk of a\n"
+	       "VM that has run on since, or an older restore); ferry reads it, hashes\n"
+	       "each block and writes only the blocks that differ from POINT.  After a\n"
+	       "1 %% change that writes about 1 %% of the disk; the result is POINT byte\n"
+	       "for byte.  Stop the VM first: the target must not change meanwhile.\n\n"
 	       "  --repo PATH    repository (or FERRY_REPO)\n"
 	       "  --to TARGET    file or block device to write\n"
+	       "  --changed-only read TARGET and write only the blocks that differ\n"
 	       "  --json         print a JSON summary\n"
 	       "  --threads N    worker threads (default: one per CPU)\n",
 	       usage);
@@ -28,6 +34,7 @@ int cmd_restore(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "to", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "changed-only", no_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
@@ -39,11 +46,12 @@ int cmd_restore(int argc, char **argv)
 	const char *rp = NULL, *to = NULL;
 	int c, e, rc, json = 0;
 
-	while ((c = getopt_long(argc, argv, "r:o:jt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:o:jct:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'o': to = optarg; break;
 		case 'j': json = 1; break;
+		case 'c': ro.changed_only = 1; break;
 		case 't':
 			if (cli_parse_int(optarg, 1, 256, &ro.threads)) {
 				fprintf(stderr, "ferry: --threads: give 1 to 256\n");
@@ -75,15 +83,31 @@ int cmd_restore(int argc, char **argv)
 		printf(",\"target\":");
 		cli_json_str(stdout, to);
 		printf(",\"ok\":%s,\"bytes_total\":%llu,\"bytes_written\":%llu,"
-		       "\"bytes_zero\":%llu,\"bad_blocks\":%llu,\"seconds\":%.3f}\n",
+		       "\"bytes_zero\":%llu,\"bad_blocks\":%llu,\"seconds\":%.3f",
 		       e ? "false" : "true", (unsigned long long)res.bytes_total,
 		       (unsigned long long)res.bytes_written,
 		       (unsigned long long)res.bytes_zero,
 		       (unsigned long long)res.bad_blocks, res.seconds);
+		if (ro.changed_only)
+			printf(",\"changed_only\":true,\"bytes_compared\":%llu,"
+			       "\"bytes_unchanged\":%llu,\"blocks_written\":%llu",
+			       (unsigned long long)res.bytes_compared,
+			       (unsigned long long)res.bytes_unchanged,
+			       (unsigned long long)res.blocks_written);
+		printf("}\n");
 	}
 	if (e)
 		return cli_fail(e, "restore failed");
-	if (!json) {
+	if (!json && ro.changed_only) {
+		char t[32], w[32];
+
+		cli_human(res.bytes_total, t, sizeof(t));
+		cli_human(res.bytes_written, w, sizeof(w));
+		fprintf(stderr, "rolled %s back to %s: %s disk compared, %s written in %llu block(s) (%.1f %%), every block checked; %.2f s\n",
+			to, argv[optind], t, w, (unsigned long long)res.blocks_written,
+			res.bytes_total ? 100.0 * (double)res.bytes_written / (double)res.bytes_total : 0.0,
+			res.seconds);
+	} else if (!json) {
 		char t[32], w[32], rate[32];
 
 		cli_human(res.bytes_total, t, sizeof(t));

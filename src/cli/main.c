@@ -10,8 +10,12 @@ static const struct cli_cmd commands[] = {
 	{ "backup", cmd_backup, "back up a disk image or block device" },
 	{ "points", cmd_points, "list restore points" },
 	{ "restore", cmd_restore, "restore a point to a file or block device" },
+	{ "serve", cmd_serve, "export a point as an NBD disk (instant recovery)" },
+	{ "files", cmd_files, "list and restore files from ext2/3/4 in a point" },
 	{ "verify", cmd_verify, "read and check every stored block" },
 	{ "info", cmd_info, "show repository format, size and ratios" },
+	{ "forget", cmd_forget, "remove restore points a keep policy drops" },
+	{ "gc", cmd_gc, "free the space of unreferenced chunks" },
 	{ "mover", cmd_mover, "serve repositories to remote movers (daemon)" },
 	{ "cert", cmd_cert, "make a CA and certificates for movers" },
 };

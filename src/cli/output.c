@@ -202,3 +202,27 @@ void cli_install_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
+
+void cli_json_extra(FILE *f, const char *extra)
+{
+	int n = 0;
+
+	fputc('{', f);
+	for (const char *p = extra; p && *p;) {
+		const char *nl = strchr(p, '\n'), *eq;
+		size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+		char line[FERRY_EXTRA_MAX + 1];
+
+		memcpy(line, p, ll);
+		line[ll] = 0;
+		if ((eq = strchr(line, '=')) != NULL) {
+			line[eq - line] = 0;
+			fprintf(f, "%s", n++ ? "," : "");
+			cli_json_str(f, line);
+			fputc(':', f);
+			cli_json_str(f, eq + 1);
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	fputc('}', f);
+}

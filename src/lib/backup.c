@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "vmsrc.h"
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 enum { OUT_ZERO, OUT_NEW, OUT_REUSED };
@@ -131,7 +131,11 @@ static int make_point(struct ferry_repo *repo, struct ferry_source *src,
 
 	memset(p, 0, sizeof(*p));
 	if (!name) {
-		snprintf(tmp, sizeof(tmp), "%s", source);
+		/* qcow2:PATH names the image file; a URI its export. */
+		snprintf(tmp, sizeof(tmp), "%s",
+			 !strncmp(source, "qcow2:", 6) ? source + 6 : source);
+		if (strstr(tmp, "://"))
+			tmp[strcspn(tmp, "?")] = 0;
 		name = basename(tmp);
 	}
 	if (!ferry_name_valid(name))
@@ -141,8 +145,10 @@ static int make_point(struct ferry_repo *repo, struct ferry_source *src,
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	if (!realpath(source, abs) || strlen(abs) >= sizeof(p->source))
 		abs[0] = 0;
-	if (!abs[0] && strlen(source) < sizeof(p->source))
-		memcpy(abs, source, strlen(source) + 1);
+	/* Not a path (an NBD URI, qcow2:PATH): the transport's own
+	 * canonical form of it. */
+	if (!abs[0] && strlen(src->spec) < sizeof(p->source))
+		memcpy(abs, src->spec, strlen(src->spec) + 1);
 	memcpy(p->source, abs, strlen(abs) + 1);
 	if ((e = ferry_random(id, sizeof(id))) != 0)
 		return e;
@@ -203,6 +209,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	struct bjob j;
 	struct ferry_point p, base;
 	struct ferry_mreader *bm = NULL;
+	struct ferry_guest *guest = NULL;
 	int threads = opts && opts->threads > 0 ? opts->threads : ferry_cpu_count();
 	uint32_t bs = repo->block_size;
 	double t0 = ferry_mono_seconds(), last = 0;
@@ -213,9 +220,18 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	memset(&j, 0, sizeof(j));
 	pthread_mutex_init(&j.mu, NULL);
 	pthread_cond_init(&j.done, NULL);
+	/* Pre-script, freeze, snapshot script, thaw (guest.c): undone by
+	 * itself when it fails, by ferry_guest_end() below otherwise. */
+	if ((e = ferry_guest_begin(opts, source, &guest)) != 0)
+		goto out;
 	if ((e = ferry_source_open(source, opts, &src)) != 0)
 		goto out;
 	if ((e = make_point(repo, src, source, opts ? opts->name : NULL, &p)) != 0)
+		goto out;
+	/* The shared lock is taken before the base point is read: its
+	 * entries are reused without asking the store, so gc must not run
+	 * between reading them and the commit (docs/gc.md). */
+	if (repo->ops->lock_shared && (e = repo->ops->lock_shared(repo)) != 0)
 		goto out;
 	if ((e = find_base(repo, &p, &base, &have_base)) != 0)
 		goto out;
@@ -334,6 +350,9 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	q = NULL;
 	if (qe)
 		e = qe; /* the worker's error, with its message */
+	/* The disk is read: a guest frozen through the read is thawed. */
+	if (!e)
+		e = ferry_guest_read_done(guest);
 	if (e)
 		goto out;
 	res->bytes_total = p.disk_size;
@@ -369,6 +388,13 @@ out:
 		t->ops->free(t);
 	ferry_mreader_free(bm);
 	ferry_source_free(src);
+	/* After the source is closed (a qcow2 image is unlocked): thaw if
+	 * still frozen, then the post-script, whatever happened. */
+	qe = ferry_guest_end(guest, e, e ? NULL : p.id);
+	if (!e && qe) {
+		e = qe;
+		memset(&res->point, 0, sizeof(res->point));
+	}
 	for (size_t k = 0; j.slots && k < j.nslots; k++)
 		free(j.slots[k].buf);
 	for (int k = 0; j.ctx && k < threads; k++)

@@ -4,7 +4,6 @@
 #include <lz4.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "internal.h"
@@ -15,8 +14,8 @@
  *   5  3  zero
  *   8  4  raw (plaintext) length
  *  12  4  payload length
- *  16  4  CRC-32 of the payload
- *  20  4  CRC-32 of bytes 0..19 */
+ *  16  4  CRC-32C of the payload
+ *  20  4  CRC-32C of bytes 0..19 */
 
 struct ferry_codec_ctx {
 	int codec, level;
@@ -40,7 +39,7 @@ struct ferry_codec_ctx *ferry_codec_ctx_new(int codec, int level)
 		if (!c->zc)
 			goto fail;
 		ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel,
-				       level ? level : 3);
+				       level ? level : FERRY_ZSTD_DEFAULT_LEVEL);
 	}
 	return c;
 fail:
@@ -72,7 +71,7 @@ void ferry_sha256(const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN])
 
 static uint32_t crc(const void *p, size_t n)
 {
-	return (uint32_t)crc32(0, p, (uInt)n);
+	return ferry_crc32c(p, n);
 }
 
 int ferry_chunk_encode(struct ferry_codec_ctx *c, const void *in, size_t len,
@@ -82,7 +81,9 @@ int ferry_chunk_encode(struct ferry_codec_ctx *c, const void *in, size_t len,
 	size_t room, plen = 0;
 	int codec = FERRY_CODEC_NONE;
 
-	if (len > FERRY_BLOCK_MAX || cap < ferry_chunk_bound(len))
+	if (len == 0 || len > FERRY_BLOCK_MAX)
+		return ferry_error(FERRY_E_INVAL, "chunk of %zu bytes", len);
+	if (cap < ferry_chunk_bound(len))
 		return ferry_error(FERRY_E_INVAL, "chunk buffer too small");
 	room = cap - FERRY_CHUNK_HDR;
 	if (c->codec == FERRY_CODEC_ZSTD) {
@@ -230,7 +231,7 @@ int ferry_codec_parse(const char *s, int *codec, int *level)
 		if (colon && (lv < 1 || lv > ZSTD_maxCLevel()))
 			return FERRY_E_INVAL;
 		*codec = FERRY_CODEC_ZSTD;
-		*level = colon ? (int)lv : 3;
+		*level = colon ? (int)lv : FERRY_ZSTD_DEFAULT_LEVEL;
 	} else if (n == 3 && !strncmp(s, "lz4", 3) && !colon) {
 		*codec = FERRY_CODEC_LZ4;
 		*level = 0;

@@ -12,6 +12,10 @@
 #define FERRY_BLOCK_MIN (64u << 10)
 #define FERRY_BLOCK_MAX (16u << 20)
 #define FERRY_BLOCK_DEFAULT (1u << 20)
+/* zstd level 2 costs about what level 1 does (same instruction count on
+ * disk images, bench/README.md) and stores 2-3 % less; level 3 costs 60 %
+ * more CPU for 1 % less. */
+#define FERRY_ZSTD_DEFAULT_LEVEL 2
 
 /* ---- chunks (chunk.c) ------------------------------------------------ */
 
@@ -93,8 +97,30 @@ struct ferry_store_ops {
 	int (*get_info)(struct ferry_repo *r, struct ferry_repo_info *info);
 	/* Optional: network counters (remote). */
 	int (*net_stats)(struct ferry_repo *r, struct ferry_net_stats *st);
-	/* Shared lock for sessions that add data. */
+	/* Shared lock for sessions that add data (held until close). */
 	int (*lock_shared)(struct ferry_repo *r);
+	/* Exclusive lock for removing chunks: waits until no session that
+	 * adds data holds the shared lock; released by unlock() or close. */
+	int (*lock_exclusive)(struct ferry_repo *r);
+	void (*unlock)(struct ferry_repo *r);
+	/* Remove a chunk (only under the exclusive lock); 0 when it was
+	 * already gone. */
+	int (*delete_chunk)(struct ferry_repo *r,
+			    const uint8_t h[FERRY_HASH_LEN]);
+	/* Remove a committed manifest durably (its directory is synced);
+	 * 0 when it was already gone. */
+	int (*delete_point)(struct ferry_repo *r, const char *id);
+	/* Remove temporaries left by processes that are gone; counts them. */
+	int (*remove_stale)(struct ferry_repo *r, uint64_t *files,
+			    uint64_t *bytes);
+	/* Small per-point records (KIND "verify"): written atomically, read
+	 * back (-> FERRY_E_NOTFOUND when absent), removed. */
+	int (*record_put)(struct ferry_repo *r, const char *kind,
+			  const char *id, const void *data, size_t len);
+	int (*record_get)(struct ferry_repo *r, const char *kind,
+			  const char *id, void *buf, size_t cap, size_t *len);
+	int (*record_delete)(struct ferry_repo *r, const char *kind,
+			     const char *id);
 	void (*close)(struct ferry_repo *r);
 };
 
@@ -104,6 +130,17 @@ int ferry_store_local_open(struct ferry_repo *r);
 int ferry_store_local_create(const char *path);
 
 int ferry_point_id_valid(const char *id);
+
+/* ---- retention (retention.c) ----------------------------------------- */
+
+/* The policy applied to one name's points V[0..N) sorted oldest first:
+ * KEEP[i] is set to 1 when point i stays, and REASONS[i] (at least
+ * FERRY_REASON_MAX bytes) says why ("last", "daily", ...).  Times are
+ * bucketed in local time, as the operator reads them. */
+#define FERRY_REASON_MAX 96
+void ferry_retention_apply(const struct ferry_point *v, size_t n,
+			   const struct ferry_forget_opts *o, int *keep,
+			   char (*reasons)[FERRY_REASON_MAX]);
 int ferry_name_valid(const char *name);
 
 /* ---- manifests (manifest.c) ------------------------------------------ */
@@ -144,6 +181,10 @@ int ferry_mreader_open(struct ferry_repo *r, const char *id,
 /* 1 with an entry, 0 at the end, < 0 on error. */
 int ferry_mreader_next(struct ferry_mreader *m, int *kind,
 		       uint8_t hash[FERRY_HASH_LEN]);
+/* Random access (thread-safe, one pread): entry INDEX of the checked
+ * manifest, at header_len + 33 * INDEX (docs/format.md). */
+int ferry_mreader_entry(struct ferry_mreader *m, uint64_t index, int *kind,
+		       uint8_t hash[FERRY_HASH_LEN]);
 void ferry_mreader_free(struct ferry_mreader *m);
 
 /* ---- sources (source_file.c, and one file per transport) ------------- */
@@ -172,6 +213,12 @@ struct ferry_source_ops {
 	/* Read LEN bytes at OFF into BUF and classify the block (*kind). */
 	int (*read)(struct ferry_source *s, uint64_t off, void *buf,
 		    size_t len, int *kind);
+	/* Optional: LEN bytes at OFF, whatever change tracking or the
+	 * allocation map says (filters reading partition tables and file
+	 * system metadata).  Without it, read() is used and holes read as
+	 * zeros. */
+	int (*pread)(struct ferry_source *s, uint64_t off, void *buf,
+		     size_t len);
 	void (*close)(struct ferry_source *s);
 };
 struct ferry_source {
@@ -190,6 +237,9 @@ int ferry_source_open(const char *spec, const struct ferry_backup_opts *opts,
 void ferry_source_free(struct ferry_source *s);
 void ferry_source_warn(struct ferry_source *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Bytes of S at OFF (through ops->pread, or read() with holes as zeros). */
+int ferry_source_pread(struct ferry_source *s, uint64_t off, void *buf,
+		       size_t len);
 extern const struct ferry_source_ops ferry_source_file_ops;
 
 /* ---- the pipe to the target-side data mover (target_local.c) --------- */

@@ -301,6 +301,7 @@ void ferry_mwriter_free(struct ferry_mwriter *w)
 
 struct ferry_mreader {
 	int fd;
+	uint64_t base, nblocks; /* entries start at BASE (random access) */
 	uint64_t off, end, left;
 	uint8_t *buf;
 	size_t have, pos;
@@ -361,7 +362,12 @@ int ferry_mreader_open(struct ferry_repo *r, const char *id,
 	}
 	memset(p, 0, sizeof(*p));
 	if ((e = ferry_manifest_header_parse(hdr, (size_t)n, p, &hl)) != 0) {
-		ferry_error(e, "restore point %s: %s", id, ferry_last_error());
+		char why[256];
+
+		/* The detail is copied first: it lives in the buffer that
+		 * ferry_error() writes. */
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		ferry_error(e, "restore point %s: %s", id, why);
 		goto fail;
 	}
 	if (strcmp(p->id, id)) {
@@ -405,6 +411,8 @@ int ferry_mreader_open(struct ferry_repo *r, const char *id,
 		goto fail;
 	EVP_MD_CTX_free(md);
 	m->off = hl;
+	m->base = hl;
+	m->nblocks = p->nblocks;
 	m->end = hl + p->nblocks * FERRY_ENTRY_LEN;
 	m->left = p->nblocks;
 	*out = m;
@@ -433,6 +441,29 @@ int ferry_mreader_next(struct ferry_mreader *m, int *kind,
 	m->pos += FERRY_ENTRY_LEN;
 	m->left--;
 	return 1;
+}
+
+int ferry_mreader_entry(struct ferry_mreader *m, uint64_t index, int *kind,
+		       uint8_t hash[FERRY_HASH_LEN])
+{
+	uint8_t e[FERRY_ENTRY_LEN];
+	ssize_t n;
+
+	if (index >= m->nblocks)
+		return ferry_error(FERRY_E_INVAL, "block %llu is past the disk's end",
+				   (unsigned long long)index);
+	n = ferry_pread_full(m->fd, e, sizeof(e),
+			     (off_t)(m->base + index * FERRY_ENTRY_LEN));
+	if (n != (ssize_t)sizeof(e))
+		return ferry_error(FERRY_E_IO, "read manifest entry %llu: %s",
+				   (unsigned long long)index,
+				   n < 0 ? strerror((int)-n) : "short read");
+	if (entry_check(e))
+		return ferry_error(FERRY_E_CORRUPT, "manifest entry %llu is invalid",
+				   (unsigned long long)index);
+	*kind = e[0];
+	memcpy(hash, e + 1, FERRY_HASH_LEN);
+	return 0;
 }
 
 void ferry_mreader_free(struct ferry_mreader *m)

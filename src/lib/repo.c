@@ -148,9 +148,9 @@ int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 	r.block_size = opts && opts->block_size ? opts->block_size
 						: FERRY_BLOCK_DEFAULT;
 	r.codec = opts && opts->codec >= 0 ? opts->codec : FERRY_CODEC_ZSTD;
-	r.level = opts && opts->codec >= 0 ? opts->level : 3;
+	r.level = opts && opts->codec >= 0 ? opts->level : FERRY_ZSTD_DEFAULT_LEVEL;
 	if (r.codec == FERRY_CODEC_ZSTD && r.level == 0)
-		r.level = 3;
+		r.level = FERRY_ZSTD_DEFAULT_LEVEL;
 	if (r.block_size < FERRY_BLOCK_MIN || r.block_size > FERRY_BLOCK_MAX ||
 	    (r.block_size & (r.block_size - 1)))
 		return ferry_error(FERRY_E_INVAL,
@@ -264,6 +264,29 @@ struct plist {
 	int err;
 };
 
+/* The last verify of point ID (REPO/verify/ID), if any. */
+static void verify_record(struct ferry_repo *r, const char *id,
+			  struct ferry_point *p)
+{
+	char text[256], *save = NULL;
+	size_t len;
+
+	if (!r->ops->record_get ||
+	    r->ops->record_get(r, "verify", id, text, sizeof(text) - 1, &len))
+		return;
+	text[len] = 0;
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "time_ns=", 8))
+			p->verified_ns = strtoull(l + 8, NULL, 10);
+		else if (!strcmp(l, "result=ok"))
+			p->verified = 1;
+		else if (!strcmp(l, "result=damaged"))
+			p->verified = -1;
+		else if (!strncmp(l, "sample=", 7))
+			p->verified_sample = (int)strtol(l + 7, NULL, 10);
+	}
+}
+
 static int plist_add(const char *id, void *arg)
 {
 	struct plist *pl = arg;
@@ -290,6 +313,7 @@ static int plist_add(const char *id, void *arg)
 	}
 	if (pl->name && (p.corrupt || strcmp(p.name, pl->name)))
 		return 0;
+	verify_record(pl->repo, id, &p);
 	if (pl->n == pl->cap) {
 		size_t nc = pl->cap ? pl->cap * 2 : 16;
 		struct ferry_point *nv = realloc(pl->v, nc * sizeof(*nv));
@@ -394,9 +418,19 @@ int ferry_point_resolve(struct ferry_repo *r, const char *spec,
 				   r->path);
 	}
 	if (hit->corrupt) {
+		struct ferry_mreader *m;
+		char id[FERRY_ID_LEN + 1];
+
+		/* Open it again for the reason, so that a newer format is told
+		 * apart from damage. */
+		memcpy(id, hit->id, sizeof(id));
 		free(pl.v);
+		if ((e = ferry_mreader_open(r, id, &m, out)) != 0)
+			return e;
+		ferry_mreader_free(m);
 		return ferry_error(FERRY_E_CORRUPT,
-				   "manifest of restore point %s is corrupt", spec);
+				   "manifest of restore point %s read differently twice",
+				   id);
 	}
 	*out = *hit;
 	free(pl.v);

@@ -23,12 +23,15 @@ struct rjob {
 	uint8_t **in, **out;
 	size_t incap;
 	pthread_mutex_t mu;
-	uint64_t bad, written;
+	uint64_t bad, written, blocks_written, compared, unchanged;
 	int bad_err;
+	int changed_only, is_dev;
+	const uint8_t *zeros;
 };
 
 struct ritem {
 	uint64_t index;
+	int kind;
 	uint8_t hash[FERRY_HASH_LEN];
 };
 
@@ -48,6 +51,60 @@ static void report_bad(struct rjob *j, uint64_t index, const uint8_t *hash,
 	pthread_mutex_unlock(&j->mu);
 }
 
+static int write_err(int r, uint64_t off)
+{
+	return ferry_error(r == -ENOSPC ? FERRY_E_NOSPC : FERRY_E_TARGET,
+			   "write restore target at offset %llu: %s",
+			   (unsigned long long)off, strerror(-r));
+}
+
+/* Quick rollback: read the target's block and compare it with the
+ * point's.  0: equal (or zeroed here), 1: the chunk must be written,
+ * < 0: error. */
+static int compare_block(struct rjob *j, const struct ritem *it, int worker)
+{
+	uint64_t off = it->index * j->bs;
+	size_t len = j->disk_size - off < j->bs ? (size_t)(j->disk_size - off)
+						 : j->bs;
+	uint8_t h[FERRY_HASH_LEN];
+	ssize_t n = ferry_pread_full(j->fd, j->out[worker], len, (off_t)off);
+	int same, r;
+
+	if (n < 0)
+		return ferry_error(FERRY_E_TARGET,
+				   "read restore target at offset %llu: %s",
+				   (unsigned long long)off, strerror((int)-n));
+	if ((size_t)n < len) /* a file shorter than the disk reads as zeros */
+		memset(j->out[worker] + n, 0, len - (size_t)n);
+	if (it->kind == FERRY_ENTRY_ZERO) {
+		same = ferry_is_zero(j->out[worker], len);
+	} else {
+		ferry_sha256(j->out[worker], len, h);
+		same = !memcmp(h, it->hash, FERRY_HASH_LEN);
+	}
+	pthread_mutex_lock(&j->mu);
+	j->compared += len;
+	if (same)
+		j->unchanged += len;
+	pthread_mutex_unlock(&j->mu);
+	if (same)
+		return 0;
+	if (it->kind == FERRY_ENTRY_DATA)
+		return 1;
+	/* A zero block that is not zero on the target: punch a hole in a
+	 * file, write zeros to a device. */
+	if (j->is_dev || fallocate(j->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   (off_t)off, (off_t)len) < 0) {
+		if ((r = ferry_pwrite_all(j->fd, j->zeros, len, (off_t)off)) != 0)
+			return write_err(r, off);
+	}
+	pthread_mutex_lock(&j->mu);
+	j->written += len;
+	j->blocks_written++;
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
 static int restore_block(void *item, int worker, void *arg)
 {
 	struct rjob *j = arg;
@@ -58,6 +115,8 @@ static int restore_block(void *item, int worker, void *arg)
 
 	if (atomic_load(&ferry_cancelled))
 		return ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
+	if (j->changed_only && (r = compare_block(j, it, worker)) != 1)
+		return r;
 	r = j->repo->ops->get_chunk(j->repo, it->hash, j->in[worker], j->incap,
 				    &len);
 	if (r == 0)
@@ -75,11 +134,10 @@ static int restore_block(void *item, int worker, void *arg)
 		return r;
 	r = ferry_pwrite_all(j->fd, j->out[worker], raw, (off_t)off);
 	if (r)
-		return ferry_error(r == -ENOSPC ? FERRY_E_NOSPC : FERRY_E_TARGET,
-				   "write restore target at offset %llu: %s",
-				   (unsigned long long)off, strerror(-r));
+		return write_err(r, off);
 	pthread_mutex_lock(&j->mu);
 	j->written += raw;
+	j->blocks_written++;
 	pthread_mutex_unlock(&j->mu);
 	return 0;
 }
@@ -103,15 +161,21 @@ static int zero_range(int fd, uint64_t off, uint64_t len, const uint8_t *zeros,
 	return 0;
 }
 
-static int open_target(const char *target, uint64_t size, int *fd, int *is_dev)
+static int open_target(const char *target, uint64_t size, int *fd, int *is_dev,
+		       int changed_only)
 {
 	struct stat st;
+	int mode = changed_only ? O_RDWR : O_WRONLY;
 
 	*is_dev = 0;
+	if (changed_only && stat(target, &st) < 0)
+		return ferry_error(FERRY_E_TARGET,
+				   "--changed-only: %s: %s (give an existing disk to roll back)",
+				   target, strerror(errno));
 	if (stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
 		uint64_t dsz = 0;
 
-		*fd = open(target, O_WRONLY | O_CLOEXEC);
+		*fd = open(target, mode | O_CLOEXEC);
 		if (*fd < 0)
 			goto fail;
 		if (ioctl(*fd, BLKGETSIZE64, &dsz) == 0 && dsz < size) {
@@ -128,7 +192,9 @@ static int open_target(const char *target, uint64_t size, int *fd, int *is_dev)
 		return ferry_error(FERRY_E_TARGET,
 				   "restore target %s is neither a file nor a block device",
 				   target);
-	*fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	*fd = open(target, changed_only ? O_RDWR | O_CLOEXEC
+					: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		   0644);
 	if (*fd < 0)
 		goto fail;
 	if (ftruncate(*fd, (off_t)size) < 0) {
@@ -189,12 +255,16 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 			goto out;
 		}
 	}
-	if ((e = open_target(target, p.disk_size, &j.fd, &is_dev)) != 0)
+	j.changed_only = opts && opts->changed_only;
+	if ((e = open_target(target, p.disk_size, &j.fd, &is_dev,
+			     j.changed_only)) != 0)
 		goto out;
-	if (is_dev && !(zeros = calloc(1, p.block_size))) {
+	j.is_dev = is_dev;
+	if ((is_dev || j.changed_only) && !(zeros = calloc(1, p.block_size))) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
+	j.zeros = zeros;
 	if ((e = ferry_workq_new(threads, sizeof(struct ritem), (size_t)threads * 4,
 				 restore_block, &j, &q)) != 0)
 		goto out;
@@ -207,7 +277,15 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 			break;
 		e = 0;
 		it.index = i;
-		if (kind == FERRY_ENTRY_ZERO) {
+		it.kind = kind;
+		if (j.changed_only) {
+			if (kind == FERRY_ENTRY_ZERO)
+				res->bytes_zero += p.disk_size - i * p.block_size < p.block_size
+							   ? p.disk_size - i * p.block_size
+							   : p.block_size;
+			if ((e = ferry_workq_push(q, &it)) != 0)
+				break;
+		} else if (kind == FERRY_ENTRY_ZERO) {
 			uint64_t off = i * p.block_size;
 			uint64_t len = p.disk_size - off < p.block_size
 					       ? p.disk_size - off
@@ -267,6 +345,9 @@ out:
 		ferry_workq_finish(q);
 	res->bytes_total = j.disk_size;
 	res->bytes_written = j.written;
+	res->blocks_written = j.blocks_written;
+	res->bytes_compared = j.compared;
+	res->bytes_unchanged = j.unchanged;
 	res->bad_blocks = j.bad;
 	res->seconds = ferry_mono_seconds() - t0;
 	if (j.fd >= 0)

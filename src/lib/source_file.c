@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "vmsrc.h"
 
 struct file_src {
 	int fd;
@@ -128,6 +128,23 @@ static int file_read(struct ferry_source *s, uint64_t off, void *buf,
 	return 0;
 }
 
+static int file_pread(struct ferry_source *s, uint64_t off, void *buf,
+		      size_t len)
+{
+	struct file_src *f = s->state;
+	ssize_t n = ferry_pread_full(f->fd, buf, len, (off_t)off);
+
+	if (n < 0)
+		return ferry_error(FERRY_E_SOURCE,
+				   "read source %s at offset %llu: %s", s->spec,
+				   (unsigned long long)off, strerror((int)-n));
+	if ((size_t)n != len)
+		return ferry_error(FERRY_E_SOURCE,
+				   "read source %s at offset %llu: end of file",
+				   s->spec, (unsigned long long)off);
+	return 0;
+}
+
 static void file_close(struct ferry_source *s)
 {
 	struct file_src *f = s->state;
@@ -143,6 +160,7 @@ const struct ferry_source_ops ferry_source_file_ops = {
 	.name = "file",
 	.open = file_open,
 	.read = file_read,
+	.pread = file_pread,
 	.close = file_close,
 };
 
@@ -173,15 +191,39 @@ int ferry_source_open(const char *spec, const struct ferry_backup_opts *opts,
 		s->warn = opts->warn;
 		s->warn_arg = opts->warn_arg;
 	}
-	/* Transport modes are chosen by the spec; raw files and block
-	 * devices are the only one so far. */
-	s->ops = &ferry_source_file_ops;
+	/* The transport mode is chosen by the spec: NBD exports and qcow2
+	 * images (source_nbd.c), else a raw file or block device. */
+	s->ops = ferry_source_nbd_spec(spec) ? &ferry_source_nbd_ops
+					     : &ferry_source_file_ops;
 	if ((e = s->ops->open(s, spec)) != 0) {
 		free(s->spec);
 		free(s);
 		return e;
 	}
+	/* Filters over any transport. */
+	if ((e = ferry_filter_unused_wrap(&s, opts)) != 0) {
+		ferry_source_free(s);
+		return e;
+	}
 	*out = s;
+	return 0;
+}
+
+int ferry_source_pread(struct ferry_source *s, uint64_t off, void *buf,
+		       size_t len)
+{
+	int kind = FERRY_BLK_DATA, e;
+
+	if (s->ops->pread)
+		return s->ops->pread(s, off, buf, len);
+	if ((e = s->ops->read(s, off, buf, len, &kind)) != 0)
+		return e;
+	if (kind == FERRY_BLK_ZERO)
+		memset(buf, 0, len);
+	else if (kind != FERRY_BLK_DATA)
+		return ferry_error(FERRY_E_SOURCE,
+				   "source %s cannot read bytes it reports unchanged",
+				   s->spec);
 	return 0;
 }
 

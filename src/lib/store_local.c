@@ -278,9 +278,14 @@ static int local_point_commit(struct ferry_repo *r, const char *id, int fd,
 	if ((e = -tmp_link(L(r)->points_fd, fd, tmp, id)) != 0)
 		goto fail;
 	close(fd);
-	if (fsync(L(r)->points_fd) < 0)
-		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
-				   "sync %s/points: %s", r->path, strerror(errno));
+	if (fsync(L(r)->points_fd) < 0) {
+		/* Not durable, so not committed: a failed backup leaves no
+		 * restore point behind. */
+		e = errno;
+		unlinkat(L(r)->points_fd, id, 0);
+		return ferry_error(ferry_errno_code(e, FERRY_E_IO),
+				   "sync %s/points: %s", r->path, strerror(e));
+	}
 	return 0;
 fail:
 	if (tmp[0])
@@ -341,20 +346,214 @@ static int local_point_list(struct ferry_repo *r, ferry_id_list_cb cb,
 	return ret;
 }
 
+static int lock_open(struct ferry_repo *r);
+
 static int local_lock_shared(struct ferry_repo *r)
 {
-	if (L(r)->lock_fd < 0) {
-		L(r)->lock_fd = openat(L(r)->root_fd, "lock",
-				       O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (L(r)->lock_fd < 0)
-			return ferry_error(FERRY_E_IO, "open %s/lock: %s",
-					   r->path, strerror(errno));
-	}
+	int e;
+
+	if ((e = lock_open(r)) != 0)
+		return e;
 	while (flock(L(r)->lock_fd, LOCK_SH) < 0) {
 		if (errno != EINTR)
 			return ferry_error(FERRY_E_IO, "lock %s: %s", r->path,
 					   strerror(errno));
 	}
+	return 0;
+}
+
+static int lock_open(struct ferry_repo *r)
+{
+	if (L(r)->lock_fd >= 0)
+		return 0;
+	L(r)->lock_fd = openat(L(r)->root_fd, "lock",
+			       O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (L(r)->lock_fd < 0)
+		return ferry_error(FERRY_E_IO, "open %s/lock: %s", r->path,
+				   strerror(errno));
+	return 0;
+}
+
+static int local_lock_exclusive(struct ferry_repo *r)
+{
+	int e;
+
+	if ((e = lock_open(r)) != 0)
+		return e;
+	/* Blocks while backups hold the lock shared; a signal (EINTR) with
+	 * a cancel request stops the wait. */
+	while (flock(L(r)->lock_fd, LOCK_EX) < 0) {
+		if (errno != EINTR)
+			return ferry_error(FERRY_E_IO, "lock %s: %s", r->path,
+					   strerror(errno));
+		if (atomic_load(&ferry_cancelled))
+			return ferry_error(FERRY_E_INTERRUPTED,
+					   "interrupted while waiting for running backups");
+	}
+	return 0;
+}
+
+static void local_unlock(struct ferry_repo *r)
+{
+	if (L(r)->lock_fd >= 0)
+		flock(L(r)->lock_fd, LOCK_UN);
+}
+
+static int local_delete_chunk(struct ferry_repo *r,
+			      const uint8_t h[FERRY_HASH_LEN])
+{
+	char rel[68];
+
+	chunk_rel(h, rel);
+	if (unlinkat(L(r)->chunks_fd, rel, 0) < 0 && errno != ENOENT)
+		return ferry_error(FERRY_E_IO, "remove chunk %s: %s", rel + 3,
+				   strerror(errno));
+	return 0;
+}
+
+static int local_delete_point(struct ferry_repo *r, const char *id)
+{
+	if (!ferry_point_id_valid(id))
+		return ferry_error(FERRY_E_INVAL, "bad restore point id %s", id);
+	if (unlinkat(L(r)->points_fd, id, 0) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ferry_error(FERRY_E_IO, "remove restore point %s: %s", id,
+				   strerror(errno));
+	}
+	/* Durable before anyone acts on its absence (gc removing chunks). */
+	if (fsync(L(r)->points_fd) < 0)
+		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
+				   "sync %s/points: %s", r->path, strerror(errno));
+	return 0;
+}
+
+/* Remove DIRFD's ".tmp-PID-N" files whose process is gone. */
+static void stale_in(int dirfd, uint64_t *files, uint64_t *bytes)
+{
+	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (dfd < 0)
+		return;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		long pid;
+
+		if (strncmp(de->d_name, ".tmp-", 5))
+			continue;
+		pid = strtol(de->d_name + 5, NULL, 10);
+		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (fstatat(dfd, de->d_name, &st, 0) < 0)
+			continue;
+		if (unlinkat(dfd, de->d_name, 0) == 0) {
+			(*files)++;
+			*bytes += (uint64_t)st.st_size;
+		}
+	}
+	closedir(d);
+}
+
+static int local_remove_stale(struct ferry_repo *r, uint64_t *files,
+			      uint64_t *bytes)
+{
+	for (int i = 0; i < 256; i++) {
+		int fd = sub_dir(r, (uint8_t)i);
+
+		if (fd >= 0)
+			stale_in(fd, files, bytes);
+	}
+	stale_in(L(r)->points_fd, files, bytes);
+	stale_in(L(r)->root_fd, files, bytes);
+	return 0;
+}
+
+static int record_kind_ok(const char *kind, const char *id)
+{
+	return !strcmp(kind, "verify") && ferry_point_id_valid(id);
+}
+
+static int local_record_put(struct ferry_repo *r, const char *kind,
+			    const char *id, const void *data, size_t len)
+{
+	char tmp[64];
+	int dfd, fd, e = 0;
+
+	if (!record_kind_ok(kind, id))
+		return ferry_error(FERRY_E_INVAL, "bad record %s/%s", kind, id);
+	if (mkdirat(L(r)->root_fd, kind, 0755) < 0 && errno != EEXIST)
+		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
+				   "create %s/%s: %s", r->path, kind,
+				   strerror(errno));
+	dfd = openat(L(r)->root_fd, kind, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return ferry_error(FERRY_E_IO, "open %s/%s: %s", r->path, kind,
+				   strerror(errno));
+	snprintf(tmp, sizeof(tmp), ".tmp-%ld-%u", (long)getpid(),
+		 atomic_fetch_add(&L(r)->tmp_seq, 1));
+	fd = openat(dfd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		e = -errno;
+	} else {
+		/* Renamed into place, not synced: records are advisory, and a
+		 * crash may lose the last one but never shows half of one. */
+		e = ferry_write_all(fd, data, len);
+		close(fd);
+		if (e == 0 && renameat(dfd, tmp, dfd, id) < 0)
+			e = -errno;
+		if (e)
+			unlinkat(dfd, tmp, 0);
+	}
+	close(dfd);
+	if (e)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write %s/%s/%s: %s", r->path, kind, id,
+				   strerror(-e));
+	return 0;
+}
+
+static int local_record_get(struct ferry_repo *r, const char *kind,
+			    const char *id, void *buf, size_t cap, size_t *len)
+{
+	char rel[64];
+	ssize_t n;
+	int fd;
+
+	if (!record_kind_ok(kind, id))
+		return ferry_error(FERRY_E_INVAL, "bad record %s/%s", kind, id);
+	snprintf(rel, sizeof(rel), "%s/%s", kind, id);
+	fd = openat(L(r)->root_fd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? FERRY_E_NOTFOUND
+				       : ferry_error(FERRY_E_IO, "open %s/%s: %s",
+						     r->path, rel, strerror(errno));
+	n = ferry_pread_full(fd, buf, cap, 0);
+	close(fd);
+	if (n < 0)
+		return ferry_error(FERRY_E_IO, "read %s/%s: %s", r->path, rel,
+				   strerror((int)-n));
+	*len = (size_t)n;
+	return 0;
+}
+
+static int local_record_delete(struct ferry_repo *r, const char *kind,
+			       const char *id)
+{
+	char rel[64];
+
+	if (!record_kind_ok(kind, id))
+		return ferry_error(FERRY_E_INVAL, "bad record %s/%s", kind, id);
+	snprintf(rel, sizeof(rel), "%s/%s", kind, id);
+	if (unlinkat(L(r)->root_fd, rel, 0) < 0 && errno != ENOENT &&
+	    errno != ENOTDIR)
+		return ferry_error(FERRY_E_IO, "remove %s/%s: %s", r->path, rel,
+				   strerror(errno));
 	return 0;
 }
 
@@ -393,6 +592,14 @@ const struct ferry_store_ops ferry_store_local_ops = {
 	.point_open = local_point_open,
 	.point_list = local_point_list,
 	.lock_shared = local_lock_shared,
+	.lock_exclusive = local_lock_exclusive,
+	.unlock = local_unlock,
+	.delete_chunk = local_delete_chunk,
+	.delete_point = local_delete_point,
+	.remove_stale = local_remove_stale,
+	.record_put = local_record_put,
+	.record_get = local_record_get,
+	.record_delete = local_record_delete,
 	.close = local_close,
 };
 

@@ -578,9 +578,9 @@ static int remote_net_stats(struct ferry_repo *r, struct ferry_net_stats *st)
 
 int ferry_repo_net_stats(struct ferry_repo *repo, struct ferry_net_stats *st)
 {
+	/* A question, not a failure: leave the last error alone. */
 	if (!repo->ops->net_stats)
-		return ferry_error(FERRY_E_INVAL, "%s is not a remote repository",
-				   repo->path);
+		return FERRY_E_INVAL;
 	return repo->ops->net_stats(repo, st);
 }
 

@@ -1,6 +1,7 @@
 /* verify.c - reads and checks every stored byte: each chunk's header,
  * checksum, decompression and SHA-256 identity, then every manifest's
  * references, naming each bad block and the restore points it breaks. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -19,7 +20,48 @@ struct vjob {
 	uint32_t bs;
 	double t0, last;
 	uint64_t bytes_total;
+	uint64_t points_newer; /* manifests of a format this ferry cannot read */
+	uint64_t seed[2];      /* sample choice */
+	int sample;            /* percent of chunks read */
+	uint64_t now_ns;
 };
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Whether this run reads chunk H: a random SAMPLE percent of the chunks,
+ * the same choice for every point of one run. */
+static int sampled(const struct vjob *j, const uint8_t h[FERRY_HASH_LEN])
+{
+	uint64_t v = 0;
+
+	if (j->sample >= 100)
+		return 1;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return mix64(v ^ j->seed[0]) % 10000 < (uint64_t)j->sample * 100;
+}
+
+/* Record the outcome for one point; verify is a reader, so a repository
+ * it cannot write is still verified. */
+static void record(struct vjob *j, const char *id, int bad)
+{
+	char text[128];
+	int n;
+
+	if (!j->repo->ops->record_put)
+		return;
+	n = snprintf(text, sizeof(text), "time_ns=%llu\nresult=%s\nsample=%d\n",
+		     (unsigned long long)j->now_ns, bad ? "damaged" : "ok",
+		     j->sample);
+	j->repo->ops->record_put(j->repo, "verify", id, text, (size_t)n);
+}
 
 struct vitem {
 	uint64_t index;
@@ -96,6 +138,8 @@ static int push_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 
 	(void)size;
 	memcpy(it.hash, h, FERRY_HASH_LEN);
+	if (!sampled(w->j, h))
+		return 0;
 	if (w->j->opts && w->j->opts->progress) {
 		double now = ferry_mono_seconds();
 
@@ -122,11 +166,20 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 	j->res->points_checked++;
 	j->bs = pt->block_size;
 	if ((e = ferry_mreader_open(j->repo, pt->id, &m, &p)) != 0) {
+		const char *why = ferry_last_error();
+		char named[FERRY_ID_LEN + 32];
+
 		if (e != FERRY_E_CORRUPT && e != FERRY_E_VERSION)
 			return e;
-		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT,
-		       ferry_last_error());
+		/* The report names the point already. */
+		snprintf(named, sizeof(named), "restore point %s: ", pt->id);
+		if (!strncmp(why, named, strlen(named)))
+			why += strlen(named);
+		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT, why);
 		j->res->points_bad++;
+		j->points_newer += e == FERRY_E_VERSION;
+		if (e == FERRY_E_CORRUPT)
+			record(j, pt->id, 1);
 		return 0;
 	}
 	for (uint64_t i = 0; (e = ferry_mreader_next(m, &kind, h)) == 1; i++) {
@@ -155,21 +208,14 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 	if (e < 0)
 		return e;
 	j->res->points_bad += bad;
+	record(j, pt->id, bad);
 	return 0;
 }
 
 static int collect_point(const struct ferry_point *p, void *arg)
 {
-	struct vjob *j = arg;
-
-	if (p->corrupt) {
-		j->res->points_checked++;
-		j->res->points_bad++;
-		report(j, p->id, UINT64_MAX, NULL, FERRY_E_CORRUPT,
-		       "manifest is damaged");
-		return 0;
-	}
-	return check_refs(j, p);
+	/* A damaged manifest is opened again there, for its reason. */
+	return check_refs(arg, p);
 }
 
 int ferry_verify(struct ferry_repo *repo, const char *spec,
@@ -190,9 +236,16 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 	j.opts = opts;
 	j.res = res;
 	j.t0 = ferry_mono_seconds();
+	j.now_ns = ferry_now_ns();
+	j.sample = opts && opts->sample > 0 && opts->sample < 100 ? opts->sample : 100;
+	if (opts && (opts->sample < 0 || opts->sample > 100))
+		return ferry_error(FERRY_E_INVAL, "--sample takes a percent from 1 to 100");
+	if ((e = ferry_random(j.seed, sizeof(j.seed))) != 0)
+		return e;
 	j.bs = repo->block_size;
-	j.incap = ferry_chunk_bound(FERRY_BLOCK_MAX);
-	j.outcap = FERRY_BLOCK_MAX;
+	/* Every chunk of a repository is at most its block size. */
+	j.incap = ferry_chunk_bound(repo->block_size);
+	j.outcap = repo->block_size;
 	if (spec) {
 		if ((e = ferry_point_resolve(repo, spec, &p)) != 0)
 			goto out;
@@ -229,10 +282,29 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 
 		res->points_checked = 1;
 		for (it.index = 0; (e = ferry_mreader_next(m, &kind, it.hash)) == 1;
-		     it.index++)
-			if (kind == FERRY_ENTRY_DATA &&
-			    (e = ferry_workq_push(q, &it)) != 0)
+		     it.index++) {
+			if (kind != FERRY_ENTRY_DATA)
+				continue;
+			if (sampled(&j, it.hash)) {
+				if ((e = ferry_workq_push(q, &it)) != 0)
+					break;
+				continue;
+			}
+			/* Not read this time, but it must be there. */
+			if ((e = repo->ops->has_chunk(repo, it.hash)) < 0)
 				break;
+			if (e == 0) {
+				char hex[65];
+
+				ferry_hash_hex(it.hash, hex);
+				pthread_mutex_lock(&j.mu);
+				res->chunks_missing++;
+				ferry_error(FERRY_E_MISSING, "chunk %s is missing", hex);
+				report(&j, p.id, it.index, it.hash, FERRY_E_MISSING,
+				       ferry_last_error());
+				pthread_mutex_unlock(&j.mu);
+			}
+		}
 	} else {
 		struct walk w = { &j, q };
 
@@ -246,7 +318,8 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		goto out;
 	e = 0;
 	if (spec) {
-		res->points_bad = j.nbad ? 1 : 0;
+		res->points_bad = j.nbad || res->chunks_missing ? 1 : 0;
+		record(&j, p.id, res->points_bad != 0);
 	} else {
 		/* Then every manifest: name the points each bad or missing
 		 * chunk breaks. */
@@ -255,7 +328,13 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		if ((e = ferry_points_list(repo, NULL, collect_point, &j)) != 0)
 			goto out;
 	}
-	if (res->points_bad || res->chunks_bad || res->chunks_missing)
+	if (!res->chunks_bad && !res->chunks_missing && res->points_bad &&
+	    j.points_newer == res->points_bad)
+		/* Not damage: manifests this ferry is too old to read. */
+		e = ferry_error(FERRY_E_VERSION,
+				"no damage found, but %llu restore point(s) have a manifest format version this ferry does not read",
+				(unsigned long long)res->points_bad);
+	else if (res->points_bad || res->chunks_bad || res->chunks_missing)
 		e = ferry_error(res->chunks_bad || res->points_bad ? FERRY_E_CORRUPT
 								  : FERRY_E_MISSING,
 				"verify found %llu bad and %llu missing chunk(s); %llu restore point(s) damaged",

@@ -38,5 +38,16 @@ int main(void)
 	CHECK(ferry_hex_decode("0aFf", buf, 2) == 0 && buf[0] == 0x0a &&
 	      buf[1] == 0xff);
 	CHECK(ferry_hex_decode("0g", buf, 1) != 0);
+
+	/* CRC-32C check value, and the fast path agrees with the table at
+	 * every length and alignment. */
+	CHECK(ferry_crc32c("123456789", 9) == 0xe3069283u);
+	CHECK(ferry_crc32c_portable("123456789", 9) == 0xe3069283u);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 131 + 7);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t n = 0; n < 300; n += 7)
+			CHECK(ferry_crc32c(big + off, n) ==
+			      ferry_crc32c_portable(big + off, n));
 	return unit_done();
 }

@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -171,7 +170,7 @@ static int resealed_fails(struct ferry_codec_ctx *ctx, const uint8_t *enc,
 		return 0;
 	memcpy(buf, enc, n);
 	buf[at] = v;
-	ferry_put_le32(buf + 20, (uint32_t)crc32(0, buf, 20));
+	ferry_put_le32(buf + 20, ferry_crc32c(buf, 20));
 	return ferry_chunk_header(buf, n, &raw, &plen, &codec) ==
 		       FERRY_E_CORRUPT &&
 	       ferry_chunk_decode(ctx, buf, n, out, sizeof(out), &outlen,

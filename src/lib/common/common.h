@@ -92,5 +92,8 @@ int ferry_random(void *buf, size_t n);
 int ferry_hex_decode(const char *hex, uint8_t *out, size_t n);
 int ferry_cpu_count(void);
 int ferry_is_zero(const void *buf, size_t n);
+/* CRC-32C (Castagnoli); the portable one is the reference for tests. */
+uint32_t ferry_crc32c(const void *buf, size_t n);
+uint32_t ferry_crc32c_portable(const void *buf, size_t n);
 
 #endif

@@ -34,6 +34,19 @@ static void *worker_main(void *p)
 	struct ferry_workq *q = wa->q;
 	uint8_t *item = malloc(q->item_size);
 
+	if (!item) {
+		pthread_mutex_lock(&q->mu);
+		if (!q->err) {
+			q->err = ferry_error(FERRY_E_NOMEM,
+					     "cannot allocate a work item");
+			ferry_error_save(&q->err, q->errmsg, sizeof(q->errmsg));
+		}
+		pthread_cond_broadcast(&q->not_full);
+		pthread_mutex_unlock(&q->mu);
+		/* Other workers drain the queue; none left would hang push
+		 * only if every worker failed, and then err is latched. */
+		return NULL;
+	}
 	for (;;) {
 		int r;
 
@@ -52,11 +65,7 @@ static void *worker_main(void *p)
 		pthread_mutex_unlock(&q->mu);
 		if (r)
 			continue; /* drain after an error */
-		if (!item) {
-			r = FERRY_E_NOMEM;
-		} else {
-			r = q->fn(item, wa->index, q->arg);
-		}
+		r = q->fn(item, wa->index, q->arg);
 		if (r) {
 			pthread_mutex_lock(&q->mu);
 			if (!q->err) {

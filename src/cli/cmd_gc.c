@@ -1,0 +1,100 @@
+/* cmd_gc.c - `ferry gc`: remove the chunks no restore point references. */
+#include <getopt.h>
+
+#include "cli.h"
+
+static const char usage[] = "--repo PATH [--dry-run] [--json]";
+
+static void help(void)
+{
+	printf("usage: ferry gc %s\n\n"
+	       "Free the space of chunks that no restore point references any more\n"
+	       "(after `ferry forget`, or left by interrupted backups), and remove\n"
+	       "temporary files of processes that are gone.\n\n"
+	       "Safe beside running backups: gc first marks what every committed\n"
+	       "manifest references (a compact filter, at most 128 MiB whatever the\n"
+	       "repository size), then waits until no backup is running, holds the\n"
+	       "repository lock exclusively while it marks the points committed\n"
+	       "meanwhile and removes the unmarked chunks; backups starting then wait\n"
+	       "for it.  A kill at any moment leaves every restore point intact.  If\n"
+	       "a manifest cannot be read, gc removes nothing.\n\n"
+	       "  --repo PATH   repository (or FERRY_REPO)\n"
+	       "  --dry-run     count what would be removed; no lock, no change\n"
+	       "  --json        print a JSON summary\n\n"
+	       "example:\n"
+	       "  ferry forget --repo /backup/repo --keep-last 10\n"
+	       "  ferry gc --repo /backup/repo\n",
+	       usage);
+}
+
+int cmd_gc(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "repo", required_argument, NULL, 'r' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct ferry_gc_opts go = { 0 };
+	struct ferry_gc_result res;
+	struct ferry_repo *repo;
+	const char *rp = NULL;
+	int c, e, json = 0;
+
+	while ((c = getopt_long(argc, argv, "r:Djh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': rp = optarg; break;
+		case 'D': go.dry_run = 1; break;
+		case 'j': json = 1; break;
+		case 'h': help(); return EXIT_OK;
+		default: return cli_usage("gc", usage);
+		}
+	}
+	if (optind != argc)
+		return cli_usage("gc", usage);
+	if ((e = cli_open_repo(rp, &repo)) != 0)
+		return e;
+	go.progress = cli_progress;
+	go.progress_arg = "gc: mark";
+	e = ferry_gc(repo, &go, &res);
+	cli_progress_end();
+	ferry_repo_free(repo);
+	if (e)
+		return cli_fail(e, "gc failed");
+	if (json) {
+		printf("{\"dry_run\":%s,\"points\":%llu,\"points_late\":%llu,"
+		       "\"references\":%llu,\"chunks\":%llu,\"chunk_bytes\":%llu,"
+		       "\"chunks_removed\":%llu,\"bytes_removed\":%llu,"
+		       "\"stale_files\":%llu,\"stale_bytes\":%llu,"
+		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f}\n",
+		       go.dry_run ? "true" : "false",
+		       (unsigned long long)res.points,
+		       (unsigned long long)res.points_late,
+		       (unsigned long long)res.references,
+		       (unsigned long long)res.chunks,
+		       (unsigned long long)res.chunk_bytes,
+		       (unsigned long long)res.chunks_removed,
+		       (unsigned long long)res.bytes_removed,
+		       (unsigned long long)res.stale_files,
+		       (unsigned long long)res.stale_bytes,
+		       (unsigned long long)res.filter_bytes, res.wait_seconds,
+		       res.seconds);
+	} else {
+		char freed[32], total[32];
+
+		cli_human(res.bytes_removed + res.stale_bytes, freed, sizeof(freed));
+		cli_human(res.chunk_bytes, total, sizeof(total));
+		printf("%s%llu of %llu chunk(s) unreferenced: %s %s (of %s); "
+		       "%llu restore point(s), %llu reference(s) marked; "
+		       "%llu stale temporary file(s); %.2f s\n",
+		       go.dry_run ? "dry run: " : "",
+		       (unsigned long long)res.chunks_removed,
+		       (unsigned long long)res.chunks,
+		       go.dry_run ? "would free" : "freed", freed, total,
+		       (unsigned long long)res.points,
+		       (unsigned long long)res.references,
+		       (unsigned long long)res.stale_files, res.seconds);
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,270 @@
+/* gc.c - garbage collection: mark every chunk a committed manifest names
+ * in a Bloom filter of bounded size (a false positive only keeps garbage),
+ * then, under the repository lock taken exclusively (no backup between
+ * begin and commit), mark the manifests committed meanwhile and remove
+ * every chunk left unmarked.  The protocol is in docs/gc.md. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define BITS_PER_CHUNK 16
+#define FILTER_MIN_BITS (1ull << 16)
+#define FILTER_MAX_BITS (1ull << 30) /* 128 MiB: gc stays under 256 MiB */
+#define FILTER_HASHES 10
+
+struct bloom {
+	uint64_t *w;
+	uint64_t mask; /* bits - 1 (bits is a power of two) */
+	uint64_t seed[2];
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64's finaliser */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int bloom_init(struct bloom *b, uint64_t chunks)
+{
+	uint64_t bits = FILTER_MIN_BITS;
+
+	while (bits < chunks * BITS_PER_CHUNK && bits < FILTER_MAX_BITS)
+		bits <<= 1;
+	b->mask = bits - 1;
+	/* A new seed each run: a chunk kept by a false positive now is
+	 * judged independently by the next run. */
+	if (ferry_random(b->seed, sizeof(b->seed)))
+		return FERRY_E_IO;
+	b->w = calloc(bits / 64, sizeof(uint64_t));
+	return b->w ? 0 : ferry_error(FERRY_E_NOMEM,
+				      "no memory for a %llu MiB mark filter",
+				      (unsigned long long)(bits >> 23));
+}
+
+static void bloom_hashes(const struct bloom *b, const uint8_t h[FERRY_HASH_LEN],
+			 uint64_t *h1, uint64_t *h2)
+{
+	*h1 = mix64(load64(h) ^ b->seed[0]) ^ load64(h + 16);
+	*h2 = mix64(load64(h + 8) ^ b->seed[1]) | 1;
+}
+
+static void bloom_add(struct bloom *b, const uint8_t h[FERRY_HASH_LEN])
+{
+	uint64_t h1, h2;
+
+	bloom_hashes(b, h, &h1, &h2);
+	for (int i = 0; i < FILTER_HASHES; i++, h1 += h2) {
+		uint64_t bit = h1 & b->mask;
+
+		b->w[bit >> 6] |= 1ull << (bit & 63);
+	}
+}
+
+static int bloom_has(const struct bloom *b, const uint8_t h[FERRY_HASH_LEN])
+{
+	uint64_t h1, h2;
+
+	bloom_hashes(b, h, &h1, &h2);
+	for (int i = 0; i < FILTER_HASHES; i++, h1 += h2) {
+		uint64_t bit = h1 & b->mask;
+
+		if (!(b->w[bit >> 6] & (1ull << (bit & 63))))
+			return 0;
+	}
+	return 1;
+}
+
+struct gc {
+	struct ferry_repo *repo;
+	const struct ferry_gc_opts *opts;
+	struct ferry_gc_result *res;
+	struct bloom bf;
+	uint64_t *seen; /* ids of marked manifests (8 bytes each), sorted */
+	size_t nseen, capseen;
+	int late;       /* second pass: mark only manifests not seen */
+	double t0, last;
+};
+
+static uint64_t id_key(const char *id)
+{
+	uint8_t b[8];
+
+	ferry_hex_decode(id, b, sizeof(b));
+	return load64(b);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void progress(struct gc *g, uint64_t done)
+{
+	double now = ferry_mono_seconds();
+
+	if (g->opts && g->opts->progress && now - g->last >= 0.25) {
+		struct ferry_progress pr = { done, 0, now - g->t0 };
+
+		g->opts->progress(&pr, g->opts->progress_arg);
+		g->last = now;
+	}
+}
+
+/* Mark one manifest's chunks.  A manifest removed meanwhile (forget) is
+ * skipped; one that cannot be read stops gc: what it references is
+ * unknown, so nothing may be removed. */
+static int mark_point(const char *id, void *arg)
+{
+	struct gc *g = arg;
+	struct ferry_mreader *m;
+	struct ferry_point p;
+	uint8_t h[FERRY_HASH_LEN];
+	uint64_t key = id_key(id);
+	int kind, e;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "gc interrupted");
+	if (g->late) {
+		if (g->nseen && bsearch(&key, g->seen, g->nseen, sizeof(key), u64_cmp))
+			return 0;
+	} else if (g->nseen == g->capseen) {
+		size_t nc = g->capseen ? g->capseen * 2 : 1024;
+		uint64_t *nv = realloc(g->seen, nc * sizeof(*nv));
+
+		if (!nv)
+			return FERRY_E_NOMEM;
+		g->seen = nv;
+		g->capseen = nc;
+	}
+	e = ferry_mreader_open(g->repo, id, &m, &p);
+	if (e == FERRY_E_NOTFOUND)
+		return 0;
+	if (e) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e,
+				   "%s; gc cannot tell which chunks it needs and removes nothing (run ferry verify)",
+				   why);
+	}
+	while ((e = ferry_mreader_next(m, &kind, h)) == 1) {
+		if (kind != FERRY_ENTRY_DATA)
+			continue;
+		bloom_add(&g->bf, h);
+		g->res->references++;
+		if ((g->res->references & 0xffff) == 0)
+			progress(g, g->res->references);
+	}
+	ferry_mreader_free(m);
+	if (e < 0)
+		return e;
+	g->res->points++;
+	if (g->late)
+		g->res->points_late++;
+	else
+		g->seen[g->nseen++] = key;
+	return 0;
+}
+
+static int count_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
+		       void *arg)
+{
+	struct ferry_gc_result *res = arg;
+
+	(void)h;
+	res->chunks++;
+	res->chunk_bytes += size;
+	return 0;
+}
+
+static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
+		       void *arg)
+{
+	struct gc *g = arg;
+	int e;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "gc interrupted");
+	if (bloom_has(&g->bf, h))
+		return 0;
+	if (!g->opts || !g->opts->dry_run) {
+		if ((e = g->repo->ops->delete_chunk(g->repo, h)) != 0)
+			return e;
+	}
+	g->res->chunks_removed++;
+	g->res->bytes_removed += size;
+	return 0;
+}
+
+int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
+	     struct ferry_gc_result *res)
+{
+	struct gc g;
+	int dry = opts && opts->dry_run, locked = 0, e;
+	double tw;
+
+	memset(res, 0, sizeof(*res));
+	memset(&g, 0, sizeof(g));
+	g.repo = repo;
+	g.opts = opts;
+	g.res = res;
+	g.t0 = ferry_mono_seconds();
+	if (!repo->ops->delete_chunk || !repo->ops->lock_exclusive)
+		return ferry_error(FERRY_E_INVAL,
+				   "the %s backend cannot remove chunks",
+				   repo->ops->name);
+	/* Size the filter from the store: chunks written later by running
+	 * backups only raise its false-positive rate (keep more). */
+	if ((e = repo->ops->list_chunks(repo, count_chunk, res)) != 0)
+		goto out;
+	if ((e = bloom_init(&g.bf, res->chunks)) != 0)
+		goto out;
+	res->filter_bytes = (g.bf.mask + 1) / 8;
+	/* Mark, beside running backups. */
+	if ((e = repo->ops->point_list(repo, mark_point, &g)) != 0)
+		goto out;
+	if (g.nseen)
+		qsort(g.seen, g.nseen, sizeof(*g.seen), u64_cmp);
+	/* No backup is between begin and commit while this is held, so a
+	 * chunk is live exactly when a committed manifest names it. */
+	tw = ferry_mono_seconds();
+	if (!dry) {
+		if ((e = repo->ops->lock_exclusive(repo)) != 0)
+			goto out;
+		locked = 1;
+	}
+	res->wait_seconds = ferry_mono_seconds() - tw;
+	g.late = 1;
+	if ((e = repo->ops->point_list(repo, mark_point, &g)) != 0)
+		goto out;
+	if ((e = repo->ops->list_chunks(repo, sweep_chunk, &g)) != 0)
+		goto out;
+	if (!dry && repo->ops->remove_stale &&
+	    (e = repo->ops->remove_stale(repo, &res->stale_files,
+					 &res->stale_bytes)) != 0)
+		goto out;
+	e = 0;
+out:
+	if (locked)
+		repo->ops->unlock(repo);
+	res->seconds = ferry_mono_seconds() - g.t0;
+	free(g.bf.w);
+	free(g.seen);
+	return e;
+}
