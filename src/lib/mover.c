@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "mover.h"
 
@@ -138,25 +137,21 @@ static int store(struct mconn *mc, const uint8_t *h, const uint8_t *chunk,
 {
 	struct ferry_repo *repo = mc->r->repo;
 	struct msess *s = mc->s;
-	uint32_t raw, plen;
-	int e, codec;
+	uint32_t raw;
+	int e;
 	char hex[65];
 
 	ferry_hash_hex(h, hex);
-	if ((e = ferry_chunk_header(chunk, len, &raw, &plen, &codec)) != 0)
+	/* Damage in transit (possible on plain TCP; TLS authenticates every
+	 * byte) ends this connection: the source sends the chunk again after
+	 * it reconnects. */
+	if ((e = ferry_chunk_check(chunk, len, &raw)) != 0)
 		return ferry_error(FERRY_E_NET, "chunk %s arrived damaged: %s", hex,
 				   ferry_last_error());
 	if (raw > repo->block_size)
 		return ferry_error(FERRY_E_PROTO,
 				   "chunk %s holds %u bytes, more than a block", hex,
 				   raw);
-	/* Damage in transit on plain TCP ends this connection: the source
-	 * sends the chunk again after it reconnects.  (TLS authenticates
-	 * every byte already; the checksum is checked on every read.) */
-	if (!mc->c->ssl && ferry_le32(chunk + 16) !=
-	    (uint32_t)crc32(0, chunk + FERRY_CHUNK_HDR, (uInt)plen))
-		return ferry_error(FERRY_E_NET,
-				   "chunk %s arrived damaged (payload checksum)", hex);
 	if (mc->m->o->verify_chunks) {
 		size_t out;
 

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "mover.h"
 
@@ -416,7 +415,7 @@ static int write_header(struct msess *s)
 		return ferry_error(FERRY_E_INVAL, "session header too long");
 	hl = sizeof(b) - w.left;
 	ferry_put_le32(b + 8, (uint32_t)hl);
-	ferry_put_le32(b + 12, (uint32_t)crc32(0, b + 16, (uInt)(hl - 16)));
+	ferry_put_le32(b + 12, ferry_crc32c(b + 16, hl - 16));
 	s->entries_off = hl;
 	if ((e = ferry_pwrite_all(s->fd, b, hl, 0)) != 0)
 		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
@@ -519,7 +518,7 @@ static int load(struct msess *s, const char *sidhex)
 	ferry_rd_u32(&rd, &crc);
 	if (rd.bad || memcmp(magic, SES_MAGIC, 4) || ver != SES_VERSION ||
 	    hl < 16 || hl > (size_t)got ||
-	    crc != (uint32_t)crc32(0, b + 16, hl - 16))
+	    crc != ferry_crc32c(b + 16, hl - 16))
 		goto corrupt;
 	ferry_rd_init(&rd, b + 16, hl - 16);
 	ferry_rd_bytes(&rd, sid, sizeof(sid));

@@ -312,8 +312,31 @@ static void test_conn(void)
 	ferry_conn_free(b);
 }
 
+/* What a mover checks of a chunk it receives: header and payload
+ * checksums, without decoding. */
+static void test_chunk_check(void)
+{
+	static uint8_t in[100000], out[120000];
+	struct ferry_codec_ctx *c = ferry_codec_ctx_new(FERRY_CODEC_ZSTD, 3);
+	size_t n;
+	uint32_t raw;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 7 / 3);
+	CHECK(c && ferry_chunk_encode(c, in, sizeof(in), out, sizeof(out), &n) == 0);
+	CHECK(ferry_chunk_check(out, n, &raw) == 0 && raw == sizeof(in));
+	out[n - 1] ^= 1;
+	CHECK(ferry_chunk_check(out, n, &raw) == FERRY_E_CORRUPT);
+	out[n - 1] ^= 1;
+	out[9] ^= 1;
+	CHECK(ferry_chunk_check(out, n, &raw) == FERRY_E_CORRUPT);
+	CHECK(ferry_chunk_check(out, 10, &raw) == FERRY_E_CORRUPT);
+	ferry_codec_ctx_free(c);
+}
+
 int main(void)
 {
+	test_chunk_check();
 	test_headers();
 	test_messages();
 	test_batches();
