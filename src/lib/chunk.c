@@ -162,6 +162,18 @@ int ferry_chunk_header(const uint8_t *in, size_t len, uint32_t *raw_len,
 	return 0;
 }
 
+int ferry_chunk_check(const uint8_t *in, size_t len, uint32_t *raw_len)
+{
+	uint32_t plen;
+	int codec, e;
+
+	if ((e = ferry_chunk_header(in, len, raw_len, &plen, &codec)) != 0)
+		return e;
+	if (crc(in + FERRY_CHUNK_HDR, plen) != ferry_le32(in + 16))
+		return ferry_error(FERRY_E_CORRUPT, "chunk payload checksum mismatch");
+	return 0;
+}
+
 int ferry_chunk_decode(struct ferry_codec_ctx *c, const uint8_t *in,
 		       size_t len, uint8_t *out, size_t cap, size_t *outlen,
 		       const uint8_t expect[FERRY_HASH_LEN])

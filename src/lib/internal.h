@@ -35,6 +35,9 @@ int ferry_chunk_encode(struct ferry_codec_ctx *c, const void *in, size_t len,
 int ferry_chunk_decode(struct ferry_codec_ctx *c, const uint8_t *in,
 		       size_t len, uint8_t *out, size_t cap, size_t *outlen,
 		       const uint8_t expect[FERRY_HASH_LEN]);
+/* Check the stored form without decoding it: the header, then the
+ * payload's checksum (what a mover checks of a chunk it receives). */
+int ferry_chunk_check(const uint8_t *in, size_t len, uint32_t *raw_len);
 /* Parse only the header: raw length and codec, checking its checksum. */
 int ferry_chunk_header(const uint8_t *in, size_t len, uint32_t *raw_len,
 		       uint32_t *stored_len, int *codec);

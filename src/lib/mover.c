@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "mover.h"
 
@@ -138,25 +137,21 @@ static int store(struct mconn *mc, const uint8_t *h, const uint8_t *chunk,
 {
 	struct ferry_repo *repo = mc->r->repo;
 	struct msess *s = mc->s;
-	uint32_t raw, plen;
-	int e, codec;
+	uint32_t raw;
+	int e;
 	char hex[65];
 
 	ferry_hash_hex(h, hex);
-	if ((e = ferry_chunk_header(chunk, len, &raw, &plen, &codec)) != 0)
+	/* Damage in transit (possible on plain TCP; TLS authenticates every
+	 * byte) ends this connection: the source sends the chunk again after
+	 * it reconnects. */
+	if ((e = ferry_chunk_check(chunk, len, &raw)) != 0)
 		return ferry_error(FERRY_E_NET, "chunk %s arrived damaged: %s", hex,
 				   ferry_last_error());
 	if (raw > repo->block_size)
 		return ferry_error(FERRY_E_PROTO,
 				   "chunk %s holds %u bytes, more than a block", hex,
 				   raw);
-	/* Damage in transit on plain TCP ends this connection: the source
-	 * sends the chunk again after it reconnects.  (TLS authenticates
-	 * every byte already; the checksum is checked on every read.) */
-	if (!mc->c->ssl && ferry_le32(chunk + 16) !=
-	    (uint32_t)crc32(0, chunk + FERRY_CHUNK_HDR, (uInt)plen))
-		return ferry_error(FERRY_E_NET,
-				   "chunk %s arrived damaged (payload checksum)", hex);
 	if (mc->m->o->verify_chunks) {
 		size_t out;
 
@@ -637,6 +632,7 @@ static int serve(struct mconn *mc)
 	struct ferry_conn *c = mc->c;
 	double hs = m->o->handshake_timeout > 0 ? m->o->handshake_timeout : 10;
 	double idle = m->o->idle_timeout > 0 ? m->o->idle_timeout : 120;
+	double drain_until = 0;
 	int e;
 
 	for (;;) {
@@ -651,10 +647,17 @@ static int serve(struct mconn *mc)
 			goodbye(mc, "the mover is shutting down; sessions are parked");
 			return 0;
 		}
-		if (mc->s && mc->s->generation != mc->gen)
-			return ferry_error(FERRY_E_NET,
-					   "replaced by a newer connection of session %.8s",
-					   mc->s->sidhex);
+		if (mc->s && mc->s->generation != mc->gen) {
+			/* The session resumes on a new link.  What this one
+			 * still carries counts: take it until the source's
+			 * close arrives, or for 2 s if the link is dead. */
+			if (!drain_until)
+				drain_until = ferry_mono_seconds() + 2;
+			else if (ferry_mono_seconds() > drain_until)
+				return ferry_error(FERRY_E_NET,
+						   "replaced by a newer connection of session %.8s",
+						   mc->s->sidhex);
+		}
 		while (budget-- > 0 && c->tx_len - c->tx_off < TX_BACKLOG) {
 			e = ferry_conn_recv(c);
 			if (e == 0) {

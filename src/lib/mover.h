@@ -44,10 +44,13 @@ struct msess {
 	unsigned generation;        /* bumped when a RESUME takes over */
 	pthread_mutex_t mu;
 	uint64_t chunks_new, chunks_dup, bytes_new;
-	/* the first bytes of a chunk whose PUT a broken link cut short */
-	uint8_t partial_hash[FERRY_HASH_LEN];
-	uint8_t *partial;
-	uint32_t partial_len;
+	/* the first bytes of chunks whose PUTs a broken link cut short */
+	struct {
+		uint8_t hash[FERRY_HASH_LEN];
+		uint8_t *buf;
+		uint32_t len;
+	} partial[FERRY_PARTIALS_MAX];
+	unsigned next_partial;
 };
 
 struct mconn {

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "mover.h"
 
@@ -268,7 +267,8 @@ static void sess_free(struct msess *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
-	free(s->partial);
+	for (int i = 0; i < FERRY_PARTIALS_MAX; i++)
+		free(s->partial[i].buf);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -329,7 +329,7 @@ static int reply_session(struct mconn *mc)
 {
 	struct msess *s = mc->s;
 	struct ferry_session_msg m;
-	uint8_t b[FERRY_SID_LEN + 20 + FERRY_HASH_LEN];
+	uint8_t b[FERRY_SID_LEN + 20 + FERRY_PARTIALS_MAX * (4 + FERRY_HASH_LEN)];
 	size_t n;
 
 	memset(&m, 0, sizeof(m));
@@ -337,10 +337,13 @@ static int reply_session(struct mconn *mc)
 	m.done = s->recorded;
 	m.nblocks = s->p.nblocks;
 	pthread_mutex_lock(&s->mu);
-	if (s->partial && mc->st == FS_READY) {
-		m.partial = s->partial_len;
-		memcpy(m.partial_hash, s->partial_hash, FERRY_HASH_LEN);
-	}
+	for (int i = 0; i < FERRY_PARTIALS_MAX; i++)
+		if (s->partial[i].buf) {
+			m.partial[m.npartial].len = s->partial[i].len;
+			memcpy(m.partial[m.npartial].hash, s->partial[i].hash,
+			       FERRY_HASH_LEN);
+			m.npartial++;
+		}
 	pthread_mutex_unlock(&s->mu);
 	n = ferry_session_encode(b, sizeof(b), &m);
 	return ferry_conn_queue(mc->c, FM_SESSION, b, n, NULL, 0);
@@ -351,11 +354,23 @@ void msess_stash(struct mconn *mc, const uint8_t *hash, uint8_t *take,
 {
 	struct msess *s = mc->s;
 
+	int slot = -1;
+
 	pthread_mutex_lock(&s->mu);
-	free(s->partial);
-	s->partial = take;
-	s->partial_len = len;
-	memcpy(s->partial_hash, hash, FERRY_HASH_LEN);
+	/* The same chunk again replaces its entry; else a free slot; else
+	 * the oldest goes. */
+	for (int i = 0; i < FERRY_PARTIALS_MAX && slot < 0; i++)
+		if (s->partial[i].buf && !memcmp(s->partial[i].hash, hash, FERRY_HASH_LEN))
+			slot = i;
+	for (int i = 0; i < FERRY_PARTIALS_MAX && slot < 0; i++)
+		if (!s->partial[i].buf)
+			slot = i;
+	if (slot < 0)
+		slot = (int)(s->next_partial++ % FERRY_PARTIALS_MAX);
+	free(s->partial[slot].buf);
+	s->partial[slot].buf = take;
+	s->partial[slot].len = len;
+	memcpy(s->partial[slot].hash, hash, FERRY_HASH_LEN);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -365,12 +380,15 @@ uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len)
 	uint8_t *b = NULL;
 
 	pthread_mutex_lock(&s->mu);
-	if (s->partial && !memcmp(s->partial_hash, hash, FERRY_HASH_LEN)) {
-		b = s->partial;
-		*len = s->partial_len;
-		s->partial = NULL;
-		s->partial_len = 0;
-	}
+	for (int i = 0; i < FERRY_PARTIALS_MAX; i++)
+		if (s->partial[i].buf &&
+		    !memcmp(s->partial[i].hash, hash, FERRY_HASH_LEN)) {
+			b = s->partial[i].buf;
+			*len = s->partial[i].len;
+			s->partial[i].buf = NULL;
+			s->partial[i].len = 0;
+			break;
+		}
 	pthread_mutex_unlock(&s->mu);
 	return b;
 }
@@ -397,7 +415,7 @@ static int write_header(struct msess *s)
 		return ferry_error(FERRY_E_INVAL, "session header too long");
 	hl = sizeof(b) - w.left;
 	ferry_put_le32(b + 8, (uint32_t)hl);
-	ferry_put_le32(b + 12, (uint32_t)crc32(0, b + 16, (uInt)(hl - 16)));
+	ferry_put_le32(b + 12, ferry_crc32c(b + 16, hl - 16));
 	s->entries_off = hl;
 	if ((e = ferry_pwrite_all(s->fd, b, hl, 0)) != 0)
 		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
@@ -500,7 +518,7 @@ static int load(struct msess *s, const char *sidhex)
 	ferry_rd_u32(&rd, &crc);
 	if (rd.bad || memcmp(magic, SES_MAGIC, 4) || ver != SES_VERSION ||
 	    hl < 16 || hl > (size_t)got ||
-	    crc != (uint32_t)crc32(0, b + 16, hl - 16))
+	    crc != ferry_crc32c(b + 16, hl - 16))
 		goto corrupt;
 	ferry_rd_init(&rd, b + 16, hl - 16);
 	ferry_rd_bytes(&rd, sid, sizeof(sid));
@@ -607,11 +625,13 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 	pthread_mutex_lock(&m->mu);
 	s = find(m, r, sid);
 	if (s) {
-		/* Take it over from a connection that may be dead but not
-		 * yet noticed: it lets go within a poll interval. */
+		/* Take it over from the connections of the link that broke
+		 * (they may not have noticed yet): they finish the frames
+		 * that arrived and let go within a poll interval, so that
+		 * what they carried counts before the source asks. */
 		s->refs++;
 		s->generation++;
-		while ((s->owner || s->loading) && !s->dead &&
+		while ((s->owner || s->loading || s->refs > 1) && !s->dead &&
 		       pthread_cond_timedwait(&m->cv, &m->mu, &until) == 0)
 			;
 		if (s->owner || s->loading || s->dead) {

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "proto.h"
 
 #define TX_HARD_CAP (256u << 20) /* a bug, never a working state */
@@ -577,6 +579,32 @@ int ferry_conn_call(struct ferry_conn *c, uint16_t type, const void *a,
 	if (c->rx_type == FM_ERROR)
 		return ferry_conn_peer_error(c);
 	return 0;
+}
+
+void ferry_conn_close_soft(struct ferry_conn *c, int ms)
+{
+	double until = ferry_mono_seconds() + ms / 1000.0;
+	char junk[16384];
+
+	if (c->broken || c->fd < 0)
+		return;
+	if (c->ssl) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl); /* close_notify, non-blocking */
+		ERR_clear_error();
+	}
+	shutdown(c->fd, SHUT_WR);
+	while (ferry_mono_seconds() < until) {
+		struct pollfd p = { c->fd, POLLIN, 0 };
+		ssize_t r;
+
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		r = read(c->fd, junk, sizeof(junk));
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+	}
+	c->broken = 1; /* nothing more on it */
 }
 
 void ferry_conn_send_error(struct ferry_conn *c, int code, const char *msg)

@@ -44,7 +44,7 @@ uint32_t ferry_msg_limit(unsigned type, uint32_t bs)
 	case FM_BEGIN: return 2 + FERRY_MANIFEST_HEADER_MAX;
 	case FM_RESUME: return FERRY_SID_LEN + FERRY_PID_LEN;
 	case FM_ATTACH: return FERRY_SID_LEN;
-	case FM_SESSION: return FERRY_SID_LEN + 20 + FERRY_HASH_LEN;
+	case FM_SESSION: return FERRY_SID_LEN + 20 + FERRY_PARTIALS_MAX * (4 + FERRY_HASH_LEN);
 	case FM_HAVE: return 6 + FERRY_HAVE_MAX * FERRY_HASH_LEN;
 	case FM_HAVE_R: return 6 + FERRY_HAVE_MAX / 8;
 	case FM_PUT: return FERRY_HASH_LEN + chunk;
@@ -390,11 +390,16 @@ int ferry_session_parse(const uint8_t *p, size_t n, struct ferry_session_msg *m)
 	ferry_rd_bytes(&r, m->sid, FERRY_SID_LEN);
 	ferry_rd_u64(&r, &m->done);
 	ferry_rd_u64(&r, &m->nblocks);
-	ferry_rd_u32(&r, &m->partial);
-	if (m->partial)
-		ferry_rd_bytes(&r, m->partial_hash, FERRY_HASH_LEN);
-	if (r.bad || r.left || m->done > m->nblocks ||
-	    m->partial > ferry_chunk_bound(FERRY_BLOCK_MAX))
+	if (ferry_rd_u32(&r, &m->npartial) || m->npartial > FERRY_PARTIALS_MAX)
+		return bad("SESSION");
+	for (uint32_t i = 0; i < m->npartial; i++) {
+		ferry_rd_u32(&r, &m->partial[i].len);
+		ferry_rd_bytes(&r, m->partial[i].hash, FERRY_HASH_LEN);
+		if (m->partial[i].len == 0 ||
+		    m->partial[i].len > ferry_chunk_bound(FERRY_BLOCK_MAX))
+			return bad("SESSION");
+	}
+	if (r.bad || r.left || m->done > m->nblocks)
 		return bad("SESSION");
 	return 0;
 }
@@ -408,9 +413,11 @@ size_t ferry_session_encode(uint8_t *out, size_t cap,
 	ferry_wr_bytes(&w, m->sid, FERRY_SID_LEN);
 	ferry_wr_u64(&w, m->done);
 	ferry_wr_u64(&w, m->nblocks);
-	ferry_wr_u32(&w, m->partial);
-	if (m->partial)
-		ferry_wr_bytes(&w, m->partial_hash, FERRY_HASH_LEN);
+	ferry_wr_u32(&w, m->npartial);
+	for (uint32_t i = 0; i < m->npartial && i < FERRY_PARTIALS_MAX; i++) {
+		ferry_wr_u32(&w, m->partial[i].len);
+		ferry_wr_bytes(&w, m->partial[i].hash, FERRY_HASH_LEN);
+	}
 	return w.bad ? 0 : cap - w.left;
 }
 

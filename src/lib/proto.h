@@ -105,13 +105,18 @@ int ferry_put_parse(const uint8_t *p, size_t n, const uint8_t **hash,
 		    const uint8_t **chunk, size_t *len);
 int ferry_begin_parse(const uint8_t *p, size_t n, struct ferry_point *pt,
 		      const uint8_t **hdr, size_t *hdr_len);
-/* SESSION: the id, blocks durable, blocks in all, and the chunk the
- * mover holds the first PARTIAL bytes of (0: none) from a broken PUT. */
+/* SESSION: the id, blocks durable, blocks in all, and the chunks the
+ * mover holds the first bytes of, from PUTs a broken link cut short (one
+ * per stream at most). */
+#define FERRY_PARTIALS_MAX 16
 struct ferry_session_msg {
 	uint8_t sid[FERRY_SID_LEN];
 	uint64_t done, nblocks;
-	uint32_t partial;
-	uint8_t partial_hash[FERRY_HASH_LEN];
+	uint32_t npartial;
+	struct ferry_partial {
+		uint32_t len;
+		uint8_t hash[FERRY_HASH_LEN];
+	} partial[FERRY_PARTIALS_MAX];
 };
 int ferry_session_parse(const uint8_t *p, size_t n, struct ferry_session_msg *m);
 size_t ferry_session_encode(uint8_t *out, size_t cap,
@@ -241,5 +246,9 @@ int ferry_conn_call(struct ferry_conn *c, uint16_t type, const void *a,
 int ferry_conn_peer_error(struct ferry_conn *c);
 /* Tell the peer why, then stop (best effort, bounded). */
 void ferry_conn_send_error(struct ferry_conn *c, int code, const char *msg);
+/* End a healthy connection with a FIN, not a reset: unread input would
+ * make the kernel reset it, and the peer would lose what it had not read
+ * yet.  Reads and drops input for at most MS milliseconds. */
+void ferry_conn_close_soft(struct ferry_conn *c, int ms);
 
 #endif

@@ -76,8 +76,9 @@ struct tremote {
 	uint8_t sid[FERRY_SID_LEN];
 	int have_sid, connected, begun;
 	uint64_t next_block, acked_blocks;
-	uint32_t partial;   /* the mover holds this much of partial_hash */
-	uint8_t partial_hash[FERRY_HASH_LEN];
+	/* chunks the mover holds the start of (from the last SESSION) */
+	struct ferry_partial partial[FERRY_PARTIALS_MAX];
+	uint32_t npartial;
 	int commit_req, commit_sent, committed, abort_req, abort_sent;
 	int err;
 	char errmsg[1200];
@@ -194,6 +195,11 @@ static void trim(struct tremote *t)
 
 static void disconnect(struct tremote *t)
 {
+	/* The healthy streams end with a FIN: the mover then processes the
+	 * frames they carried and keeps the start of a PUT cut short. */
+	for (int k = 0; k < t->nst; k++)
+		if (t->st[k].c)
+			ferry_conn_close_soft(t->st[k].c, 500);
 	for (int k = 0; k < t->nst; k++) {
 		rstore_close(t->rs, t->st[k].c);
 		t->st[k].c = NULL;
@@ -329,8 +335,8 @@ static int session_connect(struct tremote *t)
 	}
 	pthread_mutex_lock(&t->mu);
 	memcpy(t->sid, sm.sid, sizeof(sm.sid));
-	t->partial = sm.partial;
-	memcpy(t->partial_hash, sm.partial_hash, FERRY_HASH_LEN);
+	t->npartial = sm.npartial;
+	memcpy(t->partial, sm.partial, sizeof(t->partial));
 	e = reset(t, sm.done);
 	if (e == 0) {
 		t->have_sid = 1;
@@ -466,6 +472,7 @@ static int queue_sends(struct tremote *t)
 			return 0; /* the target has not said yet */
 		if (it->state == S_SEND) {
 			uint64_t size = FERRY_FRAME_HDR + FERRY_HASH_LEN + it->len;
+			uint32_t p;
 			int k = -1;
 
 			for (int i = 0; i < t->nst; i++) {
@@ -479,17 +486,21 @@ static int queue_sends(struct tremote *t)
 			if (k < 0)
 				return 0;
 			t->rr = k + 1;
-			if (t->partial && t->partial < it->len &&
-			    !memcmp(it->hash, t->partial_hash, FERRY_HASH_LEN)) {
+			for (p = 0; p < t->npartial; p++)
+				if (t->partial[p].len &&
+				    !memcmp(it->hash, t->partial[p].hash, FERRY_HASH_LEN))
+					break;
+			if (p < t->npartial && t->partial[p].len < it->len) {
 				/* The mover kept the start of this chunk when
 				 * the link broke: send only the rest. */
 				uint8_t a[FERRY_HASH_LEN + 4];
+				uint32_t have = t->partial[p].len;
 
 				memcpy(a, it->hash, FERRY_HASH_LEN);
-				ferry_put_le32(a + FERRY_HASH_LEN, t->partial);
+				ferry_put_le32(a + FERRY_HASH_LEN, have);
 				e = queue_on(t, k, FM_PUT_REST, a, sizeof(a),
-					     it->buf + t->partial, it->len - t->partial);
-				t->partial = 0;
+					     it->buf + have, it->len - have);
+				t->partial[p].len = 0;
 			} else {
 				e = queue_on(t, k, FM_PUT, it->hash, FERRY_HASH_LEN,
 					     it->buf, it->len);

@@ -46,7 +46,7 @@ sleep 0.5
 grep -q "parked at block" "$T/m.log" || die "the session was not parked"
 ok "a killed source's session is parked: $(grep "parked at block" "$T/m.log" | tail -1 | sed 's/.*repo=repo //')"
 stop_pid "$m_pid" TERM || die "mover did not stop"
-sleep 1.2
+sleep 2.2
 start_mover m -- "${margs[@]}" --session-ttl 1
 grep -q "expired: parked longer than 1 s" "$T/m.log" || { cat "$T/m.log"; die "no expiry logged"; }
 [ -z "$(ls "$T/repo/sessions")" ] || die "the expired session's file remains"

@@ -240,13 +240,13 @@ static int push(struct pair *p, int k, int out)
 		if (total[0] + n >= next)
 			n = (size_t)(next - total[0]);
 	}
-	if (k == 0 && corrupt_at >= total[0] && corrupt_at < total[0] + n)
+	if (k == 0 && corrupt_at >= total[0] && corrupt_at < total[0] + n) {
 		d->buf[d->head + (corrupt_at - total[0])] ^= 0x5a;
+		corrupt_at = UINT64_MAX; /* once, even if this write is short */
+	}
 	w = write(out, d->buf + d->head, n);
 	if (w < 0)
 		return errno == EAGAIN ? 0 : -1;
-	if (k == 0 && corrupt_at >= total[0] && corrupt_at < total[0] + (uint64_t)w)
-		corrupt_at = UINT64_MAX;
 	d->head = (d->head + (size_t)w) % BUF;
 	d->len -= (size_t)w;
 	d->out += (uint64_t)w;

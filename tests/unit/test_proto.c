@@ -120,13 +120,19 @@ static void test_messages(void)
 	sm.nblocks = 9;
 	n = ferry_session_encode(b, sizeof(b), &sm);
 	CHECK(n == FERRY_SID_LEN + 20 && ferry_session_parse(b, n, &sm2) == 0);
-	CHECK(sm2.done == 5 && sm2.partial == 0);
-	sm.partial = 1000;
-	memset(sm.partial_hash, 0xab, FERRY_HASH_LEN);
+	CHECK(sm2.done == 5 && sm2.npartial == 0);
+	sm.npartial = 2;
+	sm.partial[0].len = 1000;
+	memset(sm.partial[0].hash, 0xab, FERRY_HASH_LEN);
+	sm.partial[1].len = 7;
 	n = ferry_session_encode(b, sizeof(b), &sm);
-	CHECK(ferry_session_parse(b, n, &sm2) == 0 && sm2.partial == 1000 &&
-	      sm2.partial_hash[31] == 0xab);
+	CHECK(ferry_session_parse(b, n, &sm2) == 0 && sm2.npartial == 2 &&
+	      sm2.partial[0].len == 1000 && sm2.partial[0].hash[31] == 0xab &&
+	      sm2.partial[1].len == 7);
 	CHECK(ferry_session_parse(b, n - 1, &sm2) == FERRY_E_PROTO);
+	ferry_put_le32(b + FERRY_SID_LEN + 16, FERRY_PARTIALS_MAX + 1);
+	CHECK(ferry_session_parse(b, n, &sm2) == FERRY_E_PROTO);
+	sm.npartial = 0;
 	sm.done = 10; /* more done than blocks */
 	n = ferry_session_encode(b, sizeof(b), &sm);
 	CHECK(ferry_session_parse(b, n, &sm2) == FERRY_E_PROTO);
@@ -306,8 +312,31 @@ static void test_conn(void)
 	ferry_conn_free(b);
 }
 
+/* What a mover checks of a chunk it receives: header and payload
+ * checksums, without decoding. */
+static void test_chunk_check(void)
+{
+	static uint8_t in[100000], out[120000];
+	struct ferry_codec_ctx *c = ferry_codec_ctx_new(FERRY_CODEC_ZSTD, 3);
+	size_t n;
+	uint32_t raw;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 7 / 3);
+	CHECK(c && ferry_chunk_encode(c, in, sizeof(in), out, sizeof(out), &n) == 0);
+	CHECK(ferry_chunk_check(out, n, &raw) == 0 && raw == sizeof(in));
+	out[n - 1] ^= 1;
+	CHECK(ferry_chunk_check(out, n, &raw) == FERRY_E_CORRUPT);
+	out[n - 1] ^= 1;
+	out[9] ^= 1;
+	CHECK(ferry_chunk_check(out, n, &raw) == FERRY_E_CORRUPT);
+	CHECK(ferry_chunk_check(out, 10, &raw) == FERRY_E_CORRUPT);
+	ferry_codec_ctx_free(c);
+}
+
 int main(void)
 {
+	test_chunk_check();
 	test_headers();
 	test_messages();
 	test_batches();
