@@ -5,12 +5,21 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
-CPPFLAGS := -Iinclude -Isrc/lib -D_FILE_OFFSET_BITS=64
-LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err -lpthread
+# Include paths of Debian's packages (pkg-config --cflags would say the
+# same, but must not run before `make deps` has installed it).
+PKG_INC := -I/usr/include/fuse3 -I/usr/include/samba-4.0 -I/usr/include/json-c \
+	-I/usr/include/postgresql
+CPPFLAGS := -Iinclude -Isrc/lib $(PKG_INC) -D_FILE_OFFSET_BITS=64
+LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err \
+	-lfuse3 -lsmbclient -lcurl -lmicrohttpd -ljson-c -lsodium -lsqlite3 -lpq \
+	-lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
 	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd \
-	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent bc
+	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent bc \
+	libfuse3-dev fuse3 libsmbclient-dev samba smbclient libcurl4-openssl-dev \
+	libmicrohttpd-dev libjson-c-dev libsodium-dev libsqlite3-dev libpq-dev \
+	postgresql ceph-mon ceph-osd radosgw ceph-common attr
 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
