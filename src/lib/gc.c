@@ -96,6 +96,7 @@ struct gc {
 	uint64_t *seen; /* ids of marked manifests (8 bytes each), sorted */
 	size_t nseen, capseen;
 	int late;       /* second pass: mark only manifests not seen */
+	int imm;        /* hardened repository */
 	double t0, last;
 };
 
@@ -163,6 +164,22 @@ static int mark_point(const char *id, void *arg)
 				   "%s; gc cannot tell which chunks it needs and removes nothing (run ferry verify)",
 				   why);
 	}
+	if (g->imm) {
+		uint64_t until;
+
+		/* A hardened repository's unexpired point: its chunks are
+		 * marked like any other's, so none of them goes. */
+		if ((e = ferry_point_protected(g->repo, id, p.created_ns, &until)) < 0) {
+			ferry_mreader_free(m);
+			return e;
+		}
+		if (e) {
+			g->res->points_protected++;
+			if (!g->res->protected_until_ns ||
+			    until < g->res->protected_until_ns)
+				g->res->protected_until_ns = until;
+		}
+	}
 	while ((e = ferry_mreader_next(m, &kind, h)) == 1) {
 		if (kind != FERRY_ENTRY_DATA)
 			continue;
@@ -225,6 +242,7 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	g.opts = opts;
 	g.res = res;
 	g.t0 = ferry_mono_seconds();
+	g.imm = ferry_imm_days(repo) > 0;
 	if (!repo->ops->delete_chunk || !repo->ops->lock_exclusive)
 		return ferry_error(FERRY_E_INVAL,
 				   "the %s backend cannot remove chunks",
@@ -245,7 +263,11 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	 * chunk is live exactly when a committed manifest names it. */
 	tw = ferry_mono_seconds();
 	if (!dry) {
-		if ((e = repo->ops->lock_exclusive(repo)) != 0)
+		if (opts && opts->lock_timeout > 0 && repo->ops->lock_exclusive_wait)
+			e = repo->ops->lock_exclusive_wait(repo, opts->lock_timeout);
+		else
+			e = repo->ops->lock_exclusive(repo);
+		if (e)
 			goto out;
 		locked = 1;
 	}
