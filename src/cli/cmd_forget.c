@@ -65,10 +65,9 @@ static int print_item(const struct ferry_forget_item *it, void *arg)
 			cli_time(p->created_ns, when, sizeof(when));
 			printf(",\"created\":\"%s\"", when);
 		}
-		printf(",\"damaged\":%s,\"keep\":%s,\"reasons\":",
-		       p->corrupt ? "true" : "false", it->keep ? "true" : "false");
+		printf(",\"keep\":%s,\"reasons\":", it->keep ? "true" : "false");
 		cli_json_str(stdout, it->reasons);
-		printf("}");
+		printf(",\"damaged\":%s}", p->corrupt ? "true" : "false");
 	} else {
 		if (!c->n)
 			printf("%-16s  %-20s  %-8s  %-24s  %s\n", "ID", "CREATED (UTC)",
