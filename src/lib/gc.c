@@ -245,7 +245,7 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	g.imm = ferry_imm_days(repo) > 0;
 	if (!repo->ops->delete_chunk || !repo->ops->lock_exclusive)
 		return ferry_error(FERRY_E_INVAL,
-				   "the %s backend cannot remove chunks",
+				   "the %s backend cannot remove chunks; run ferry gc on the repository's own host",
 				   repo->ops->name);
 	/* Size the filter from the store: chunks written later by running
 	 * backups only raise its false-positive rate (keep more). */
