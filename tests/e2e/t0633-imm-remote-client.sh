@@ -69,14 +69,15 @@ ok "BEGIN with the committed point's id: refused ('restore point $id exists alre
 
 # A new session, then a PUT of another chunk's bytes under a stored hash.
 cp "$T/begin.same" "$T/begin.new"
-printf '\x5a' | dd of="$T/begin.new" bs=1 seek=$((2 + 40)) conv=notrunc status=none
+nb=$(printf %02x $((0x${id:0:2} ^ 0xff)))
+printf "\\x$nb" | dd of="$T/begin.new" bs=1 seek=$((2 + 40)) conv=notrunc status=none
 h1=$(block_hash "$T/d1.img" 0 65536) h2=$(block_hash "$T/d1.img" 1 65536)
 c1=$(chunk_file "$repo" "$h1") c2=$(chunk_file "$repo" "$h2")
 m1=$(md5 "$c1")
 { printf "$(echo "$h1" | sed 's/../\\x&/g')"; cat "$c2"; } >"$T/put"
 { frame 16 "$T/begin.new"; frame 22 "$T/put"; } >"$T/f2"
 send "$T/f2"
-sline=$(grep "begin point 5a${id:2}" "$T/m.log" | head -1)
+sline=$(grep "begin point $nb${id:2}" "$T/m.log" | head -1)
 [ -n "$sline" ] || { tail "$T/m.log"; die "the new session did not begin"; }
 sess=$(echo "$sline" | grep -o 'session=[0-9a-f]*')
 grep "$sess .*error:" "$T/m.log" | grep -qv "closed the connection" &&
