@@ -112,6 +112,9 @@ struct ferry_point {
 	int verified;
 	uint64_t verified_ns;   /* when it ran (unix time, nanoseconds) */
 	int verified_sample;    /* percent of chunks it read (100: all) */
+	/* Listing only, hardened repository (docs/hardened-repository.md):
+	 * until when the point cannot be removed (unix ns); 0 otherwise. */
+	uint64_t immutable_until_ns;
 };
 
 typedef int (*ferry_point_cb)(const struct ferry_point *p, void *arg);

@@ -417,6 +417,7 @@ struct plist {
 	struct ferry_point *v;
 	size_t n, cap;
 	int err;
+	int imm; /* hardened repository: read each point's expiry */
 };
 
 /* The last verify of point ID (REPO/verify/ID), if any. */
@@ -469,6 +470,9 @@ static int plist_add(const char *id, void *arg)
 	if (pl->name && (p.corrupt || strcmp(p.name, pl->name)))
 		return 0;
 	verify_record(pl->repo, id, &p);
+	if (pl->imm && ferry_point_expiry(pl->repo, id, p.created_ns,
+					  &p.immutable_until_ns) != 0)
+		p.immutable_until_ns = UINT64_MAX;
 	if (pl->n == pl->cap) {
 		size_t nc = pl->cap ? pl->cap * 2 : 16;
 		struct ferry_point *nv = realloc(pl->v, nc * sizeof(*nv));
@@ -499,6 +503,7 @@ static int collect_points(struct ferry_repo *r, const char *name,
 	memset(pl, 0, sizeof(*pl));
 	pl->repo = r;
 	pl->name = name;
+	pl->imm = ferry_imm_days(r) > 0;
 	if ((e = r->ops->point_list(r, plist_add, pl)) != 0) {
 		free(pl->v);
 		return e;

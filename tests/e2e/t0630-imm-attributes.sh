@@ -42,7 +42,9 @@ ok "all $n files carry 'i': $nc chunks, 2 manifests, 2 expiry records"
 until_s=$(($(sed -n 's/^until_ns=//p' "$repo/expiry/$a2") / 1000000000))
 want=$(($(date +%s) + 7 * 86400))
 [ $((until_s - want)) -le 60 ] && [ $((want - until_s)) -le 60 ] || die "expiry $until_s is not now + 7 days ($want)"
-ok "the expiry record says commit time + 7 days"
+ferry points --repo "$repo" --json | grep -q "\"id\":\"$a2\".*\"immutable_until\":\"$(date -u -d "@$until_s" +%Y-%m-%dT%H:%M:%SZ)\"" ||
+	{ ferry points --repo "$repo" --json; die "points --json does not show immutable_until"; }
+ok "the expiry record says commit time + 7 days (and points --json shows it as immutable_until)"
 
 chunk=$(find "$repo/chunks" -type f | head -1)
 for f in "$chunk" "$repo/points/$a1" "$repo/expiry/$a1"; do
