@@ -315,6 +315,10 @@ struct ferry_gc_result {
 	 * 0 when none).  Chunks gc removes have their immutable attribute
 	 * lifted first. */
 	uint64_t points_protected, protected_until_ns;
+	/* Files of unexpired points (manifests, expiry records, chunks they
+	 * reference) that lacked the immutable attribute and got it (a
+	 * process killed between a commit and setting it). */
+	uint64_t files_protected;
 };
 
 /* Mark every chunk a committed manifest references, take the repository

@@ -90,7 +90,7 @@ int cmd_gc(int argc, char **argv)
 		       "\"chunks_removed\":%llu,\"bytes_removed\":%llu,"
 		       "\"stale_files\":%llu,\"stale_bytes\":%llu,"
 		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f,"
-		       "\"points_protected\":%llu,\"protected_until\":",
+		       "\"points_protected\":%llu,\"files_protected\":%llu,\"protected_until\":",
 		       go.dry_run ? "true" : "false",
 		       (unsigned long long)res.points,
 		       (unsigned long long)res.points_late,
@@ -102,7 +102,8 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.stale_files,
 		       (unsigned long long)res.stale_bytes,
 		       (unsigned long long)res.filter_bytes, res.wait_seconds,
-		       res.seconds, (unsigned long long)res.points_protected);
+		       res.seconds, (unsigned long long)res.points_protected,
+		       (unsigned long long)res.files_protected);
 		if (res.protected_until_ns) {
 			char when[48];
 
@@ -133,6 +134,9 @@ int cmd_gc(int argc, char **argv)
 			printf("immutable: %llu restore point(s) still protected (the first expires %s); their chunks stay\n",
 			       (unsigned long long)res.points_protected, when);
 		}
+		if (res.files_protected)
+			printf("immutable: set the attribute on %llu file(s) of protected points that lacked it\n",
+			       (unsigned long long)res.files_protected);
 	}
 	return EXIT_OK;
 }

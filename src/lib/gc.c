@@ -97,6 +97,7 @@ struct gc {
 	size_t nseen, capseen;
 	int late;       /* second pass: mark only manifests not seen */
 	int imm;        /* hardened repository */
+	int repair;     /* and not a dry run: set missing attributes */
 	double t0, last;
 };
 
@@ -173,6 +174,15 @@ static int mark_point(const char *id, void *arg)
 			ferry_mreader_free(m);
 			return e;
 		}
+		if (e && g->repair && g->repo->ops->protect_point) {
+			int pe = g->repo->ops->protect_point(g->repo, id);
+
+			if (pe < 0) {
+				ferry_mreader_free(m);
+				return pe;
+			}
+			g->res->files_protected += (uint64_t)pe;
+		}
 		if (e) {
 			g->res->points_protected++;
 			if (!g->res->protected_until_ns ||
@@ -218,8 +228,17 @@ static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 
 	if (atomic_load(&ferry_cancelled))
 		return ferry_error(FERRY_E_INTERRUPTED, "gc interrupted");
-	if (bloom_has(&g->bf, h))
+	if (bloom_has(&g->bf, h)) {
+		/* Kept: in a hardened repository it must carry the
+		 * attribute (a false positive's garbage gets it too, and
+		 * loses it in a later run that finds it unmarked). */
+		if (g->repair && g->repo->ops->protect_chunk) {
+			if ((e = g->repo->ops->protect_chunk(g->repo, h)) < 0)
+				return e;
+			g->res->files_protected += (uint64_t)e;
+		}
 		return 0;
+	}
 	if (!g->opts || !g->opts->dry_run) {
 		if ((e = g->repo->ops->delete_chunk(g->repo, h)) != 0)
 			return e;
@@ -243,6 +262,7 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	g.res = res;
 	g.t0 = ferry_mono_seconds();
 	g.imm = ferry_imm_days(repo) > 0;
+	g.repair = g.imm && !(opts && opts->dry_run);
 	if (!repo->ops->delete_chunk || !repo->ops->lock_exclusive)
 		return ferry_error(FERRY_E_INVAL,
 				   "the %s backend cannot remove chunks; run ferry gc on the repository's own host",

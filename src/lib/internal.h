@@ -139,6 +139,13 @@ struct ferry_store_ops {
 	 * (FERRY_E_TIMEOUT, saying so); TIMEOUT <= 0 waits as long as it
 	 * takes. */
 	int (*lock_exclusive_wait)(struct ferry_repo *r, double timeout);
+	/* Optional, hardened repositories (gc's maintenance): give point
+	 * ID's manifest and expiry record, or chunk H, the immutable
+	 * attribute when they lack it; 1 when it was set, 0 when it was
+	 * there already. */
+	int (*protect_point)(struct ferry_repo *r, const char *id);
+	int (*protect_chunk)(struct ferry_repo *r,
+			     const uint8_t h[FERRY_HASH_LEN]);
 };
 
 /* ---- backends (chosen by URL prefix in repo.c) ----------------------- */

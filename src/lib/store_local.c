@@ -681,6 +681,38 @@ static void stale_in(int dirfd, uint64_t *files, uint64_t *bytes)
 	closedir(d);
 }
 
+/* Hardened repository: expiry records whose point was never committed (a
+ * backup killed between writing the record and linking the manifest).
+ * Only called under the exclusive lock, so no backup is between the two. */
+static void stale_expiry(struct ferry_repo *r, uint64_t *files, uint64_t *bytes)
+{
+	int dfd = openat(L(r)->root_fd, "expiry", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (dfd < 0)
+		return;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	stale_in(dfd, files, bytes);
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (!ferry_point_id_valid(de->d_name) ||
+		    fstatat(L(r)->points_fd, de->d_name, &st, 0) == 0 ||
+		    errno != ENOENT || fstatat(dfd, de->d_name, &st, 0) < 0)
+			continue;
+		ferry_imm_at(dfd, de->d_name, 0);
+		if (unlinkat(dfd, de->d_name, 0) == 0) {
+			(*files)++;
+			*bytes += (uint64_t)st.st_size;
+		}
+	}
+	closedir(d);
+}
+
 static int local_remove_stale(struct ferry_repo *r, uint64_t *files,
 			      uint64_t *bytes)
 {
@@ -692,6 +724,8 @@ static int local_remove_stale(struct ferry_repo *r, uint64_t *files,
 	}
 	stale_in(L(r)->points_fd, files, bytes);
 	stale_in(L(r)->root_fd, files, bytes);
+	if (L(r)->imm_days)
+		stale_expiry(r, files, bytes);
 	return 0;
 }
 
@@ -839,6 +873,50 @@ static int expiry_put(struct ferry_repo *r, const char *id)
 	return 0;
 }
 
+/* 1 when NAME in DIRFD got the attribute now, 0 when it had it. */
+static int protect_at(struct ferry_repo *r, int dirfd, const char *name,
+		      const char *what)
+{
+	int e = ferry_imm_is_at(dirfd, name);
+
+	if (e == -ENOENT || e == 1)
+		return 0;
+	if (e == 0)
+		e = ferry_imm_at(dirfd, name, 1);
+	if (e == -ENOENT)
+		return 0;
+	if (e)
+		return ferry_error(FERRY_E_IO, "cannot make %s of %s immutable: %s",
+				   what, r->path, strerror(-e));
+	return 1;
+}
+
+static int local_protect_point(struct ferry_repo *r, const char *id)
+{
+	char rel[64];
+	int a, b;
+
+	if (!L(r)->imm_days || !ferry_point_id_valid(id))
+		return 0;
+	snprintf(rel, sizeof(rel), "expiry/%s", id);
+	if ((a = protect_at(r, L(r)->points_fd, id, "a manifest")) < 0)
+		return a;
+	if ((b = protect_at(r, L(r)->root_fd, rel, "an expiry record")) < 0)
+		return b;
+	return a + b;
+}
+
+static int local_protect_chunk(struct ferry_repo *r,
+			       const uint8_t h[FERRY_HASH_LEN])
+{
+	char rel[68];
+
+	if (!L(r)->imm_days)
+		return 0;
+	chunk_rel(h, rel);
+	return protect_at(r, L(r)->chunks_fd, rel, "a chunk");
+}
+
 static void local_close(struct ferry_repo *r)
 {
 	struct local *l = L(r);
@@ -956,6 +1034,8 @@ const struct ferry_store_ops ferry_store_local_ops = {
 	.ready = local_ready,
 	.close = local_close,
 	.lock_exclusive_wait = local_lock_exclusive_wait,
+	.protect_point = local_protect_point,
+	.protect_chunk = local_protect_chunk,
 };
 
 static int local_attach(struct ferry_repo *r)
