@@ -27,7 +27,7 @@ static void help(void)
 	       "  --keep-yearly N    ... of each of the N newest years\n"
 	       "Days, weeks, months and years are local time (set TZ to change it).\n"
 	       "At least one rule is required.  Points whose manifest is damaged are\n"
-	       "never removed.\n\n"
+	       "never removed by the rules (see --damaged).\n\n"
 	       "  --repo PATH   repository (or FERRY_REPO)\n"
 	       "  --name NAME   only this disk's points\n"
 	       "  --dry-run     show the decision, remove nothing\n"
