@@ -192,6 +192,14 @@ struct ferry_restore_opts {
 	 * newer state of the disk); each of its blocks is read and hashed,
 	 * and only blocks that differ from POINT are written. */
 	int changed_only;
+	/* Quick rollback with change tracking (restore_nbd.c): TARGET is
+	 * qcow2:PATH or an NBD URL exporting the QEMU dirty bitmap BITMAP,
+	 * which has recorded every write since POINT was taken (POINT names
+	 * it as its checkpoint).  Only its dirty extents are read; if it
+	 * cannot be trusted, WARN says why and every block is compared. */
+	const char *bitmap;
+	void (*warn)(const char *msg, void *arg);
+	void *warn_arg;
 };
 
 struct ferry_restore_result {
@@ -201,6 +209,9 @@ struct ferry_restore_result {
 	/* changed_only: bytes of the target read and found equal. */
 	uint64_t bytes_compared, bytes_unchanged;
 	uint64_t blocks_written;
+	/* bitmap: bytes not read because the bitmap says they are clean. */
+	uint64_t bytes_clean;
+	int bitmap_used;
 };
 
 /* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,

@@ -23,6 +23,7 @@ fp=$(repo_fingerprint "$T/repo")
 sock=$T/nbd.sock
 nurl="nbd+unix:///?socket=$sock"
 serve_start() {
+	rm -f "$T/serve.out" # else the wait below may see the last run's line
 	"$FERRY" serve --repo "$url" $(src_tls) --nbd "unix:$sock" "$id" >"$T/serve.out" 2>"$T/serve.err" &
 	spid=$!
 	cleanup_fn "kill $spid"
