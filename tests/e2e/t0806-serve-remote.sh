@@ -24,7 +24,7 @@ sock=$T/nbd.sock
 nurl="nbd+unix:///?socket=$sock"
 serve_start() {
 	rm -f "$T/serve.out" # else the wait below may see the last run's line
-	"$FERRY" serve --repo "$url" $(src_tls) --nbd "unix:$sock" "$id" >"$T/serve.out" 2>"$T/serve.err" &
+	"$FERRY" serve --repo "$url" $(src_tls) --nbd "unix:$sock" "$id" "$@" >"$T/serve.out" 2>"$T/serve.err" &
 	spid=$!
 	cleanup_fn "kill $spid"
 	for _ in $(seq 200); do
@@ -66,6 +66,28 @@ grep -q "bad block 3 (offset 3145728) of restore point $id" "$T/serve.err" || { 
 ok "the bad block is logged"
 serve_stop
 cp "$T/chunk.bak" "$f"
+
+# The mover restarts under a running export: reads wait for it (--retry)
+# and go on; with the mover gone for longer than --retry, a read is EIO.
+serve_start --retry 3
+qemu-io -r -f raw -c "read 1M 1M" "$nurl" >/dev/null 2>&1 || die "read before the restart"
+kill -9 "$m_pid"; wait "$m_pid" 2>/dev/null
+start_mover m2 "$m_port" -- --repo "$T/repo" --cert "$T/pki/mover.crt" --key "$T/pki/mover.key" \
+	--ca "$T/pki/ca.crt"
+qemu-io -r -f raw -c "read 10M 1M" "$nurl" >"$T/qio" 2>&1 || { cat "$T/qio" "$T/serve.err"; die "read after the mover restarted"; }
+nbdcopy "$nurl" - | cmp -s - "$T/full.img" || die "the export reads wrong after the mover restarted"
+ok "the mover restarted under the export (kill -9): reads reconnect and stay right"
+serve_stop
+serve_start --retry 2 --cache 1
+kill -9 "$m2_pid"; wait "$m2_pid" 2>/dev/null
+t0=$SECONDS
+qemu-io -r -f raw -c "read 4M 1M" "$nurl" >"$T/qio" 2>&1 && die "a read succeeded with the mover gone"
+grep -qi "input/output error" "$T/qio" || { cat "$T/qio"; die "no EIO with the mover gone"; }
+[ $((SECONDS - t0)) -lt 30 ] || die "the read took $((SECONDS - t0)) s to fail"
+ok "with the mover gone longer than --retry, a read is EIO ($((SECONDS - t0)) s)"
+serve_stop
+start_mover m3 "$m_port" -- --repo "$T/repo" --cert "$T/pki/mover.crt" --key "$T/pki/mover.key" \
+	--ca "$T/pki/ca.crt"
 
 # ferry mount of the remote point.
 mkdir "$T/mnt"
