@@ -20,6 +20,10 @@
 
 #define MOUNT_FILES_MAX (FERRY_PART_MAX + 1)
 #define FILE_NAME_MAX (FERRY_NAME_MAX + 32)
+#define PF_THREADS_MAX 8
+#define PF_QUEUE 64
+
+static _Thread_local int in_prefetch; /* a prefetch thread's own reads */
 
 struct mnt {
 	struct ferry_image *img;
@@ -32,6 +36,17 @@ struct mnt {
 	pthread_mutex_t log_mu;
 	uid_t uid;
 	gid_t gid;
+	/* Read-ahead of whole blocks for a sequential reader, decoded into
+	 * the image's cache by PF_N threads while the reader uses the last. */
+	pthread_mutex_t pf_mu;
+	pthread_cond_t pf_cv;
+	pthread_t pf_th[PF_THREADS_MAX];
+	int pf_n, pf_stop;
+	uint64_t pf_queue[PF_QUEUE];
+	unsigned pf_head, pf_count;
+	uint64_t seq_end;     /* where the last read ended (disk offset) */
+	uint64_t pf_upto;     /* blocks below this were queued */
+	uint32_t pf_depth;
 };
 
 static void mlog(struct mnt *m, const char *fmt, ...)
@@ -134,6 +149,91 @@ static int m_open(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+static void *pf_main(void *arg)
+{
+	struct mnt *m = arg;
+	uint8_t byte;
+
+	in_prefetch = 1;
+	pthread_mutex_lock(&m->pf_mu);
+	for (;;) {
+		uint64_t index;
+
+		while (!m->pf_stop && !m->pf_count)
+			pthread_cond_wait(&m->pf_cv, &m->pf_mu);
+		if (m->pf_stop)
+			break;
+		index = m->pf_queue[m->pf_head];
+		m->pf_head = (m->pf_head + 1) % PF_QUEUE;
+		m->pf_count--;
+		pthread_mutex_unlock(&m->pf_mu);
+		/* One byte brings the whole checked block into the cache; a
+		 * bad block is the reader's to report, when it gets there. */
+		(void)ferry_image_pread(m->img, &byte, 1,
+					index * m->point.block_size);
+		pthread_mutex_lock(&m->pf_mu);
+	}
+	pthread_mutex_unlock(&m->pf_mu);
+	return NULL;
+}
+
+/* A read of [OFF, END) of the disk: if it continues the last one, queue
+ * the next blocks. */
+static void prefetch(struct mnt *m, uint64_t off, uint64_t end)
+{
+	uint32_t bs = m->point.block_size;
+	uint64_t nblocks = m->point.nblocks;
+
+	if (!m->pf_n)
+		return;
+	pthread_mutex_lock(&m->pf_mu);
+	/* Readahead requests of the kernel may come a little out of order. */
+	if (off + 2ull * bs >= m->seq_end && off <= m->seq_end + bs) {
+		uint64_t want = end / bs + 1 + m->pf_depth;
+
+		if (m->pf_upto < end / bs + 1)
+			m->pf_upto = end / bs + 1;
+		while (m->pf_upto < want && m->pf_upto < nblocks &&
+		       m->pf_count < PF_QUEUE) {
+			m->pf_queue[(m->pf_head + m->pf_count) % PF_QUEUE] = m->pf_upto++;
+			m->pf_count++;
+		}
+		pthread_cond_broadcast(&m->pf_cv);
+	} else {
+		m->pf_upto = 0; /* a jump: no longer sequential */
+	}
+	if (end > m->seq_end || m->pf_upto == 0)
+		m->seq_end = end;
+	pthread_mutex_unlock(&m->pf_mu);
+}
+
+static void prefetch_start(struct mnt *m)
+{
+	int n = ferry_cpu_count();
+
+	if (n > PF_THREADS_MAX)
+		n = PF_THREADS_MAX;
+	if (n < 2)
+		n = 2;
+	m->pf_depth = (uint32_t)n * 2;
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&m->pf_th[i], NULL, pf_main, m) != 0)
+			break;
+		m->pf_n++;
+	}
+}
+
+static void prefetch_stop(struct mnt *m)
+{
+	pthread_mutex_lock(&m->pf_mu);
+	m->pf_stop = 1;
+	pthread_cond_broadcast(&m->pf_cv);
+	pthread_mutex_unlock(&m->pf_mu);
+	for (int i = 0; i < m->pf_n; i++)
+		pthread_join(m->pf_th[i], NULL);
+	m->pf_n = 0;
+}
+
 static int m_read(const char *path, char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi)
 {
@@ -149,6 +249,7 @@ static int m_read(const char *path, char *buf, size_t size, off_t off,
 		return 0;
 	if (size > f->size - (uint64_t)off)
 		size = (size_t)(f->size - (uint64_t)off);
+	prefetch(m, f->start + (uint64_t)off, f->start + (uint64_t)off + size);
 	if ((e = ferry_image_pread(m->img, buf, size,
 				   f->start + (uint64_t)off)) != 0) {
 		mlog(m, "read of %zu bytes at %lld of %s failed (I/O error to the reader): %s",
@@ -274,6 +375,8 @@ static void bad_block(const struct ferry_bad_block *b, void *arg)
 {
 	struct mnt *m = arg;
 
+	if (in_prefetch)
+		return;
 	mlog(m, "bad block %llu (offset %llu) of restore point %s: %s",
 	     (unsigned long long)b->block, (unsigned long long)b->offset,
 	     b->point_id ? b->point_id : "?", b->detail ? b->detail : "");
@@ -314,6 +417,8 @@ int ferry_mount(struct ferry_repo *repo, const char *point, const char *dir,
 	if (!(m = calloc(1, sizeof(*m))))
 		return FERRY_E_NOMEM;
 	pthread_mutex_init(&m->log_mu, NULL);
+	pthread_mutex_init(&m->pf_mu, NULL);
+	pthread_cond_init(&m->pf_cv, NULL);
 	m->opts = opts;
 	m->uid = getuid();
 	m->gid = getgid();
@@ -392,7 +497,9 @@ int ferry_mount(struct ferry_repo *repo, const char *point, const char *dir,
 	memset(&lc, 0, sizeof(lc));
 	lc.clone_fd = 0;
 	lc.max_idle_threads = opts->threads > 0 ? (unsigned)opts->threads : 8;
+	prefetch_start(m);
 	e = fuse_loop_mt(fuse, &lc);
+	prefetch_stop(m);
 	if (e < 0)
 		e = ferry_error(FERRY_E_IO, "FUSE: %s", strerror(-e));
 	else if (e > 0)
@@ -409,6 +516,8 @@ out:
 	fuse_opt_free_args(&args);
 	ferry_image_free(m->img);
 	pthread_mutex_destroy(&m->log_mu);
+	pthread_mutex_destroy(&m->pf_mu);
+	pthread_cond_destroy(&m->pf_cv);
 	free(m);
 	return e;
 }

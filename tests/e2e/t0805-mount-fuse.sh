@@ -11,6 +11,8 @@
 requires_root
 requires fusermount3 sfdisk mkfs.ext4 debugfs e2fsck
 [ -c /dev/fuse ] || skip "/dev/fuse is missing"
+# The background process has no stderr: sanitizer reports go to files.
+asan_tier && export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/asan
 
 disk=$T/vm1.img
 truncate -s 48M "$disk"
@@ -115,3 +117,4 @@ kill -INT "$pid"
 gone "$pid" || die "the mount process ignores SIGINT"
 unmounted || die "still mounted after SIGINT"
 ok "SIGINT unmounts a background mount and the process ends"
+if asan_tier && ls "$T"/asan.* >/dev/null 2>&1; then cat "$T"/asan.*; die "sanitizer reports"; fi
