@@ -55,7 +55,17 @@ struct ferry_init_opts {
 	uint32_t block_size; /* 0: default (1 MiB) */
 	int codec;           /* enum ferry_codec; -1: default */
 	int level;           /* codec level; 0: codec default */
+	/* More "key = value" lines for the config (features, backend
+	 * settings), each ending in a newline; NULL: none. */
+	const char *extra_config;
 };
+
+/* Settings for repository backends (s3 endpoint, credential file...),
+ * set by the command line before a repository is opened; a backend reads
+ * them with ferry_backend_opt(KEY), which falls back to the environment
+ * variable FERRY_<KEY> (upper case, '-' as '_').  VALUE NULL unsets. */
+int ferry_backend_set(const char *key, const char *value);
+const char *ferry_backend_opt(const char *key);
 
 struct ferry_repo_info {
 	uint32_t format_version;
