@@ -520,12 +520,18 @@ int ferry_restore_nbd(struct ferry_repo *repo, const char *spec,
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
-	for (uint64_t off = 0; off < w.p->disk_size;) {
-		uint64_t end = off + WINDOW < w.p->disk_size ? off + WINDOW : w.p->disk_size;
+	/* Windows of whole blocks: a block's extents are all in one. */
+	uint64_t per_win = WINDOW / w.p->block_size ? WINDOW / w.p->block_size : 1;
+
+	for (uint64_t i0 = 0; i0 < w.p->nblocks; i0 += per_win) {
+		uint64_t off = i0 * w.p->block_size;
+		uint64_t i1 = i0 + per_win < w.p->nblocks ? i0 + per_win : w.p->nblocks;
+		uint64_t end = i1 * w.p->block_size < w.p->disk_size ? i1 * w.p->block_size
+								     : w.p->disk_size;
 
 		if (changed_only && (e = window_status(&r, off, end)) != 0)
 			goto out;
-		for (uint64_t i = off / w.p->block_size; i * w.p->block_size < end; i++) {
+		for (uint64_t i = i0; i < i1; i++) {
 			if (atomic_load(&ferry_cancelled)) {
 				e = ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
 				goto out;
@@ -533,12 +539,11 @@ int ferry_restore_nbd(struct ferry_repo *repo, const char *spec,
 			if ((e = do_block(&w, i, changed_only)) != 0)
 				goto out;
 		}
-		off = end;
 		if (opts && opts->progress) {
 			double now = ferry_mono_seconds();
 
-			if (now - last >= 0.25 || off == w.p->disk_size) {
-				struct ferry_progress pr = { off, w.p->disk_size, now - t0 };
+			if (now - last >= 0.25 || end == w.p->disk_size) {
+				struct ferry_progress pr = { end, w.p->disk_size, now - t0 };
 
 				opts->progress(&pr, opts->progress_arg);
 				last = now;
