@@ -370,23 +370,34 @@ static int put(struct walk *w, const uint8_t *src, uint64_t len, uint64_t off)
 	return 0;
 }
 
-/* Compare [a, b) of the block at B0 (point bytes in pbuf) with the
- * target, and write the pages that differ.  1 when anything was written. */
-static int sync_range(struct walk *w, uint64_t b0, uint64_t a, uint64_t b)
+/* The target's [a, b) into tbuf (block at B0); extents it reports as
+ * zeros are not read. */
+static int read_range(struct walk *w, uint64_t b0, uint64_t a, uint64_t b)
+{
+	uint8_t *tp = w->tbuf + (a - b0);
+	uint64_t len = b - a;
+
+	if (w->r->have_alloc && all_have(&w->r->alloc, a, b, LIBNBD_STATE_ZERO)) {
+		memset(tp, 0, (size_t)len);
+		return 0;
+	}
+	if (nbd_pread(w->r->h, tp, (size_t)len, a, 0) == -1)
+		return ferry_error(FERRY_E_TARGET, "read %s at offset %llu: %s",
+				   w->r->spec, (unsigned long long)a,
+				   nbd_get_error() ? nbd_get_error() : "error");
+	w->res->bytes_compared += len;
+	return 0;
+}
+
+/* Compare [a, b) of the block at B0 (point bytes in pbuf, the target's
+ * in tbuf) and write the pages that differ.  1 when anything was
+ * written. */
+static int diff_write(struct walk *w, uint64_t b0, uint64_t a, uint64_t b)
 {
 	uint8_t *pp = w->pbuf + (a - b0), *tp = w->tbuf + (a - b0);
 	uint64_t len = b - a, run = 0, at = 0, written = 0;
 	int wrote = 0, e;
 
-	if (w->r->have_alloc && all_have(&w->r->alloc, a, b, LIBNBD_STATE_ZERO)) {
-		memset(tp, 0, (size_t)len); /* reads as zeros: not read */
-	} else {
-		if (nbd_pread(w->r->h, tp, (size_t)len, a, 0) == -1)
-			return ferry_error(FERRY_E_TARGET, "read %s at offset %llu: %s",
-					   w->r->spec, (unsigned long long)a,
-					   nbd_get_error() ? nbd_get_error() : "error");
-		w->res->bytes_compared += len;
-	}
 	/* Runs of differing pages. */
 	for (uint64_t o = 0; o < len; o += PAGE) {
 		uint64_t n = len - o < PAGE ? len - o : PAGE;
@@ -440,6 +451,25 @@ static int do_block(struct walk *w, uint64_t index, int changed_only)
 			return 0;
 		}
 	}
+	if (changed_only && !w->r->use_dirty) {
+		/* No bitmap: the target's block is read and hashed first; the
+		 * point's block is fetched only when they differ. */
+		uint8_t th[FERRY_HASH_LEN];
+		int same;
+
+		if ((e = read_range(w, b0, b0, b0 + blen)) != 0)
+			return e;
+		if (kind == 0) {
+			same = ferry_is_zero(w->tbuf, (size_t)blen);
+		} else {
+			ferry_sha256(w->tbuf, (size_t)blen, th);
+			same = !memcmp(th, hash, FERRY_HASH_LEN);
+		}
+		if (same) {
+			w->res->bytes_unchanged += blen;
+			return 0;
+		}
+	}
 	if (kind == 0) {
 		memset(w->pbuf, 0, (size_t)blen);
 	} else if ((e = ferry_image_pread(w->img, w->pbuf, (size_t)blen, b0)) != 0) {
@@ -458,7 +488,7 @@ static int do_block(struct walk *w, uint64_t index, int changed_only)
 		return 0;
 	}
 	if (!w->r->use_dirty) {
-		wrote = sync_range(w, b0, b0, b0 + blen);
+		wrote = diff_write(w, b0, b0, b0 + blen);
 	} else {
 		/* Only the dirty extents: the rest is as it was at the point. */
 		for (size_t i = 0; i < w->r->dirty.n && wrote >= 0; i++) {
@@ -471,7 +501,9 @@ static int do_block(struct walk *w, uint64_t index, int changed_only)
 			if (a >= b || !(x->flags & QEMU_DIRTY))
 				continue;
 			dirty_len += b - a;
-			r = sync_range(w, b0, a, b);
+			r = read_range(w, b0, a, b);
+			if (r == 0)
+				r = diff_write(w, b0, a, b);
 			wrote = r < 0 ? r : wrote | r;
 		}
 		w->res->bytes_clean += blen - dirty_len;
@@ -485,65 +517,119 @@ static int do_block(struct walk *w, uint64_t index, int changed_only)
 
 static void on_bad(const struct ferry_bad_block *b, void *arg)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	const struct ferry_restore_opts *o = arg;
 
-	if (o && o->bad)
+	if (o && o->bad) {
+		pthread_mutex_lock(&mu); /* workers report one at a time */
 		o->bad(b, o->bad_arg);
+		pthread_mutex_unlock(&mu);
+	}
+}
+
+struct pwalk {
+	struct walk *w; /* one per worker */
+	int changed_only;
+};
+
+static int work_fn(void *item, int worker, void *arg)
+{
+	struct pwalk *pw = arg;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
+	return do_block(&pw->w[worker], *(uint64_t *)item, pw->changed_only);
+}
+
+static void add_res(struct ferry_restore_result *to,
+		    const struct ferry_restore_result *r)
+{
+	to->bytes_written += r->bytes_written;
+	to->bytes_zero += r->bytes_zero;
+	to->bytes_compared += r->bytes_compared;
+	to->bytes_unchanged += r->bytes_unchanged;
+	to->blocks_written += r->blocks_written;
+	to->bytes_clean += r->bytes_clean;
 }
 
 int ferry_restore_nbd(struct ferry_repo *repo, const char *spec,
 		      const char *target, const struct ferry_restore_opts *opts,
 		      struct ferry_restore_result *res)
 {
-	struct ferry_image_opts io = { 4, on_bad, (void *)opts };
+	struct ferry_image_opts io = { 16, on_bad, (void *)opts };
+	struct ferry_image *img = NULL;
+	const struct ferry_point *p = NULL;
+	struct ferry_restore_result *acc = NULL;
+	struct walk *ws = NULL;
+	struct pwalk pw;
 	struct rnbd r;
-	struct walk w;
 	char *canon = NULL;
 	double t0 = ferry_mono_seconds(), last = 0;
-	int changed_only = opts && opts->changed_only;
-	int e;
+	int threads = opts && opts->threads > 0 ? opts->threads : ferry_cpu_count();
+	uint64_t bad = 0, per_win;
+	int e, bad_err = 0;
 
+	/* The CPU work (hashing, decoding, comparing) runs in parallel; the
+	 * one NBD connection carries every worker's requests. */
+	if (threads > 8)
+		threads = 8;
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
-	memset(&w, 0, sizeof(w));
 	r.spec = target;
-	if ((e = ferry_image_open(repo, spec, &io, &w.img)) != 0)
+	if ((e = ferry_image_open(repo, spec, &io, &img)) != 0)
 		goto out;
-	w.p = ferry_image_point(w.img);
-	w.r = &r;
-	w.o = opts;
-	w.res = res;
-	if ((e = target_open(&r, target, w.p, w.img, opts, &canon)) != 0)
+	p = ferry_image_point(img);
+	if ((e = target_open(&r, target, p, img, opts, &canon)) != 0)
 		goto out;
 	res->bitmap_used = r.use_dirty;
-	if (!(w.pbuf = malloc(w.p->block_size)) || !(w.tbuf = malloc(w.p->block_size))) {
+	ws = calloc((size_t)threads, sizeof(*ws));
+	acc = calloc((size_t)threads, sizeof(*acc));
+	if (!ws || !acc) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
-	/* Windows of whole blocks: a block's extents are all in one. */
-	uint64_t per_win = WINDOW / w.p->block_size ? WINDOW / w.p->block_size : 1;
-
-	for (uint64_t i0 = 0; i0 < w.p->nblocks; i0 += per_win) {
-		uint64_t off = i0 * w.p->block_size;
-		uint64_t i1 = i0 + per_win < w.p->nblocks ? i0 + per_win : w.p->nblocks;
-		uint64_t end = i1 * w.p->block_size < w.p->disk_size ? i1 * w.p->block_size
-								     : w.p->disk_size;
-
-		if (changed_only && (e = window_status(&r, off, end)) != 0)
+	for (int k = 0; k < threads; k++) {
+		ws[k].r = &r;
+		ws[k].img = img;
+		ws[k].o = opts;
+		ws[k].p = p;
+		ws[k].res = &acc[k];
+		if (!(ws[k].pbuf = malloc(p->block_size)) ||
+		    !(ws[k].tbuf = malloc(p->block_size))) {
+			e = FERRY_E_NOMEM;
 			goto out;
-		for (uint64_t i = i0; i < i1; i++) {
-			if (atomic_load(&ferry_cancelled)) {
-				e = ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
-				goto out;
-			}
-			if ((e = do_block(&w, i, changed_only)) != 0)
-				goto out;
 		}
+	}
+	pw.w = ws;
+	pw.changed_only = opts && opts->changed_only;
+	/* Windows of whole blocks: a block's extents are all in one; the
+	 * extent lists stay unchanged while the window's blocks are done. */
+	per_win = WINDOW / p->block_size ? WINDOW / p->block_size : 1;
+	for (uint64_t i0 = 0; i0 < p->nblocks; i0 += per_win) {
+		uint64_t off = i0 * p->block_size;
+		uint64_t i1 = i0 + per_win < p->nblocks ? i0 + per_win : p->nblocks;
+		uint64_t end = i1 * p->block_size < p->disk_size ? i1 * p->block_size
+								 : p->disk_size;
+		struct ferry_workq *q;
+		int qe;
+
+		if (pw.changed_only && (e = window_status(&r, off, end)) != 0)
+			goto out;
+		if ((e = ferry_workq_new(threads, sizeof(uint64_t), (size_t)threads * 2,
+					 work_fn, &pw, &q)) != 0)
+			goto out;
+		for (uint64_t i = i0; i < i1 && e == 0; i++)
+			e = ferry_workq_push(q, &i);
+		qe = ferry_workq_finish(q);
+		if (qe)
+			e = qe;
+		if (e)
+			goto out;
 		if (opts && opts->progress) {
 			double now = ferry_mono_seconds();
 
-			if (now - last >= 0.25 || end == w.p->disk_size) {
-				struct ferry_progress pr = { end, w.p->disk_size, now - t0 };
+			if (now - last >= 0.25 || end == p->disk_size) {
+				struct ferry_progress pr = { end, p->disk_size, now - t0 };
 
 				opts->progress(&pr, opts->progress_arg);
 				last = now;
@@ -554,13 +640,21 @@ int ferry_restore_nbd(struct ferry_repo *repo, const char *spec,
 		e = nfail(&r, "flush");
 		goto out;
 	}
-	if (w.bad)
-		e = ferry_error(w.bad_err,
-				"%llu block(s) of restore point %s could not be restored; they were not written",
-				(unsigned long long)w.bad, w.p->id);
 out:
-	res->bytes_total = w.p ? w.p->disk_size : 0;
-	res->bad_blocks = w.bad;
+	for (int k = 0; ws && k < threads; k++) {
+		add_res(res, &acc[k]);
+		bad += ws[k].bad;
+		if (ws[k].bad_err && (!bad_err || ws[k].bad_err == FERRY_E_MISSING))
+			bad_err = ws[k].bad_err;
+		free(ws[k].pbuf);
+		free(ws[k].tbuf);
+	}
+	if (!e && bad)
+		e = ferry_error(bad_err,
+				"%llu block(s) of restore point %s could not be restored; they were not written",
+				(unsigned long long)bad, p->id);
+	res->bytes_total = p ? p->disk_size : 0;
+	res->bad_blocks = bad;
 	res->seconds = ferry_mono_seconds() - t0;
 	if (r.h) {
 		if (nbd_aio_is_ready(r.h))
@@ -569,9 +663,9 @@ out:
 	}
 	free(r.alloc.v);
 	free(r.dirty.v);
-	free(w.pbuf);
-	free(w.tbuf);
+	free(ws);
+	free(acc);
 	free(canon);
-	ferry_image_free(w.img);
+	ferry_image_free(img);
 	return e;
 }
