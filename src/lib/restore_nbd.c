@@ -41,7 +41,7 @@ struct rnbd {
 	struct nbd_handle *h;
 	const char *spec;
 	char dirty_ctx[FERRY_NAME_MAX + sizeof(DIRTY_PREFIX) + 1];
-	int have_alloc, use_dirty;
+	int have_alloc, use_dirty, can_zero;
 	struct extlist alloc, dirty;
 	uint64_t size;
 };
@@ -314,6 +314,7 @@ static int target_open(struct rnbd *r, const char *target,
 				   target, (unsigned long long)r->size,
 				   (unsigned long long)p->disk_size);
 	r->have_alloc = nbd_can_meta_context(r->h, ALLOC_CTX) == 1;
+	r->can_zero = nbd_can_zero(r->h) == 1;
 	if (!bm)
 		return 0;
 	/* May the bitmap stand for every write since the point? */
@@ -358,7 +359,7 @@ struct walk {
 
 static int put(struct walk *w, const uint8_t *src, uint64_t len, uint64_t off)
 {
-	int rc = ferry_is_zero(src, (size_t)len)
+	int rc = w->r->can_zero && ferry_is_zero(src, (size_t)len)
 			 ? nbd_zero(w->r->h, len, off, 0)
 			 : nbd_pwrite(w->r->h, src, (size_t)len, off, 0);
 
