@@ -8,6 +8,8 @@
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/remote.sh"
 requires qemu-img qemu-io nbdinfo nbdcopy fusermount3
+# The background mount has no stderr: sanitizer reports go to files.
+asan_tier && export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/asan
 
 make_pki "$T/pki"
 ferry init --repo "$T/repo" >/dev/null || die "init"
@@ -105,3 +107,4 @@ ok "unmounted; the process ended"
 [ "$(repo_fingerprint "$T/repo")" = "$fp" ] || die "the repository changed"
 ok "the mover's repository is unchanged"
 finish_movers
+if asan_tier && ls "$T"/asan.* >/dev/null 2>&1; then cat "$T"/asan.*; die "sanitizer reports"; fi
