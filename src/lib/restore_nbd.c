@@ -294,7 +294,9 @@ static int target_open(struct rnbd *r, const char *target,
 		if (want_dirty && nbd_add_meta_context(r->h, r->dirty_ctx) == -1)
 			return nfail(r, "NBD");
 		if (nbd_connect_systemd_socket_activation(r->h, argv) == -1)
-			return nfail(r, "cannot open (qemu-nbd; is a VM still running on it?)");
+			return ferry_error(FERRY_E_TARGET,
+					   "cannot open %s through qemu-nbd (is a VM still running on it? qemu-nbd's own message is above): %s",
+					   target, nbd_get_error() ? nbd_get_error() : "unknown error");
 	} else {
 		if (!(*canon = strdup(target)))
 			return FERRY_E_NOMEM;

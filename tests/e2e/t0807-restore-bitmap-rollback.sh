@@ -99,6 +99,19 @@ ferry restore --repo "$T/repo" "$id1" --to "qcow2:$img" 2>"$T/err" || { cat "$T/
 qemu-img convert -f qcow2 -O raw "$img" "$T/back.raw" || die "convert back"
 same "$T/p1.raw" "$T/back.raw" "a full restore into qcow2:PATH equals the point"
 
+# An image another process holds open (a running VM): refused, untouched.
+qemu-nbd -f qcow2 -k "$T/busy.sock" "$img" &
+bpid=$!
+cleanup_fn "kill $bpid"
+for _ in $(seq 100); do [ -S "$T/busy.sock" ] && break; sleep 0.05; done
+sum=$(md5 "$img")
+expect_fail 1 ferry restore --repo "$T/repo" "$id1" --to "qcow2:$img" --changed-only --bitmap ck1
+grep -q "^ferry: restore failed: cannot open qcow2:$img through qemu-nbd (is a VM still running on it?" "$T/err" ||
+	{ cat "$T/err"; die "no clear error for an image in use"; }
+[ "$(md5 "$img")" = "$sum" ] || die "the image in use was changed"
+kill $bpid; wait $bpid 2>/dev/null
+ok "an image in use by another process is refused and left alone"
+
 expect_fail 2 ferry restore --repo "$T/repo" "$id1" --to "$T/p1.raw" --bitmap ck1
 ok "--bitmap without --changed-only is a usage error"
 expect_fail 2 ferry restore --repo "$T/repo" "$id1" --to "$T/p1.raw" --changed-only --bitmap ck1
