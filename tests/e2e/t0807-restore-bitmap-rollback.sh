@@ -100,7 +100,7 @@ qemu-img convert -f qcow2 -O raw "$img" "$T/back.raw" || die "convert back"
 same "$T/p1.raw" "$T/back.raw" "a full restore into qcow2:PATH equals the point"
 
 # An image another process holds open (a running VM): refused, untouched.
-qemu-nbd -f qcow2 -k "$T/busy.sock" "$img" &
+qemu-nbd -r -f qcow2 -k "$T/busy.sock" "$img" &  # read-only: it cannot change the image itself
 bpid=$!
 cleanup_fn "kill $bpid"
 for _ in $(seq 100); do [ -S "$T/busy.sock" ] && break; sleep 0.05; done
