@@ -6,6 +6,8 @@
 # needs one), its password exists only in this passdb; guest access is
 # off ("map to guest = never"), so a wrong password is refused.
 requires smbd smbpasswd
+# Under ASan: Samba's own process-wide allocations are not ferry's leaks.
+export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top/tests/e2e/lsan-samba.supp
 [ "$(id -u)" = 0 ] || skip "smbd needs root here (it switches to the logged-in user)"
 
 # free_port: a TCP port free on 127.0.0.1 now.
