@@ -42,6 +42,10 @@ smb_conf() {
 [backup]
   path = $d/share
   read only = no
+[backupsync]
+  path = $d/share
+  read only = no
+  sync always = yes
 EOF
 }
 
@@ -91,5 +95,6 @@ kill_tree() {
 # stop_smbd: the server dies at once (kill -9 of smbd and its children).
 stop_smbd() { kill_tree "$smbd_pid"; }
 
-# smb_url PATH: the repository URL of PATH in the share.
+# smb_url PATH: the repository URL of PATH in the share ("backupsync"
+# is the same folder with every write synced on the server).
 smb_url() { echo "smb://127.0.0.1:$smb_port/backup/$1"; }
