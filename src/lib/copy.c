@@ -49,8 +49,13 @@ static int copy_chunk(void *item, int worker, void *arg)
 	if (e == 1)
 		return 0;
 	if ((e = c->from->ops->get_chunk(c->from, j->hash, c->in[worker],
-					 c->incap, &len)) != 0)
-		return e;
+					 c->incap, &len)) != 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e, "restore point %s in the source repository: %s",
+				   c->id, why);
+	}
 	if ((e = ferry_chunk_decode(c->codec[worker], c->in[worker], len,
 				    c->out[worker], c->outcap, &plain,
 				    j->hash)) != 0) {
