@@ -3,7 +3,8 @@
 # share to source movers; the source talks to the gateway over TLS, the
 # gateway to the share.  Session files stay in the gateway's --state-dir.
 # The point restores byte-identical through the gateway and straight from
-# the share; verify passes both ways.
+# the share; verify passes both ways; a restart of the share's server
+# under the running gateway does not need a gateway restart.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/remote.sh"
 . "$(dirname "$0")/smb.sh"
@@ -48,4 +49,14 @@ ferry verify --repo "$furl" $(src_tls) 2>"$T/v.err" || { cat "$T/v.err"; die "ve
 ok "verify through the gateway passes"
 ferry verify --repo "$url" 2>"$T/v.err" || { cat "$T/v.err"; die "verify on the share"; }
 ok "verify on the share passes"
+
+# The share's server restarts under the running gateway: the gateway
+# drops its dead connections and serves the next backup.
+stop_smbd
+start_smbd "$smb_port"
+head -c $((1 << 20)) /dev/urandom | dd of="$T/disk.img" bs=1M seek=9 conv=notrunc status=none
+ferry backup --repo "$furl" $(src_tls) -q "$T/disk.img" >/dev/null 2>"$T/bk3.err" ||
+	{ cat "$T/bk3.err"; die "backup through the gateway after the share's server restarted"; }
+ferry restore --repo "$url" disk.img --to "$T/r3.img" 2>/dev/null || die "restore 3"
+same "$T/disk.img" "$T/r3.img" "after smbd restarted, the same gateway backs up again (restores byte-identical)"
 finish_movers
