@@ -33,57 +33,9 @@
 
 #include "internal.h"
 
-#define LEASE 600	/* seconds a lock lives without a refresh */
-#define REFRESH 60	/* seconds between refreshes */
-#define STALE_TMP 86400	/* another host's temporary older than this */
-#define POOL_MAX 32	/* idle contexts kept */
+#include "store_smb.h"
 
-struct sconn {
-	SMBCCTX *ctx;
-	struct sconn *next;
-};
-
-struct smb {
-	char *base;	/* smb://HOST/SHARE/PATH, no user, no port */
-	char *shown;	/* the URL as given, for messages */
-	char host[256], user[256], pass[256], domain[256];
-	char me[128];	/* this host's name, in temporary and lock names */
-	uint16_t port;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct sconn *idle;
-	int nidle;
-	atomic_uint seq;
-	/* locks held: our shared file (empty: none) and the exclusive one */
-	char shared_name[200];
-	int have_excl;
-	pthread_t refresher;
-	int refresher_on, stop;
-};
-
-static pthread_mutex_t smb_global = PTHREAD_MUTEX_INITIALIZER;
-
-/* libsmbclient keeps process-wide state (its talloc stack frames) unless
- * smbc_thread_posix() is called, which Debian's build does not export:
- * calls into it are serialized by smb_global.  The waits for the server
- * happen inside those calls; compression and hashing stay parallel. */
-#define LOCKED(T, call)                                                    \
-	({                                                                 \
-		T r_;                                                      \
-		int e_;                                                    \
-		pthread_mutex_lock(&smb_global);                           \
-		errno = 0;                                                 \
-		r_ = (call);                                               \
-		e_ = errno;                                                \
-		pthread_mutex_unlock(&smb_global);                         \
-		errno = e_;                                                \
-		r_;                                                        \
-	})
-
-static struct smb *S(struct ferry_repo *r)
-{
-	return r->state;
-}
+pthread_mutex_t smb_global = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- contexts ------------------------------------------------------- */
 
@@ -128,7 +80,7 @@ static SMBCCTX *ctx_new(struct smb *s)
 	return c;
 }
 
-static SMBCCTX *get_ctx(struct smb *s)
+SMBCCTX *smbfs_get_ctx(struct smb *s)
 {
 	SMBCCTX *c = NULL;
 
@@ -154,7 +106,7 @@ static int conn_error(int e)
 }
 
 /* Give a context back; E is the errno of its last call (0: fine). */
-static void put_ctx(struct smb *s, SMBCCTX *c, int e)
+void smbfs_put_ctx(struct smb *s, SMBCCTX *c, int e)
 {
 	struct sconn *sc;
 
@@ -183,7 +135,7 @@ static void put_ctx(struct smb *s, SMBCCTX *c, int e)
 }
 
 /* A ferry error for errno E of an SMB call on WHAT. */
-static int smb_err(struct smb *s, int e, const char *what, const char *name)
+int smbfs_err(struct smb *s, int e, const char *what, const char *name)
 {
 	switch (e) {
 	case EACCES:
@@ -211,7 +163,7 @@ static int smb_err(struct smb *s, int e, const char *what, const char *name)
 	}
 }
 
-static void url_of(struct smb *s, const char *rel, char *out, size_t cap)
+void smbfs_url_of(struct smb *s, const char *rel, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s%s%s", s->base, rel[0] ? "/" : "", rel);
 }
@@ -223,52 +175,52 @@ static void url_of(struct smb *s, const char *rel, char *out, size_t cap)
 #define WITH_CTX(s, c, e, body)                                            \
 	do {                                                               \
 		for (int try_ = 0; try_ < 2; try_++) {                     \
-			if (!((c) = get_ctx(s))) {                         \
+			if (!((c) = smbfs_get_ctx(s))) {                         \
 				(e) = errno ? errno : ENOMEM;              \
 				break;                                     \
 			}                                                  \
 			errno = 0;                                         \
 			body;                                              \
-			put_ctx((s), (c), (e));                            \
+			smbfs_put_ctx((s), (c), (e));                            \
 			if (!conn_error(e))                                \
 				break;                                     \
 		}                                                          \
 	} while (0)
 
 /* 0, or -errno. */
-static int s_stat(struct smb *s, const char *rel, struct stat *st)
+int smbfs_stat(struct smb *s, const char *rel, struct stat *st)
 {
 	char url[4400];
 	SMBCCTX *c;
 	int e = 0;
 
-	url_of(s, rel, url, sizeof(url));
+	smbfs_url_of(s, rel, url, sizeof(url));
 	WITH_CTX(s, c, e, {
 		e = LOCKED(int, smbc_getFunctionStat(c)(c, url, st)) < 0 ? (errno ? errno : EIO) : 0;
 	});
 	return -e;
 }
 
-static int s_unlink(struct smb *s, const char *rel)
+int smbfs_unlink(struct smb *s, const char *rel)
 {
 	char url[4400];
 	SMBCCTX *c;
 	int e = 0;
 
-	url_of(s, rel, url, sizeof(url));
+	smbfs_url_of(s, rel, url, sizeof(url));
 	WITH_CTX(s, c, e, {
 		e = LOCKED(int, smbc_getFunctionUnlink(c)(c, url)) < 0 ? (errno ? errno : EIO) : 0;
 	});
 	return -e;
 }
 
-static int s_mkdir(struct smb *s, const char *rel)
+int smbfs_mkdir(struct smb *s, const char *rel)
 {
 	char url[4400];
 	SMBCCTX *c;
 	int e = 0;
 
-	url_of(s, rel, url, sizeof(url));
+	smbfs_url_of(s, rel, url, sizeof(url));
 	WITH_CTX(s, c, e, {
 		e = LOCKED(int, smbc_getFunctionMkdir(c)(c, url, 0755)) < 0 ? (errno ? errno : EIO) : 0;
 	});
@@ -276,7 +228,7 @@ static int s_mkdir(struct smb *s, const char *rel)
 }
 
 /* Rename FROM to TO; never replaces TO (-EEXIST then). */
-static int s_rename(struct smb *s, const char *from, const char *to)
+int smbfs_rename(struct smb *s, const char *from, const char *to)
 {
 	char u1[4400], u2[4400];
 	struct stat st;
@@ -287,12 +239,12 @@ static int s_rename(struct smb *s, const char *from, const char *to)
 	 * and renames again), so look first; names written this way are
 	 * unique (manifests) or content-addressed (chunks, where a racing
 	 * writer stores the same bytes). */
-	if ((e = s_stat(s, to, &st)) == 0)
+	if ((e = smbfs_stat(s, to, &st)) == 0)
 		return -EEXIST;
 	if (e != -ENOENT)
 		return e;
-	url_of(s, from, u1, sizeof(u1));
-	url_of(s, to, u2, sizeof(u2));
+	smbfs_url_of(s, from, u1, sizeof(u1));
+	smbfs_url_of(s, to, u2, sizeof(u2));
 	e = 0;
 	WITH_CTX(s, c, e, {
 		e = LOCKED(int, smbc_getFunctionRename(c)(c, u1, c, u2)) < 0 ? (errno ? errno : EIO) : 0;
@@ -302,7 +254,7 @@ static int s_rename(struct smb *s, const char *from, const char *to)
 
 /* Write LEN bytes (or the local file LFD when DATA is NULL) to a new file
  * REL (created exclusively). */
-static int s_write_new(struct smb *s, const char *rel, const void *data,
+int smbfs_write_new(struct smb *s, const char *rel, const void *data,
 		       size_t len, int lfd)
 {
 	char url[4400];
@@ -310,9 +262,9 @@ static int s_write_new(struct smb *s, const char *rel, const void *data,
 	SMBCFILE *f;
 	int e = 0;
 
-	url_of(s, rel, url, sizeof(url));
+	smbfs_url_of(s, rel, url, sizeof(url));
 	for (int try = 0;; try++) {
-		if (!(c = get_ctx(s)))
+		if (!(c = smbfs_get_ctx(s)))
 			return -(errno ? errno : ENOMEM);
 		errno = 0;
 		f = LOCKED(SMBCFILE *, smbc_getFunctionOpen(c)(c, url, O_WRONLY | O_CREAT | O_EXCL,
@@ -320,7 +272,7 @@ static int s_write_new(struct smb *s, const char *rel, const void *data,
 		if (f)
 			break;
 		e = errno ? errno : EIO;
-		put_ctx(s, c, e);
+		smbfs_put_ctx(s, c, e);
 		/* A pooled connection found dead: once more on a new one. */
 		if (try || !conn_error(e))
 			return -e;
@@ -370,9 +322,9 @@ static int s_write_new(struct smb *s, const char *rel, const void *data,
 	/* The close completes the write on the server; its error counts. */
 	if (LOCKED(int, smbc_getFunctionClose(c)(c, f)) < 0 && !e)
 		e = errno ? errno : EIO;
-	put_ctx(s, c, e);
+	smbfs_put_ctx(s, c, e);
 	if (e) {
-		s_unlink(s, rel);
+		smbfs_unlink(s, rel);
 		return -e;
 	}
 	return 0;
@@ -380,7 +332,7 @@ static int s_write_new(struct smb *s, const char *rel, const void *data,
 
 /* Read REL into BUF (at most CAP; -EFBIG when larger), or the whole file
  * into the local file LFD when BUF is NULL.  OFF/N: only N bytes. */
-static int s_read(struct smb *s, const char *rel, void *buf, size_t cap,
+int smbfs_read(struct smb *s, const char *rel, void *buf, size_t cap,
 		  size_t *len, int lfd, int head_only)
 {
 	char url[4400];
@@ -390,16 +342,16 @@ static int s_read(struct smb *s, const char *rel, void *buf, size_t cap,
 	size_t done = 0;
 	int e = 0;
 
-	url_of(s, rel, url, sizeof(url));
+	smbfs_url_of(s, rel, url, sizeof(url));
 	for (int try = 0;; try++) {
-		if (!(c = get_ctx(s)))
+		if (!(c = smbfs_get_ctx(s)))
 			return -(errno ? errno : ENOMEM);
 		errno = 0;
 		f = LOCKED(SMBCFILE *, smbc_getFunctionOpen(c)(c, url, O_RDONLY, 0));
 		if (f)
 			break;
 		e = errno ? errno : EIO;
-		put_ctx(s, c, e);
+		smbfs_put_ctx(s, c, e);
 		if (try || !conn_error(e))
 			return -e;
 		e = 0;
@@ -447,21 +399,16 @@ static int s_read(struct smb *s, const char *rel, void *buf, size_t cap,
 		free(tmp);
 	}
 	LOCKED(int, smbc_getFunctionClose(c)(c, f));
-	put_ctx(s, c, e);
+	smbfs_put_ctx(s, c, e);
 	if (len)
 		*len = done;
 	return -e;
 }
 
-struct sdirent {
-	char name[256];
-	uint64_t size;
-	time_t mtime;
-};
 
 /* The entries of directory REL (without "." and ".."); *OUT is freed by
  * the caller. */
-static int s_list(struct smb *s, const char *rel, struct sdirent **out,
+int smbfs_list(struct smb *s, const char *rel, struct sdirent **out,
 		  size_t *n)
 {
 	char url[4400];
@@ -475,14 +422,14 @@ static int s_list(struct smb *s, const char *rel, struct sdirent **out,
 
 	*out = NULL;
 	*n = 0;
-	url_of(s, rel, url, sizeof(url));
-	if (!(c = get_ctx(s)))
+	smbfs_url_of(s, rel, url, sizeof(url));
+	if (!(c = smbfs_get_ctx(s)))
 		return -(errno ? errno : ENOMEM);
 	errno = 0;
 	d = LOCKED(SMBCFILE *, smbc_getFunctionOpendir(c)(c, url));
 	if (!d) {
 		e = errno ? errno : EIO;
-		put_ctx(s, c, e);
+		smbfs_put_ctx(s, c, e);
 		return -e;
 	}
 	for (;;) {
@@ -513,7 +460,7 @@ static int s_list(struct smb *s, const char *rel, struct sdirent **out,
 		cnt++;
 	}
 	LOCKED(int, smbc_getFunctionClosedir(c)(c, d));
-	put_ctx(s, c, e);
+	smbfs_put_ctx(s, c, e);
 	if (e) {
 		free(v);
 		return -e;
@@ -565,10 +512,10 @@ static int smb_has_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN])
 	int e;
 
 	chunk_rel(h, rel);
-	if ((e = s_stat(S(r), rel, &st)) != 0) {
+	if ((e = smbfs_stat(S(r), rel, &st)) != 0) {
 		if (e == -ENOENT)
 			return 0;
-		return smb_err(S(r), -e, "stat", rel);
+		return smbfs_err(S(r), -e, "stat", rel);
 	}
 	/* A chunk cut short is treated as absent and written again. */
 	return st.st_size > FERRY_CHUNK_HDR;
@@ -584,20 +531,20 @@ static int smb_put_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
 	chunk_rel(h, rel);
 	snprintf(dir, sizeof(dir), "%.9s", rel);
 	tmp_name(s, dir, tmp, sizeof(tmp));
-	if ((e = s_write_new(s, tmp, data, len, -1)) != 0)
-		return smb_err(s, -e, "write chunk", rel + 10);
-	e = s_rename(s, tmp, rel);
+	if ((e = smbfs_write_new(s, tmp, data, len, -1)) != 0)
+		return smbfs_err(s, -e, "write chunk", rel + 10);
+	e = smbfs_rename(s, tmp, rel);
 	if (e == -EEXIST) {
-		s_unlink(s, tmp);
+		smbfs_unlink(s, tmp);
 		if (smb_has_chunk(r, h) == 1)
 			return 1;
 		/* A copy cut short: replace it. */
-		s_unlink(s, rel);
+		smbfs_unlink(s, rel);
 		return smb_put_chunk(r, h, data, len);
 	}
 	if (e) {
-		s_unlink(s, tmp);
-		return smb_err(s, -e, "rename chunk", rel + 10);
+		smbfs_unlink(s, tmp);
+		return smbfs_err(s, -e, "rename chunk", rel + 10);
 	}
 	return 0;
 }
@@ -609,14 +556,14 @@ static int smb_get_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
 	int e;
 
 	chunk_rel(h, rel);
-	e = s_read(S(r), rel, buf, cap, len, -1, 0);
+	e = smbfs_read(S(r), rel, buf, cap, len, -1, 0);
 	if (e == -ENOENT)
 		return ferry_error(FERRY_E_MISSING, "chunk %s is missing", rel + 10);
 	if (e == -EFBIG)
 		return ferry_error(FERRY_E_CORRUPT, "chunk %s has an impossible size",
 				   rel + 10);
 	if (e)
-		return smb_err(S(r), -e, "read chunk", rel + 10);
+		return smbfs_err(S(r), -e, "read chunk", rel + 10);
 	return 0;
 }
 
@@ -629,11 +576,11 @@ static int smb_get_chunk_head(struct ferry_repo *r,
 	int e;
 
 	chunk_rel(h, rel);
-	e = s_read(S(r), rel, buf, n, &got, -1, 1);
+	e = smbfs_read(S(r), rel, buf, n, &got, -1, 1);
 	if (e == -ENOENT)
 		return ferry_error(FERRY_E_MISSING, "chunk %s is missing", rel + 10);
 	if (e)
-		return smb_err(S(r), -e, "read chunk", rel + 10);
+		return smbfs_err(S(r), -e, "read chunk", rel + 10);
 	if (got != n)
 		return ferry_error(FERRY_E_CORRUPT, "chunk %s is truncated", rel + 10);
 	return 0;
@@ -649,8 +596,8 @@ static int smb_list_chunks(struct ferry_repo *r, ferry_chunk_list_cb cb,
 		int e;
 
 		snprintf(rel, sizeof(rel), "chunks/%02x", i);
-		if ((e = s_list(S(r), rel, &v, &n)) != 0)
-			return smb_err(S(r), -e, "list", rel);
+		if ((e = smbfs_list(S(r), rel, &v, &n)) != 0)
+			return smbfs_err(S(r), -e, "list", rel);
 		for (size_t k = 0; k < n && e == 0; k++) {
 			uint8_t h[FERRY_HASH_LEN];
 
@@ -711,24 +658,24 @@ static int smb_point_commit(struct ferry_repo *r, const char *id, int fd,
 		close(fd);
 		return ferry_error(FERRY_E_IO, "stat manifest %s: %s", id, strerror(-e));
 	}
-	e = s_write_new(s, up, NULL, 0, fd);
+	e = smbfs_write_new(s, up, NULL, 0, fd);
 	close(fd);
 	if (e)
-		return smb_err(s, -e, "upload manifest", id);
+		return smbfs_err(s, -e, "upload manifest", id);
 	/* The uploaded size is checked before the manifest gets its name. */
-	if ((e = s_stat(s, up, &st)) != 0 || st.st_size != lst.st_size) {
-		s_unlink(s, up);
-		return e ? smb_err(s, -e, "check uploaded manifest", id)
+	if ((e = smbfs_stat(s, up, &st)) != 0 || st.st_size != lst.st_size) {
+		smbfs_unlink(s, up);
+		return e ? smbfs_err(s, -e, "check uploaded manifest", id)
 			 : ferry_error(FERRY_E_IO,
 				       "manifest %s: %lld bytes on the share, %lld written",
 				       id, (long long)st.st_size, (long long)lst.st_size);
 	}
-	if ((e = s_rename(s, up, rel)) != 0) {
-		s_unlink(s, up);
+	if ((e = smbfs_rename(s, up, rel)) != 0) {
+		smbfs_unlink(s, up);
 		return e == -EEXIST ? ferry_error(FERRY_E_EXISTS,
 						  "restore point %s exists already on %s",
 						  id, s->shown)
-				    : smb_err(s, -e, "commit restore point", id);
+				    : smbfs_err(s, -e, "commit restore point", id);
 	}
 	return 0;
 }
@@ -752,21 +699,21 @@ static int smb_point_open(struct ferry_repo *r, const char *id, int *fd)
 		return ferry_error(FERRY_E_IO,
 				   "create a local temporary file for manifest %s: %s",
 				   id, strerror(errno));
-	e = s_read(S(r), rel, NULL, 0, NULL, *fd, 0);
+	e = smbfs_read(S(r), rel, NULL, 0, NULL, *fd, 0);
 	if (e) {
 		close(*fd);
 		*fd = -1;
 		if (e == -ENOENT)
 			return ferry_error(FERRY_E_NOTFOUND,
 					   "restore point %s not found", id);
-		return smb_err(S(r), -e, "read manifest", id);
+		return smbfs_err(S(r), -e, "read manifest", id);
 	}
 	return 0;
 }
 
 /* Is the temporary or lock NAME (".tmp-HOST-PID-N", "s-HOST-PID-N")
  * left by a process that is gone? */
-static int owner_gone(struct smb *s, const char *rest, time_t mtime,
+int smbfs_owner_gone(struct smb *s, const char *rest, time_t mtime,
 		      time_t max_age)
 {
 	size_t ml = strlen(s->me);
@@ -785,15 +732,15 @@ static int smb_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *arg)
 	size_t n;
 	int e;
 
-	if ((e = s_list(S(r), "points", &v, &n)) != 0)
-		return smb_err(S(r), -e, "list", "points");
+	if ((e = smbfs_list(S(r), "points", &v, &n)) != 0)
+		return smbfs_err(S(r), -e, "list", "points");
 	for (size_t k = 0; k < n && e == 0; k++) {
 		if (!strncmp(v[k].name, ".tmp-", 5)) {
-			if (owner_gone(S(r), v[k].name + 5, v[k].mtime, STALE_TMP)) {
+			if (smbfs_owner_gone(S(r), v[k].name + 5, v[k].mtime, STALE_TMP)) {
 				char rel[300];
 
 				snprintf(rel, sizeof(rel), "points/%s", v[k].name);
-				s_unlink(S(r), rel);
+				smbfs_unlink(S(r), rel);
 			}
 			continue;
 		}
@@ -810,8 +757,8 @@ static int smb_delete_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN
 	int e;
 
 	chunk_rel(h, rel);
-	if ((e = s_unlink(S(r), rel)) != 0 && e != -ENOENT)
-		return smb_err(S(r), -e, "remove chunk", rel + 10);
+	if ((e = smbfs_unlink(S(r), rel)) != 0 && e != -ENOENT)
+		return smbfs_err(S(r), -e, "remove chunk", rel + 10);
 	return 0;
 }
 
@@ -823,8 +770,8 @@ static int smb_delete_point(struct ferry_repo *r, const char *id)
 	if (!ferry_point_id_valid(id))
 		return ferry_error(FERRY_E_INVAL, "bad restore point id %s", id);
 	snprintf(rel, sizeof(rel), "points/%s", id);
-	if ((e = s_unlink(S(r), rel)) != 0 && e != -ENOENT)
-		return smb_err(S(r), -e, "remove restore point", id);
+	if ((e = smbfs_unlink(S(r), rel)) != 0 && e != -ENOENT)
+		return smbfs_err(S(r), -e, "remove restore point", id);
 	return 0;
 }
 
@@ -834,17 +781,17 @@ static void stale_in(struct smb *s, const char *dir, uint64_t *files,
 	struct sdirent *v;
 	size_t n;
 
-	if (s_list(s, dir, &v, &n))
+	if (smbfs_list(s, dir, &v, &n))
 		return;
 	for (size_t k = 0; k < n; k++) {
 		char rel[400];
 
 		if (strncmp(v[k].name, ".tmp-", 5) ||
-		    !owner_gone(s, v[k].name + 5, v[k].mtime, STALE_TMP))
+		    !smbfs_owner_gone(s, v[k].name + 5, v[k].mtime, STALE_TMP))
 			continue;
 		snprintf(rel, sizeof(rel), "%s%s%s", dir, dir[0] ? "/" : "",
 			 v[k].name);
-		if (s_unlink(s, rel) == 0) {
+		if (smbfs_unlink(s, rel) == 0) {
 			(*files)++;
 			*bytes += v[k].size;
 		}
@@ -867,218 +814,6 @@ static int smb_remove_stale(struct ferry_repo *r, uint64_t *files,
 	return 0;
 }
 
-/* ---- locks -------------------------------------------------------------- */
-
-static void *refresher_main(void *arg)
-{
-	struct ferry_repo *r = arg;
-	struct smb *s = S(r);
-
-	pthread_mutex_lock(&s->mu);
-	while (!s->stop) {
-		struct timespec ts;
-		char names[2][220];
-		int nn = 0;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += REFRESH;
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-		if (s->stop)
-			break;
-		if (s->shared_name[0])
-			snprintf(names[nn++], sizeof(names[0]), "locks/%s", s->shared_name);
-		if (s->have_excl)
-			snprintf(names[nn++], sizeof(names[0]), "locks/x");
-		pthread_mutex_unlock(&s->mu);
-		for (int i = 0; i < nn; i++) {
-			char url[4400];
-			SMBCCTX *c = get_ctx(s);
-
-			if (!c)
-				continue;
-			url_of(s, names[i], url, sizeof(url));
-			errno = 0;
-			put_ctx(s, c, LOCKED(int, smbc_getFunctionUtimes(c)(c, url, NULL)) < 0 ? errno : 0);
-		}
-		pthread_mutex_lock(&s->mu);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
-
-static void refresher_start(struct ferry_repo *r)
-{
-	struct smb *s = S(r);
-
-	if (!s->refresher_on && pthread_create(&s->refresher, NULL, refresher_main, r) == 0)
-		s->refresher_on = 1;
-}
-
-/* Is lock file NAME (in locks/) held by a live holder?  Stale ones are
- * removed. */
-static int lock_live(struct smb *s, const struct sdirent *d)
-{
-	const char *rest = d->name[0] == 'x' ? NULL : d->name + 2;
-	char rel[300];
-
-	snprintf(rel, sizeof(rel), "locks/%s", d->name);
-	if (rest) {
-		if (!owner_gone(s, rest, d->mtime, LEASE))
-			return 1;
-	} else {
-		char text[300];
-		size_t len = 0;
-
-		/* "x" holds "HOST-PID\n". */
-		if (s_read(s, rel, text, sizeof(text) - 1, &len, -1, 0) != 0)
-			return 0;
-		text[len] = 0;
-		text[strcspn(text, "\n")] = 0;
-		if (!owner_gone(s, text, d->mtime, LEASE))
-			return 1;
-	}
-	s_unlink(s, rel);
-	return 0;
-}
-
-static int excl_present(struct smb *s, int *live)
-{
-	struct sdirent d;
-	struct stat st;
-	int e = s_stat(s, "locks/x", &st);
-
-	*live = 0;
-	if (e == -ENOENT)
-		return 0;
-	if (e)
-		return smb_err(s, -e, "stat", "locks/x");
-	snprintf(d.name, sizeof(d.name), "x");
-	d.mtime = st.st_mtime;
-	d.size = (uint64_t)st.st_size;
-	*live = lock_live(s, &d);
-	return 0;
-}
-
-static int wait_a_bit(void)
-{
-	struct timespec ts = { 0, 500 * 1000 * 1000 };
-
-	nanosleep(&ts, NULL);
-	if (atomic_load(&ferry_cancelled))
-		return ferry_error(FERRY_E_INTERRUPTED,
-				   "interrupted while waiting for the repository lock");
-	return 0;
-}
-
-static int smb_lock_shared(struct ferry_repo *r)
-{
-	struct smb *s = S(r);
-	char name[200], rel[220];
-	int e, live;
-
-	if (s->shared_name[0] || s->have_excl)
-		return 0;
-	snprintf(name, sizeof(name), "s-%s-%ld-%u", s->me, (long)getpid(),
-		 atomic_fetch_add(&s->seq, 1));
-	snprintf(rel, sizeof(rel), "locks/%s", name);
-	for (;;) {
-		if ((e = s_write_new(s, rel, "", 0, -1)) != 0)
-			return smb_err(s, -e, "create lock", rel);
-		/* Announced first, then checked: an exclusive holder that
-		 * came first is waited for (gc is removing chunks). */
-		if ((e = excl_present(s, &live)) != 0) {
-			s_unlink(s, rel);
-			return e;
-		}
-		if (!live)
-			break;
-		s_unlink(s, rel);
-		if ((e = wait_a_bit()) != 0)
-			return e;
-	}
-	pthread_mutex_lock(&s->mu);
-	snprintf(s->shared_name, sizeof(s->shared_name), "%s", name);
-	pthread_mutex_unlock(&s->mu);
-	refresher_start(r);
-	return 0;
-}
-
-static int smb_lock_exclusive(struct ferry_repo *r)
-{
-	struct smb *s = S(r);
-	char text[200];
-	int e, live;
-
-	if (s->have_excl)
-		return 0;
-	snprintf(text, sizeof(text), "%s-%ld\n", s->me, (long)getpid());
-	for (;;) {
-		e = s_write_new(s, "locks/x", text, strlen(text), -1);
-		if (e == 0)
-			break;
-		if (e != -EEXIST)
-			return smb_err(s, -e, "create lock", "locks/x");
-		if ((e = excl_present(s, &live)) != 0)
-			return e;
-		if (live && (e = wait_a_bit()) != 0)
-			return e;
-	}
-	pthread_mutex_lock(&s->mu);
-	s->have_excl = 1;
-	pthread_mutex_unlock(&s->mu);
-	refresher_start(r);
-	/* Then wait until no session that adds data holds the shared lock. */
-	for (;;) {
-		struct sdirent *v;
-		size_t n;
-		int busy = 0;
-
-		if ((e = s_list(s, "locks", &v, &n)) != 0) {
-			e = smb_err(s, -e, "list", "locks");
-			goto fail;
-		}
-		for (size_t k = 0; k < n; k++)
-			if (!strncmp(v[k].name, "s-", 2) &&
-			    strcmp(v[k].name, s->shared_name) && lock_live(s, &v[k]))
-				busy = 1;
-		free(v);
-		if (!busy)
-			return 0;
-		if ((e = wait_a_bit()) != 0) {
-			if (e == FERRY_E_INTERRUPTED)
-				ferry_error(e, "interrupted while waiting for running backups");
-			goto fail;
-		}
-	}
-fail:
-	s_unlink(s, "locks/x");
-	pthread_mutex_lock(&s->mu);
-	s->have_excl = 0;
-	pthread_mutex_unlock(&s->mu);
-	return e;
-}
-
-static void smb_unlock(struct ferry_repo *r)
-{
-	struct smb *s = S(r);
-	char rel[220];
-
-	pthread_mutex_lock(&s->mu);
-	rel[0] = 0;
-	if (s->shared_name[0])
-		snprintf(rel, sizeof(rel), "locks/%s", s->shared_name);
-	s->shared_name[0] = 0;
-	if (s->have_excl) {
-		s->have_excl = 0;
-		pthread_mutex_unlock(&s->mu);
-		s_unlink(s, "locks/x");
-	} else {
-		pthread_mutex_unlock(&s->mu);
-	}
-	if (rel[0])
-		s_unlink(s, rel);
-}
-
 /* ---- records ---------------------------------------------------------- */
 
 static int record_kind_ok(const char *kind, const char *id)
@@ -1095,17 +830,17 @@ static int smb_record_put(struct ferry_repo *r, const char *kind,
 
 	if (!record_kind_ok(kind, id))
 		return ferry_error(FERRY_E_INVAL, "bad record %s/%s", kind, id);
-	if ((e = s_mkdir(s, kind)) != 0 && e != -EEXIST)
-		return smb_err(s, -e, "create", kind);
+	if ((e = smbfs_mkdir(s, kind)) != 0 && e != -EEXIST)
+		return smbfs_err(s, -e, "create", kind);
 	snprintf(rel, sizeof(rel), "%s/%s", kind, id);
 	tmp_name(s, kind, tmp, sizeof(tmp));
-	if ((e = s_write_new(s, tmp, data, len, -1)) != 0)
-		return smb_err(s, -e, "write", rel);
+	if ((e = smbfs_write_new(s, tmp, data, len, -1)) != 0)
+		return smbfs_err(s, -e, "write", rel);
 	/* Records are advisory: the old one goes first. */
-	s_unlink(s, rel);
-	if ((e = s_rename(s, tmp, rel)) != 0) {
-		s_unlink(s, tmp);
-		return smb_err(s, -e, "write", rel);
+	smbfs_unlink(s, rel);
+	if ((e = smbfs_rename(s, tmp, rel)) != 0) {
+		smbfs_unlink(s, tmp);
+		return smbfs_err(s, -e, "write", rel);
 	}
 	return 0;
 }
@@ -1119,13 +854,13 @@ static int smb_record_get(struct ferry_repo *r, const char *kind,
 	if (!record_kind_ok(kind, id))
 		return ferry_error(FERRY_E_INVAL, "bad record %s/%s", kind, id);
 	snprintf(rel, sizeof(rel), "%s/%s", kind, id);
-	e = s_read(S(r), rel, buf, cap, len, -1, 0);
+	e = smbfs_read(S(r), rel, buf, cap, len, -1, 0);
 	if (e == -ENOENT || e == -ENOTDIR)
 		return FERRY_E_NOTFOUND;
 	if (e == -EFBIG)
 		return ferry_error(FERRY_E_CORRUPT, "record %s is too large", rel);
 	if (e)
-		return smb_err(S(r), -e, "read", rel);
+		return smbfs_err(S(r), -e, "read", rel);
 	return 0;
 }
 
@@ -1138,8 +873,8 @@ static int smb_record_delete(struct ferry_repo *r, const char *kind,
 	if (!record_kind_ok(kind, id))
 		return ferry_error(FERRY_E_INVAL, "bad record %s/%s", kind, id);
 	snprintf(rel, sizeof(rel), "%s/%s", kind, id);
-	if ((e = s_unlink(S(r), rel)) != 0 && e != -ENOENT && e != -ENOTDIR)
-		return smb_err(S(r), -e, "remove", rel);
+	if ((e = smbfs_unlink(S(r), rel)) != 0 && e != -ENOENT && e != -ENOTDIR)
+		return smbfs_err(S(r), -e, "remove", rel);
 	return 0;
 }
 
@@ -1148,7 +883,7 @@ static int smb_record_delete(struct ferry_repo *r, const char *kind,
 static int smb_config_get(struct ferry_repo *r, char *buf, size_t cap,
 			  size_t *len)
 {
-	int e = s_read(S(r), "config", buf, cap, len, -1, 0);
+	int e = smbfs_read(S(r), "config", buf, cap, len, -1, 0);
 
 	if (e == -ENOENT || e == -ENOTDIR)
 		return ferry_error(FERRY_E_NOTREPO,
@@ -1159,7 +894,7 @@ static int smb_config_get(struct ferry_repo *r, char *buf, size_t cap,
 				   "%s is not a ferry repository (bad config)",
 				   S(r)->shown);
 	if (e)
-		return smb_err(S(r), -e, "read", "config");
+		return smbfs_err(S(r), -e, "read", "config");
 	return 0;
 }
 
@@ -1168,15 +903,15 @@ static int smb_config_put(struct ferry_repo *r, const char *text, size_t len)
 	struct smb *s = S(r);
 	int e;
 
-	s_unlink(s, ".config.tmp");
-	if ((e = s_write_new(s, ".config.tmp", text, len, -1)) != 0)
-		return smb_err(s, -e, "write", ".config.tmp");
-	if ((e = s_rename(s, ".config.tmp", "config")) != 0) {
-		s_unlink(s, ".config.tmp");
+	smbfs_unlink(s, ".config.tmp");
+	if ((e = smbfs_write_new(s, ".config.tmp", text, len, -1)) != 0)
+		return smbfs_err(s, -e, "write", ".config.tmp");
+	if ((e = smbfs_rename(s, ".config.tmp", "config")) != 0) {
+		smbfs_unlink(s, ".config.tmp");
 		return e == -EEXIST ? ferry_error(FERRY_E_EXISTS,
 						  "%s is already a ferry repository",
 						  s->shown)
-				    : smb_err(s, -e, "write", "config");
+				    : smbfs_err(s, -e, "write", "config");
 	}
 	return 0;
 }
@@ -1240,125 +975,6 @@ const struct ferry_store_ops ferry_store_smb_ops = {
 	.close = smb_close,
 };
 
-/* One "key=value" line of a credentials file into S. */
-static void cred_line(struct smb *s, char *line, int *have_pass)
-{
-	char *eq = strchr(line, '='), *k = line, *v;
-	size_t n;
-
-	if (!eq)
-		return;
-	*eq = 0;
-	v = eq + 1;
-	while (*k == ' ' || *k == '\t')
-		k++;
-	for (n = strlen(k); n && (k[n - 1] == ' ' || k[n - 1] == '\t'); n--)
-		k[n - 1] = 0;
-	n = strlen(v);
-	while (n && (v[n - 1] == '\n' || v[n - 1] == '\r'))
-		v[--n] = 0;
-	if (!strcmp(k, "username") || !strcmp(k, "user")) {
-		if (!s->user[0])
-			snprintf(s->user, sizeof(s->user), "%s", v);
-	} else if (!strcmp(k, "password") || !strcmp(k, "pass")) {
-		snprintf(s->pass, sizeof(s->pass), "%s", v);
-		*have_pass = 1;
-	} else if (!strcmp(k, "domain") || !strcmp(k, "workgroup")) {
-		snprintf(s->domain, sizeof(s->domain), "%s", v);
-	}
-}
-
-static int load_credentials(struct smb *s)
-{
-	const char *file = ferry_backend_opt("smb-credentials");
-	const char *env;
-	int have_pass = 0;
-
-	if (file && *file) {
-		char line[1024];
-		FILE *f = fopen(file, "re");
-
-		if (!f)
-			return ferry_error(FERRY_E_AUTH,
-					   "SMB credentials file %s: %s", file,
-					   strerror(errno));
-		while (fgets(line, sizeof(line), f))
-			if (line[0] != '#')
-				cred_line(s, line, &have_pass);
-		explicit_bzero(line, sizeof(line));
-		fclose(f);
-	}
-	if (!s->user[0] && (env = ferry_backend_opt("smb-user")) && *env)
-		snprintf(s->user, sizeof(s->user), "%s", env);
-	if (!have_pass && (env = ferry_backend_opt("smb-password")))
-		snprintf(s->pass, sizeof(s->pass), "%s", env);
-	if (!s->user[0])
-		return ferry_error(FERRY_E_AUTH,
-				   "%s: no SMB user: give smb://USER@HOST/..., a credentials file (FERRY_SMB_CREDENTIALS=FILE with username= and password= lines), or FERRY_SMB_USER",
-				   s->shown);
-	return 0;
-}
-
-/* smb://[USER@]HOST[:PORT]/SHARE/PATH into S. */
-static int parse_url(struct smb *s, const char *url)
-{
-	const char *p = url + 6, *at, *slash, *colon, *hend;
-	char share_path[4096];
-	size_t n;
-
-	slash = strchr(p, '/');
-	if (!slash)
-		goto bad;
-	at = memchr(p, '@', (size_t)(slash - p));
-	if (at) {
-		n = (size_t)(at - p);
-		if (memchr(p, ':', n))
-			return ferry_error(FERRY_E_INVAL,
-					   "%s: a password in the URL is refused; put it in a credentials file (FERRY_SMB_CREDENTIALS) or FERRY_SMB_PASSWORD",
-					   "smb:// URL");
-		if (n == 0 || n >= sizeof(s->user))
-			goto bad;
-		memcpy(s->user, p, n);
-		s->user[n] = 0;
-		p = at + 1;
-	}
-	hend = slash;
-	colon = memchr(p, ':', (size_t)(slash - p));
-	if (colon) {
-		char *end;
-		unsigned long port = strtoul(colon + 1, &end, 10);
-
-		if (end != slash || port == 0 || port > 65535)
-			goto bad;
-		s->port = (uint16_t)port;
-		hend = colon;
-	}
-	n = (size_t)(hend - p);
-	if (n == 0 || n >= sizeof(s->host))
-		goto bad;
-	memcpy(s->host, p, n);
-	s->host[n] = 0;
-	snprintf(share_path, sizeof(share_path), "%s", slash + 1);
-	n = strlen(share_path);
-	while (n && share_path[n - 1] == '/')
-		share_path[--n] = 0;
-	if (!n || share_path[0] == '/')
-		goto bad;
-	for (char *q = share_path; *q; q++)
-		if (!strncmp(q, "..", 2) && (q == share_path || q[-1] == '/') &&
-		    (q[2] == '/' || !q[2]))
-			goto bad;
-	n += strlen(s->host) + 16;
-	if (!(s->base = malloc(n)))
-		return FERRY_E_NOMEM;
-	snprintf(s->base, n, "smb://%s/%s", s->host, share_path);
-	return 0;
-bad:
-	return ferry_error(FERRY_E_INVAL,
-			   "bad SMB repository URL '%s' (want smb://[USER@]HOST[:PORT]/SHARE/PATH)",
-			   url);
-}
-
 static int smb_attach_only(struct ferry_repo *r)
 {
 	struct smb *s = calloc(1, sizeof(*s));
@@ -1379,7 +995,7 @@ static int smb_attach_only(struct ferry_repo *r)
 	for (char *q = s->me; *q; q++)
 		if (*q == '-' || *q == '/' || *q == '\\' || *q == ' ')
 			*q = '_';
-	if ((e = parse_url(s, r->path)) != 0 || (e = load_credentials(s)) != 0)
+	if ((e = smb_parse_url(s, r->path)) != 0 || (e = smb_load_credentials(s)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -1392,7 +1008,7 @@ fail:
 static int smb_check_root(struct ferry_repo *r, int want_dir)
 {
 	struct stat st;
-	int e = s_stat(S(r), "", &st);
+	int e = smbfs_stat(S(r), "", &st);
 
 	if (e == 0 && !S_ISDIR(st.st_mode))
 		return ferry_error(FERRY_E_NOTREPO, "%s is not a folder", S(r)->shown);
@@ -1406,7 +1022,7 @@ static int smb_check_root(struct ferry_repo *r, int want_dir)
 				   "%s: SMB login or access refused for user '%s' (wrong user or password in the SMB credentials?)",
 				   S(r)->shown, S(r)->user);
 	if (e)
-		return smb_err(S(r), -e, "reach", "the repository folder");
+		return smbfs_err(S(r), -e, "reach", "the repository folder");
 	return 0;
 }
 
@@ -1456,27 +1072,27 @@ static int smb_create(struct ferry_repo *r)
 						    ? (errno ? errno : EIO) : 0;
 				});
 				if (e && e != EEXIST) {
-					e = smb_err(s, e, "create folder", url);
+					e = smbfs_err(s, e, "create folder", url);
 					goto fail;
 				}
 			}
 		}
 	}
-	if (s_stat(s, "config", &st) == 0) {
+	if (smbfs_stat(s, "config", &st) == 0) {
 		e = ferry_error(FERRY_E_EXISTS, "%s is already a ferry repository",
 				s->shown);
 		goto fail;
 	}
 	static const char *const dirs[] = { "points", "chunks", "locks", "verify" };
 	for (size_t i = 0; i < 4; i++)
-		if ((e = s_mkdir(s, dirs[i])) != 0 && e != -EEXIST) {
-			e = smb_err(s, -e, "create", dirs[i]);
+		if ((e = smbfs_mkdir(s, dirs[i])) != 0 && e != -EEXIST) {
+			e = smbfs_err(s, -e, "create", dirs[i]);
 			goto fail;
 		}
 	for (int i = 0; i < 256; i++) {
 		snprintf(rel, sizeof(rel), "chunks/%02x", i);
-		if ((e = s_mkdir(s, rel)) != 0 && e != -EEXIST) {
-			e = smb_err(s, -e, "create", rel);
+		if ((e = smbfs_mkdir(s, rel)) != 0 && e != -EEXIST) {
+			e = smbfs_err(s, -e, "create", rel);
 			goto fail;
 		}
 	}
