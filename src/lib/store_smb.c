@@ -1054,6 +1054,7 @@ static int smb_create(struct ferry_repo *r)
 	if (e == 1) {
 		/* Make the folder, one level at a time below the share. */
 		char *base = s->base, *q;
+		int level = 0;
 
 		path = strchr(base + 6, '/');
 		path = path ? strchr(path + 1, '/') : NULL;
@@ -1071,10 +1072,20 @@ static int smb_create(struct ferry_repo *r)
 					e = LOCKED(int, smbc_getFunctionMkdir(c)(c, url, 0755)) < 0
 						    ? (errno ? errno : EIO) : 0;
 				});
+				if (e == ENOENT && !level) {
+					/* The first level below the share: the
+					 * share itself is not there. */
+					e = ferry_error(FERRY_E_IO,
+							"%s: no share '%.*s' on %s (or user '%s' cannot see it)",
+							s->shown, (int)(path - strchr(base + 6, '/') - 1),
+							strchr(base + 6, '/') + 1, s->host, s->user);
+					goto fail;
+				}
 				if (e && e != EEXIST) {
 					e = smbfs_err(s, e, "create folder", url);
 					goto fail;
 				}
+				level++;
 			}
 		}
 	}

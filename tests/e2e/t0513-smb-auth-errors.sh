@@ -35,6 +35,7 @@ expect_fail 4 ferry points --repo "smb://127.0.0.1:$smb_port/backup/nothere"
 grep -q "not a ferry repository" "$T/err" || die "unclear error: $(cat "$T/err")"
 ok "a folder without a repository: $(cat "$T/err")"
 expect_fail 1 ferry init --repo "smb://127.0.0.1:$smb_port/noshare/x"
+grep -q "no share 'noshare'" "$T/err" || die "unclear error: $(cat "$T/err")"
 ok "a missing share: $(cat "$T/err")"
 stop_smbd
 expect_fail 1 ferry points --repo "$url"
