@@ -34,22 +34,22 @@ copy_check() {
 	rm -f "$T/c1.img" "$T/c2.img"
 }
 
-# copy_kill_rerun FROM TO COUNT_CMD [OPTS...]: a copy of a fresh 64 MiB
+# copy_kill_rerun FROM TO COUNT_CMD [OPTS...]: a copy of a fresh 96 MiB
 # random point killed with -9 once COUNT_CMD (chunks on the target) grew
-# by 12; the rerun sends only what is missing, and the point restores.
+# by 8; the rerun sends only what is missing, and the point restores.
 copy_kill_rerun() {
 	local from=$1 to=$2 count=$3 before pid i json sent present killed=0; shift 3
 	openssl enc -aes-128-ctr -pass pass:copykill -nosalt -pbkdf2 </dev/zero 2>/dev/null |
-		head -c $((64 << 20)) >"$T/big.img"
+		head -c $((96 << 20)) >"$T/big.img"
 	idb=$(ferry backup --repo "$from" -q "$T/big.img") || die "backup big"
 	before=$($count)
 	"$FERRY" copy --from "$from" --to "$to" "$@" --threads 1 >/dev/null 2>"$T/kill.err" &
 	pid=$!
 	cleanup_fn "kill -9 $pid"
 	for i in $(seq 1000); do
-		[ $(($($count) - before)) -ge 12 ] && { kill -9 $pid; killed=1; break; }
+		[ $(($($count) - before)) -ge 8 ] && { kill -9 $pid; killed=1; break; }
 		kill -0 $pid 2>/dev/null || break
-		sleep 0.01
+		sleep 0.005
 	done
 	wait $pid 2>/dev/null
 	[ $killed = 1 ] || die "the copy ended before it could be killed: $(cat "$T/kill.err")"
@@ -59,7 +59,7 @@ copy_kill_rerun() {
 	sent=$(json_num "$json" chunks_sent)
 	present=$(json_num "$json" chunks_present)
 	[ "$(json_num "$json" points_copied)" -eq 1 ] || die "rerun: $json"
-	[ "$present" -ge 12 ] && [ "$sent" -le $((64 - 12)) ] || die "rerun resent chunks: $json"
+	[ "$present" -ge 8 ] && [ "$sent" -le $((96 - 8)) ] || die "rerun resent chunks: $json"
 	ok "the rerun completes: $sent chunks sent, $present were there from the killed run"
 	ferry restore --repo "$to" "$@" "$idb" --to "$T/cb.img" 2>/dev/null || die "restore big copy"
 	same "$T/big.img" "$T/cb.img" "the point copied after the kill restores byte-identical"

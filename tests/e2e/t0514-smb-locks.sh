@@ -6,6 +6,7 @@
 # is stale.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/smb.sh"
+requires bc
 
 start_smbd
 url=$(smb_url repo)
@@ -14,22 +15,26 @@ ferry init --repo "$url" >/dev/null || die "init"
 make_disk "$T/small.img" 8
 id0=$(ferry backup --repo "$url" "$T/small.img" 2>/dev/null) || die "first backup"
 openssl enc -aes-128-ctr -pass pass:smblock -nosalt -pbkdf2 </dev/zero 2>/dev/null |
-	head -c $((96 << 20)) >"$T/disk.img"
+	head -c $((128 << 20)) >"$T/disk.img"
 
 "$FERRY" backup --repo "$url" --threads 1 "$T/disk.img" >"$T/bk.out" 2>"$T/bk.err" &
 bk=$!
 cleanup_fn "kill -9 $bk"
 for i in $(seq 200); do ls "$L" | grep -q '^s-' && break; sleep 0.05; done
 ls "$L" | grep -q '^s-' || die "the backup holds no shared lock file"
-"$FERRY" gc --repo "$url" >"$T/gc.out" 2>"$T/gc.err" &
+"$FERRY" gc --repo "$url" --json >"$T/gc.out" 2>"$T/gc.err" &
 gc=$!
 cleanup_fn "kill -9 $gc"
-sleep 0.5
-kill -0 $bk 2>/dev/null || die "the backup ended too soon to test the wait"
-kill -0 $gc 2>/dev/null || die "gc did not wait for the running backup: $(cat "$T/gc.err")"
+kill -0 $bk 2>/dev/null || die "the backup ended before gc started: use a larger image"
+while kill -0 $bk 2>/dev/null; do
+	kill -0 $gc 2>/dev/null || die "gc finished while the backup was running: $(cat "$T/gc.err")"
+	sleep 0.05
+done
 wait $bk || die "backup beside gc: $(cat "$T/bk.err")"
 wait $gc || die "gc: $(cat "$T/gc.err")"
-ok "gc waited for the running backup's lock, then ran"
+w=$(grep -o '"wait_seconds":[0-9.]*' "$T/gc.out" | cut -d: -f2)
+[ "$(echo "$w > 0.1" | bc)" = 1 ] || die "gc waited $w s"
+ok "gc waited $w s for the running backup's lock, then ran"
 ferry verify --repo "$url" 2>"$T/v.err" || { cat "$T/v.err"; die "verify after gc"; }
 ok "both points verify after gc"
 [ -z "$(ls "$L")" ] || die "locks left: $(ls "$L")"
