@@ -249,6 +249,10 @@ int smbfs_rename(struct smb *s, const char *from, const char *to)
 	WITH_CTX(s, c, e, {
 		e = LOCKED(int, smbc_getFunctionRename(c)(c, u1, c, u2)) < 0 ? (errno ? errno : EIO) : 0;
 	});
+	/* A retry after a lost answer finds the rename done. */
+	if (e == ENOENT && smbfs_stat(s, from, &st) == -ENOENT &&
+	    smbfs_stat(s, to, &st) == 0)
+		e = 0;
 	return -e;
 }
 
