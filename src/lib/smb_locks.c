@@ -161,6 +161,18 @@ int smb_lock_exclusive(struct ferry_repo *r)
 			break;
 		if (e != -EEXIST)
 			return smbfs_err(s, -e, "create lock", "locks/x");
+		{
+			/* Ours already (a retry after a lost answer)? */
+			char have[200];
+			size_t hl = 0;
+
+			if (smbfs_read(s, "locks/x", have, sizeof(have) - 1, &hl,
+				       -1, 0) == 0) {
+				have[hl] = 0;
+				if (!strcmp(have, text))
+					break;
+			}
+		}
 		if ((e = excl_present(s, &live)) != 0)
 			return e;
 		if (live && (e = wait_a_bit()) != 0)

@@ -268,11 +268,16 @@ int smbfs_write_new(struct smb *s, const char *rel, const void *data,
 
 	smbfs_url_of(s, rel, url, sizeof(url));
 	for (int try = 0;; try++) {
+		/* A retry after a lost answer may find the file made by the
+		 * first try: a temporary name is ours alone, so it is taken
+		 * over; a lock file is left to the lock code to judge. */
+		int fl = O_WRONLY | O_CREAT |
+			 (try && strncmp(rel, "locks/", 6) ? O_TRUNC : O_EXCL);
+
 		if (!(c = smbfs_get_ctx(s)))
 			return -(errno ? errno : ENOMEM);
 		errno = 0;
-		f = LOCKED(SMBCFILE *, smbc_getFunctionOpen(c)(c, url, O_WRONLY | O_CREAT | O_EXCL,
-					    0644));
+		f = LOCKED(SMBCFILE *, smbc_getFunctionOpen(c)(c, url, fl, 0644));
 		if (f)
 			break;
 		e = errno ? errno : EIO;
