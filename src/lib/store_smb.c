@@ -102,7 +102,21 @@ static int conn_error(int e)
 {
 	return e == ECONNRESET || e == ECONNREFUSED || e == ETIMEDOUT ||
 	       e == EPIPE || e == ENOTCONN || e == EIO || e == EHOSTUNREACH ||
-	       e == ENETUNREACH || e == ECONNABORTED;
+	       e == ENETUNREACH || e == ECONNABORTED || e == ENETRESET ||
+	       e == ENETDOWN;
+}
+
+/* Chunk transfers cut by a lost connection are tried again RETRIES
+ * times, after 0.5 s, then 1 s (a server restarting, a link flapping). */
+#define RETRIES 2
+
+/* Sleep before retry TRY+1; nonzero when cancelled instead. */
+static int retry_pause(int try)
+{
+	struct timespec ts = { try ? 1 : 0, try ? 0 : 500 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+	return atomic_load(&ferry_cancelled);
 }
 
 /* Give a context back; E is the errno of its last call (0: fine). */
@@ -151,6 +165,8 @@ int smbfs_err(struct smb *s, int e, const char *what, const char *name)
 	case EPIPE:
 	case ENOTCONN:
 	case ECONNABORTED:
+	case ENETRESET:
+	case ENETDOWN:
 		return ferry_error(FERRY_E_NET, "%s %s on %s: %s (SMB server unreachable or gone)",
 				   what, name, s->shown, strerror(e));
 	case ENOSPC:
@@ -539,9 +555,14 @@ static int smb_put_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
 
 	chunk_rel(h, rel);
 	snprintf(dir, sizeof(dir), "%.9s", rel);
-	tmp_name(s, dir, tmp, sizeof(tmp));
-	if ((e = smbfs_write_new(s, tmp, data, len, -1)) != 0)
-		return smbfs_err(s, -e, "write chunk", rel + 10);
+	for (int try = 0;; try++) {
+		tmp_name(s, dir, tmp, sizeof(tmp));
+		if ((e = smbfs_write_new(s, tmp, data, len, -1)) == 0)
+			break;
+		/* A connection lost mid-file: again, over a new one. */
+		if (try == RETRIES || !conn_error(-e) || retry_pause(try))
+			return smbfs_err(s, -e, "write chunk", rel + 10);
+	}
 	e = smbfs_rename(s, tmp, rel);
 	if (e == -EEXIST) {
 		smbfs_unlink(s, tmp);
@@ -565,7 +586,11 @@ static int smb_get_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN],
 	int e;
 
 	chunk_rel(h, rel);
-	e = smbfs_read(S(r), rel, buf, cap, len, -1, 0);
+	for (int try = 0;; try++) {
+		e = smbfs_read(S(r), rel, buf, cap, len, -1, 0);
+		if (!e || try == RETRIES || !conn_error(-e) || retry_pause(try))
+			break;
+	}
 	if (e == -ENOENT)
 		return ferry_error(FERRY_E_MISSING, "chunk %s is missing", rel + 10);
 	if (e == -EFBIG)

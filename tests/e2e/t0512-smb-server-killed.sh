@@ -3,7 +3,11 @@
 # the backup fails cleanly (one "ferry:" error line, no point committed),
 # the earlier point still restores; smbd restarted on the same port, the
 # next backup succeeds and reuses the chunks uploaded before the kill.
+# Then a link to the server that breaks every 16 MB (RST, through
+# tests/tools/faultproxy): each cut chunk transfer is tried again over a
+# new connection and the backup completes.
 . "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/remote.sh"
 . "$(dirname "$0")/smb.sh"
 
 start_smbd
@@ -46,3 +50,13 @@ ferry restore --repo "$url" disk.img --to "$T/r1.img" 2>/dev/null || die "restor
 same "$T/disk.img" "$T/r1.img" "the new point restores byte-identical"
 ferry verify --repo "$url" 2>"$T/v.err" || { cat "$T/v.err"; die "verify"; }
 ok "verify passes"
+
+start_proxy cut "$smb_port" --cut-every 16000000 --mode rst
+curl=smb://127.0.0.1:$cut_port/backup/cut
+ferry init --repo "$curl" >/dev/null || die "init through the proxy"
+ferry backup --repo "$curl" -q "$T/disk.img" >/dev/null 2>"$T/cut.err" ||
+	{ cat "$T/cut.err"; die "backup over a link cut every 16 MB"; }
+cuts=$(proxy_stat cut cuts)
+[ "$cuts" -ge 4 ] || die "only $cuts cuts"
+ferry restore --repo "$(smb_url cut)" disk.img --to "$T/r3.img" 2>/dev/null || die "restore cut"
+same "$T/disk.img" "$T/r3.img" "a backup over a link cut $cuts times completes and restores byte-identical"
