@@ -42,6 +42,23 @@ int ferry_chunk_check(const uint8_t *in, size_t len, uint32_t *raw_len);
 int ferry_chunk_header(const uint8_t *in, size_t len, uint32_t *raw_len,
 		       uint32_t *stored_len, int *codec);
 void ferry_sha256(const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN]);
+/* Encryption at rest (seal.h): a codec context for repository R that
+ * seals and keys ids when R is encrypted (NULL with FERRY_E_KEY when R is
+ * encrypted and locked); a block's id, SHA-256 or HMAC-SHA-256 with the id
+ * key; whether a stored chunk is the sealed form. */
+struct ferry_repo;
+struct ferry_keys;
+struct ferry_codec_ctx *ferry_codec_ctx_for(const struct ferry_repo *r,
+					    int codec, int level);
+int ferry_codec_ctx_set_keys(struct ferry_codec_ctx *c,
+			     const struct ferry_keys *k);
+int ferry_chunk_id(struct ferry_codec_ctx *c, const void *buf, size_t len,
+		   uint8_t out[FERRY_HASH_LEN]);
+int ferry_chunk_is_sealed(const uint8_t *in, size_t len);
+/* The largest stored chunk header (sealed form). */
+#define FERRY_CHUNK_HDR_MAX 36
+/* FERRY_E_KEY unless R is unencrypted or unlocked. */
+int ferry_repo_need_key(const struct ferry_repo *r);
 
 /* ---- the repository store (repo.c, store_local.c) -------------------- */
 
@@ -59,6 +76,10 @@ struct ferry_repo {
 	/* The config file as read (NUL-terminated), for keys that backends
 	 * and features add: see ferry_repo_config(). */
 	char *config_text;
+	/* Encryption at rest (seal.h): set when the config names the
+	 * feature; KEYS once ferry_repo_unlock() opened the wrapped key. */
+	int encrypted;
+	struct ferry_keys *keys;
 };
 
 typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],

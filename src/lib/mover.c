@@ -839,6 +839,12 @@ static int open_repos(struct mover *m)
 			return FERRY_E_NOMEM;
 		if ((e = ferry_repo_open(spec, &r->repo)) != 0)
 			return e;
+		/* A mover holds no key: it could store sealed chunks, but not
+		 * seal the manifests it writes (docs/encryption.md). */
+		if (ferry_repo_encrypted(r->repo))
+			return ferry_error(FERRY_E_INVAL,
+					   "%s is encrypted: a mover does not serve encrypted repositories yet (back up to it locally)",
+					   spec);
 		if ((e = msess_repo_open(r)) != 0)
 			return e;
 	}

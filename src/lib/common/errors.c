@@ -28,6 +28,7 @@ static const char *const names[] = {
 	[16] = "authentication refused",
 	[17] = "protocol error",
 	[18] = "timed out",
+	[19] = "wrong passphrase or no key",
 };
 
 const char *ferry_strerror(int err)
