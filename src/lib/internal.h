@@ -59,6 +59,18 @@ int ferry_chunk_is_sealed(const uint8_t *in, size_t len);
 #define FERRY_CHUNK_HDR_MAX 36
 /* FERRY_E_KEY unless R is unencrypted or unlocked. */
 int ferry_repo_need_key(const struct ferry_repo *r);
+/* The lines a source needs to open R's key ("features = encryption" and
+ * the key lines; empty for a plain repository), for the mover's KEYS;
+ * and the client's side: take them as R's config (R is then encrypted). */
+int ferry_repo_key_text(const struct ferry_repo *r, char *buf, size_t cap,
+			size_t *len);
+int ferry_repo_key_text_take(struct ferry_repo *r, const char *text,
+			     size_t len);
+/* Check the framing of a sealed manifest file of LEN bytes whose first
+ * bytes are HEAD (at least 32) for point ID of NBLOCKS blocks, without
+ * the key (what a mover can check). */
+int ferry_sealed_manifest_check(const uint8_t *head, uint64_t len,
+				const char *id, uint64_t nblocks);
 
 /* ---- the repository store (repo.c, store_local.c) -------------------- */
 
@@ -227,6 +239,11 @@ int ferry_mwriter_add(struct ferry_mwriter *w, int kind,
 /* Writes the footer with the stats in P, syncs chunks, commits. */
 int ferry_mwriter_commit(struct ferry_mwriter *w, const struct ferry_point *p);
 void ferry_mwriter_free(struct ferry_mwriter *w); /* aborts if uncommitted */
+/* The same manifest written to the caller's FD (a remote source builds
+ * an encrypted repository's sealed manifest this way); commit then only
+ * finishes the file: no sync, no point made, FD stays open. */
+int ferry_mwriter_begin_fd(struct ferry_repo *r, const struct ferry_point *p,
+			   int fd, struct ferry_mwriter **out);
 
 struct ferry_mreader;
 /* Open and fully check a manifest (checksum first), then stream entries. */

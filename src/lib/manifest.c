@@ -41,6 +41,38 @@ static void seg_aad(const uint8_t *fhdr, uint64_t i, int final, uint8_t *aad)
 }
 #define SEG_AAD (FERRY_SMANIFEST_HDR + 9)
 
+int ferry_sealed_manifest_check(const uint8_t *head, uint64_t len,
+				const char *id, uint64_t nblocks)
+{
+	uint8_t pid[8];
+	uint64_t body, full, rem, plain, fixed;
+
+	if (len < FERRY_SMANIFEST_HDR + FERRY_TAG_LEN + 1 ||
+	    memcmp(head, FERRY_SMANIFEST_MAGIC, 4) ||
+	    ferry_le32(head + 4) != FERRY_SMANIFEST_VERSION ||
+	    ferry_le32(head + 8) != FERRY_SMANIFEST_SEG)
+		return ferry_error(FERRY_E_PROTO,
+				   "sealed manifest of point %s has a bad header", id);
+	if (ferry_hex_decode(id, pid, sizeof(pid)) || memcmp(pid, head + 12, 8))
+		return ferry_error(FERRY_E_PROTO,
+				   "sealed manifest names another point than %s", id);
+	body = len - FERRY_SMANIFEST_HDR;
+	full = body / (IOBUF + FERRY_TAG_LEN);
+	rem = body % (IOBUF + FERRY_TAG_LEN);
+	if (rem && rem <= FERRY_TAG_LEN)
+		return ferry_error(FERRY_E_PROTO, "sealed manifest of point %s is cut short", id);
+	plain = full * IOBUF + (rem ? rem - FERRY_TAG_LEN : 0);
+	/* header (48 fixed bytes, three u16 lengths, up to the header
+	 * limit), the entries, the footer */
+	fixed = nblocks * FERRY_ENTRY_LEN + FERRY_MANIFEST_FOOTER;
+	if (plain < fixed + 54 || plain > fixed + FERRY_MANIFEST_HEADER_MAX)
+		return ferry_error(FERRY_E_PROTO,
+				   "sealed manifest of point %s has %llu bytes for %llu blocks",
+				   id, (unsigned long long)len,
+				   (unsigned long long)nblocks);
+	return 0;
+}
+
 static int bs_valid(uint32_t bs)
 {
 	return bs >= FERRY_BLOCK_MIN && bs <= FERRY_BLOCK_MAX &&
@@ -208,6 +240,7 @@ struct ferry_mwriter {
 	uint64_t seg;
 	uint8_t *sbuf;
 	EVP_CIPHER_CTX *cc;
+	int external; /* writes to a caller's fd (ferry_mwriter_begin_fd) */
 };
 
 /* Write the buffer (a sealed segment when the repository is encrypted;
@@ -266,8 +299,23 @@ static int mw_put(struct ferry_mwriter *w, const void *p, size_t n)
 	return 0;
 }
 
+static int mw_begin(struct ferry_repo *r, const struct ferry_point *p,
+		    int ext_fd, struct ferry_mwriter **out);
+
 int ferry_mwriter_begin(struct ferry_repo *r, const struct ferry_point *p,
 			struct ferry_mwriter **out)
+{
+	return mw_begin(r, p, -1, out);
+}
+
+int ferry_mwriter_begin_fd(struct ferry_repo *r, const struct ferry_point *p,
+			   int fd, struct ferry_mwriter **out)
+{
+	return mw_begin(r, p, fd, out);
+}
+
+static int mw_begin(struct ferry_repo *r, const struct ferry_point *p,
+		    int ext_fd, struct ferry_mwriter **out)
 {
 	struct ferry_mwriter *w = calloc(1, sizeof(*w));
 	uint8_t hdr[FERRY_MANIFEST_HEADER_MAX];
@@ -308,8 +356,12 @@ int ferry_mwriter_begin(struct ferry_repo *r, const struct ferry_point *p,
 		if ((e = ferry_random(w->fhdr + 20, FERRY_NONCE_LEN)) != 0)
 			goto fail;
 	}
-	if ((e = r->ops->point_create(r, p->id, &w->fd, &w->tmp)) != 0)
+	if (ext_fd >= 0) {
+		w->fd = ext_fd;
+		w->external = 1;
+	} else if ((e = r->ops->point_create(r, p->id, &w->fd, &w->tmp)) != 0) {
 		goto fail;
+	}
 	if (w->sealed && (e = ferry_write_all(w->fd, w->fhdr, sizeof(w->fhdr))) != 0) {
 		e = ferry_error(ferry_errno_code(-e, FERRY_E_IO),
 				"write manifest %s: %s", w->id, strerror(-e));
@@ -365,6 +417,10 @@ int ferry_mwriter_commit(struct ferry_mwriter *w, const struct ferry_point *p)
 	if ((e = mw_put(w, foot, FERRY_HASH_LEN)) != 0 ||
 	    (e = mw_flush(w, 1)) != 0)
 		return e;
+	if (w->external) {
+		w->committed = 1;
+		return 0;
+	}
 	/* Invariant 1: every chunk the manifest names is durable first. */
 	if ((e = w->repo->ops->sync_chunks(w->repo)) != 0)
 		return e;
@@ -379,7 +435,7 @@ void ferry_mwriter_free(struct ferry_mwriter *w)
 {
 	if (!w)
 		return;
-	if (w->fd >= 0)
+	if (w->fd >= 0 && !w->external)
 		w->repo->ops->point_abort(w->repo, w->fd, w->tmp);
 	EVP_MD_CTX_free(w->md);
 	EVP_CIPHER_CTX_free(w->cc);

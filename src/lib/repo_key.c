@@ -180,3 +180,59 @@ int ferry_repo_change_passphrase(struct ferry_repo *r, const char *newpass,
 	r->config_text = text;
 	return 0;
 }
+
+int ferry_repo_key_text(const struct ferry_repo *r, char *buf, size_t cap,
+			size_t *len)
+{
+	size_t used = 0;
+	int n;
+
+	*len = 0;
+	if (!r->encrypted)
+		return 0;
+	n = snprintf(buf, cap, "features = %s\n", FERRY_FEATURE_ENCRYPTION);
+	if (n < 0 || (size_t)n >= cap)
+		return ferry_error(FERRY_E_INVAL, "key lines do not fit");
+	used = (size_t)n;
+	for (const char *l = r->config_text ? r->config_text : ""; *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t k = nl ? (size_t)(nl - l) : strlen(l);
+
+		if (is_key_line(l, k)) {
+			if (used + k + 1 >= cap)
+				return ferry_error(FERRY_E_INVAL, "key lines do not fit");
+			memcpy(buf + used, l, k);
+			used += k;
+			buf[used++] = '\n';
+		}
+		if (!nl)
+			break;
+		l = nl + 1;
+	}
+	*len = used;
+	return 0;
+}
+
+int ferry_repo_key_text_take(struct ferry_repo *r, const char *text, size_t len)
+{
+	struct ferry_keyfile kf;
+	char *t;
+	int e;
+
+	if (!len)
+		return 0;
+	if (!(t = malloc(len + 1)))
+		return FERRY_E_NOMEM;
+	memcpy(t, text, len);
+	t[len] = 0;
+	if (strlen(t) != len || !strstr(t, "features = " FERRY_FEATURE_ENCRYPTION) ||
+	    (e = ferry_keyfile_parse(t, &kf)) != 0) {
+		free(t);
+		return ferry_error(FERRY_E_PROTO,
+				   "the mover's key lines for %s are malformed", r->path);
+	}
+	free(r->config_text);
+	r->config_text = t;
+	r->encrypted = 1;
+	return 0;
+}
