@@ -10,8 +10,8 @@
 export FERRY_KDF_LOG_N=10 FERRY_PASSWORD=pw
 seed=${FERRY_SEED:-1}
 RANDOM=$seed
-sample=${FERRY_TAMPER_SAMPLE:-40}
-asan_tier && sample=20
+sample=${FERRY_TAMPER_SAMPLE:-24}
+asan_tier && sample=8
 repo=$T/repo bs=65536
 ferry init --repo "$repo" --encrypt --block-size 64K >/dev/null || die "init"
 truncate -s 512K "$T/a.img" "$T/b.img"
