@@ -5,7 +5,9 @@
 # restore byte-identical), points, info and verify work over ferry://;
 # the mover's files (chunks, points, sessions) hold no marker, name or
 # source path; a wrong passphrase fails at the source with exit 5;
-# --verify-chunks is refused for an encrypted repository (no key).
+# --verify-chunks is refused for an encrypted repository (no key); a
+# link cut every 3 MB (fault proxy, RST) resumes the encrypted session
+# (the sealed manifest is sent again after a cut) and restores.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/remote.sh"
 
@@ -56,8 +58,22 @@ for f in "$T"/repo/points/*; do [ "$(head -c 4 "$f")" = FMAE ] || die "$f is not
 for f in $(find "$T/repo/chunks" -type f | head -50); do [ "$(head -c 4 "$f")" = FCE1 ] || die "$f is not sealed"; done
 ok "the mover's repository holds only sealed chunks and manifests, no marker, name or path"
 
+# A link that breaks every 3 MB: resumes, the sealed manifest goes again.
+[ -x "$PROXY" ] || die "build/tools/faultproxy is needed (make build/tools/faultproxy)"
+openssl enc -aes-128-ctr -pass pass:cutenc -nosalt -pbkdf2 </dev/zero 2>/dev/null |
+	head -c $((24 << 20)) >"$T/cut.img"
+start_proxy xc "$m_port" --cut-every 3000000 --mode rst
+json=$(ferry backup --repo "ferry://127.0.0.1:$xc_port/repo" $(src_tls) --retry 60 --json \
+	--name cut "$T/cut.img" 2>"$T/cut.err") || { cat "$T/cut.err" "$T/m.log"; die "backup through cuts"; }
+cuts=$(proxy_stat xc cuts)
+[ "$cuts" -ge 3 ] || die "only $cuts cuts"
+[ "$(json_num "$json" resumes)" -ge 1 ] || die "no resume counted: $json"
+stop_pid "$xc_pid"
+ferry restore --repo "$url" $(src_tls) cut --to "$T/cut-r.img" 2>/dev/null || die "restore after cuts"
+same "$T/cut.img" "$T/cut-r.img" "encrypted backup through $cuts link cuts resumes and restores byte-identical"
+
 FERRY_PASSWORD=wrong expect_fail 5 ferry backup --repo "$url" $(src_tls) --quiet "$T/disk.img"
 one_error_line "wrong passphrase"
-[ "$(ls "$T/repo/points" | wc -l)" = 2 ] || die "a wrong passphrase made a point"
+[ "$(ls "$T/repo/points" | wc -l)" = 3 ] || die "a wrong passphrase made a point"
 ok "a wrong passphrase at the source: exit 5, nothing sent"
 finish_movers
