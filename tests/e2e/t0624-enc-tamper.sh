@@ -11,7 +11,10 @@ export FERRY_KDF_LOG_N=10 FERRY_PASSWORD=pw
 seed=${FERRY_SEED:-1}
 RANDOM=$seed
 sample=${FERRY_TAMPER_SAMPLE:-24}
-asan_tier && sample=8
+step=1
+# The ASan tier (an instrumented binary, ~5x slower) takes every third
+# header and tag byte.
+asan_tier && sample=8 step=3
 repo=$T/repo bs=65536
 ferry init --repo "$repo" --encrypt --block-size 64K >/dev/null || die "init"
 truncate -s 512K "$T/a.img" "$T/b.img"
@@ -67,14 +70,14 @@ check_flip() { # FILE OFFSET: flip, verify fails, restore of a fails naming it, 
 chunks=("${!block_of[@]}")
 c0=${chunks[0]}
 size=$(stat -c %s "$c0")
-for ((o = 0; o < 36; o++)); do check_flip "$c0" $o; done
-for ((o = size - 16; o < size; o++)); do check_flip "$c0" $o; done
-ok "every header byte (36) and every tag byte (16) of a sealed chunk: detected and named"
+for ((o = 0; o < 36; o += step)); do check_flip "$c0" $o; done
+for ((o = size - 16; o < size; o += step)); do check_flip "$c0" $o; done
+ok "every header byte (36) and every tag byte (16) of a sealed chunk (step $step): detected and named"
 man=$repo/points/$ida
 msize=$(stat -c %s "$man")
-for ((o = 0; o < 32; o++)); do check_flip "$man" $o; done
-for ((o = msize - 16; o < msize; o++)); do check_flip "$man" $o; done
-ok "every header byte (32) and tag byte (16) of a sealed manifest: detected, the point named"
+for ((o = 0; o < 32; o += step)); do check_flip "$man" $o; done
+for ((o = msize - 16; o < msize; o += step)); do check_flip "$man" $o; done
+ok "every header byte (32) and tag byte (16) of a sealed manifest (step $step): detected, the point named"
 for ((i = 0; i < sample; i++)); do
 	if ((i % 4 == 0)); then f=$man; else f=${chunks[$((RANDOM % ${#chunks[@]}))]}; fi
 	check_flip "$f" $(rnd "$(stat -c %s "$f")")
