@@ -38,7 +38,7 @@ export FERRY_PASSWORD='tr0ub4dor&3'
 ferry verify --repo "$repo" >/dev/null 2>&1 || die "verify"
 ok "verify reads and checks every sealed chunk and manifest"
 [ "$(point_ids "$repo" | wc -l)" = 2 ] || die "points does not list two points"
-ferry info --repo "$repo" >/dev/null || die "info"
+ferry info --repo "$repo" --json | grep -q "\"encrypted\":true" || die "info does not say encrypted"
 ok "points and info open the sealed manifests"
 
 ferry forget --repo "$repo" --keep-last 1 >/dev/null || die "forget"
