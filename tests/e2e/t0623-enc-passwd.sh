@@ -35,25 +35,29 @@ ok "verify passes with the new passphrase; no temporary left"
 # The prompt: on a terminal, without echo, asked twice on init.
 if command -v tmux >/dev/null; then
 	sock=$T/tmux.sock
-	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD FERRY_KDF_LOG_N=12 $FERRY init --repo $T/prompted --encrypt; echo EXIT=\$?; sleep 30"
+	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD FERRY_KDF_LOG_N=12 $FERRY init --repo $T/prompted --encrypt; echo EXIT=\$?; sleep 30" ||
+		die "tmux did not start"
 	cleanup_fn tmux -S "$sock" kill-server
-	for ((i = 0; i < 50; i++)); do tmux -S "$sock" capture-pane -p | grep -q 'passphrase:' && break; sleep 0.1; done
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'passphrase:' && break; sleep 0.1; done
 	tmux -S "$sock" send-keys 'typed-secret' Enter
-	for ((i = 0; i < 50; i++)); do tmux -S "$sock" capture-pane -p | grep -q 'again' && break; sleep 0.1; done
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'again' && break; sleep 0.1; done
 	tmux -S "$sock" send-keys 'typed-secret' Enter
-	for ((i = 0; i < 50; i++)); do tmux -S "$sock" capture-pane -p | grep -q 'EXIT=' && break; sleep 0.1; done
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'EXIT=' && break; sleep 0.1; done
 	tmux -S "$sock" capture-pane -p >"$T/pane"
 	grep -q 'EXIT=0' "$T/pane" || { cat "$T/pane"; die "init on the prompt failed"; }
 	grep -q 'typed-secret' "$T/pane" && { cat "$T/pane"; die "the passphrase was echoed"; }
 	FERRY_PASSWORD=typed-secret ferry points --repo "$T/prompted" >/dev/null || die "prompted passphrase does not open"
 	ok "init --encrypt on a terminal: asked twice, not echoed, and it opens the repository"
 	tmux -S "$sock" kill-server
-	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD $FERRY init --repo $T/prompted2 --encrypt; echo EXIT=\$?; sleep 30"
-	for ((i = 0; i < 50; i++)); do tmux -S "$sock" capture-pane -p | grep -q 'passphrase:' && break; sleep 0.1; done
+	sock=$T/tmux2.sock
+	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD $FERRY init --repo $T/prompted2 --encrypt; echo EXIT=\$?; sleep 30" ||
+		die "tmux did not start"
+	cleanup_fn tmux -S "$sock" kill-server
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'passphrase:' && break; sleep 0.1; done
 	tmux -S "$sock" send-keys 'one' Enter
-	for ((i = 0; i < 50; i++)); do tmux -S "$sock" capture-pane -p | grep -q 'again' && break; sleep 0.1; done
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'again' && break; sleep 0.1; done
 	tmux -S "$sock" send-keys 'two' Enter
-	for ((i = 0; i < 50; i++)); do tmux -S "$sock" capture-pane -p | grep -q 'EXIT=' && break; sleep 0.1; done
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'EXIT=' && break; sleep 0.1; done
 	tmux -S "$sock" capture-pane -p | grep -q 'EXIT=2' || die "two different entries did not refuse"
 	[ ! -e "$T/prompted2/config" ] || die "a repository was made from two different entries"
 	ok "two different entries: refused (exit 2), nothing created"
