@@ -46,12 +46,14 @@ static int read_file(const char *path, char *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-/* Ask on the terminal with echo off. */
+/* Ask on the terminal with echo off: 0, -1 without a terminal, -2 when
+ * a signal (Ctrl-C) interrupted the prompt (echo is restored). */
 static int ask(const char *prompt, char *buf, size_t cap, size_t *len)
 {
 	struct termios old, quiet;
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY), echo_off = 0;
 	size_t n = 0;
+	int rc = 0;
 	char c;
 
 	if (fd < 0)
@@ -68,8 +70,11 @@ static int ask(const char *prompt, char *buf, size_t cap, size_t *len)
 	for (;;) {
 		ssize_t r = read(fd, &c, 1);
 
-		if (r < 0 && errno == EINTR)
-			continue;
+		if (r < 0 && errno == EINTR) {
+			rc = -2; /* SIGINT, SIGTERM or SIGHUP: give up */
+			n = 0;
+			break;
+		}
 		if (r <= 0 || c == '\n' || c == '\r')
 			break;
 		if (n < cap - 1)
@@ -83,7 +88,7 @@ static int ask(const char *prompt, char *buf, size_t cap, size_t *len)
 	}
 	close(fd);
 	*len = n;
-	return 0;
+	return rc;
 }
 
 int cli_passphrase(const char *file, const char *env, const char *what,
@@ -102,7 +107,12 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 		*len = strlen(buf);
 	} else {
 		snprintf(prompt, sizeof(prompt), "%s: ", what);
-		if (ask(prompt, buf, cap, len) < 0) {
+		if ((e = ask(prompt, buf, cap, len)) == -2) {
+			explicit_bzero(buf, cap);
+			fprintf(stderr, "ferry: interrupted at the passphrase prompt\n");
+			return EXIT_INTERRUPTED;
+		}
+		if (e < 0) {
 			fprintf(stderr,
 				"ferry: %s needed and no terminal to ask on: use --password-file FILE or set %s\n",
 				what, env ? env : "FERRY_PASSWORD");
@@ -110,8 +120,13 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 		}
 		if (confirm) {
 			snprintf(prompt, sizeof(prompt), "%s (again): ", what);
-			if (ask(prompt, again, sizeof(again), &alen) < 0 ||
-			    alen != *len || memcmp(again, buf, alen)) {
+			if ((e = ask(prompt, again, sizeof(again), &alen)) == -2) {
+				explicit_bzero(again, sizeof(again));
+				explicit_bzero(buf, cap);
+				fprintf(stderr, "ferry: interrupted at the passphrase prompt\n");
+				return EXIT_INTERRUPTED;
+			}
+			if (e < 0 || alen != *len || memcmp(again, buf, alen)) {
 				explicit_bzero(again, sizeof(again));
 				fprintf(stderr, "ferry: the two passphrases differ\n");
 				return EXIT_USAGE;
