@@ -61,6 +61,20 @@ if command -v tmux >/dev/null; then
 	tmux -S "$sock" capture-pane -p | grep -q 'EXIT=2' || die "two different entries did not refuse"
 	[ ! -e "$T/prompted2/config" ] || die "a repository was made from two different entries"
 	ok "two different entries: refused (exit 2), nothing created"
+	tmux -S "$sock" kill-server
+	sock=$T/tmux3.sock
+	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD $FERRY init --repo $T/prompted3 --encrypt; echo EXIT=\$?; stty -a | grep -o ' echo '; sleep 30" ||
+		die "tmux did not start"
+	cleanup_fn tmux -S "$sock" kill-server
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'passphrase:' && break; sleep 0.1; done
+	tmux -S "$sock" send-keys 'half'
+	tmux -S "$sock" send-keys C-c
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'EXIT=' && break; sleep 0.1; done
+	tmux -S "$sock" capture-pane -p >"$T/pane3"
+	grep -q 'EXIT=130' "$T/pane3" || { cat "$T/pane3"; die "Ctrl-C at the prompt did not exit 130"; }
+	grep -q '^ echo' "$T/pane3" || { cat "$T/pane3"; die "echo was not restored after Ctrl-C"; }
+	[ ! -e "$T/prompted3/config" ] || die "a repository was made after Ctrl-C"
+	ok "Ctrl-C at the prompt: exit 130, terminal echo restored, nothing created"
 else
 	ok "(tmux not installed: prompt not exercised)"
 fi
