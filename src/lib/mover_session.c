@@ -855,11 +855,20 @@ out:
  * mover cannot open it; it checks the framing (header, point id, a
  * length that fits the block count) and commits it as it commits its
  * own manifests. */
-#define SEALED_MAX (1ull << 30)
-
 static uint64_t sealed_off(const struct msess *s)
 {
 	return s->entries_off + s->p.nblocks * FERRY_ENTRY_LEN;
+}
+
+/* The largest sealed manifest a point of this many blocks can have: the
+ * file header, the plaintext (header, entries, footer) and one tag per
+ * 64 KiB segment.  Nothing larger is stored. */
+static uint64_t sealed_max(const struct msess *s)
+{
+	uint64_t plain = FERRY_MANIFEST_HEADER_MAX + s->p.nblocks * FERRY_ENTRY_LEN +
+			 FERRY_MANIFEST_FOOTER;
+
+	return 32 + plain + (plain / (64u << 10) + 1) * 16;
 }
 
 int msess_sealed(struct mconn *mc, const uint8_t *pl, size_t n)
@@ -876,9 +885,11 @@ int msess_sealed(struct mconn *mc, const uint8_t *pl, size_t n)
 	ferry_rd_init(&rd, pl, n);
 	if (ferry_rd_u64(&rd, &off) || !rd.left)
 		return ferry_error(FERRY_E_PROTO, "malformed SEALED message");
-	if (off > SEALED_MAX || rd.left > SEALED_MAX - off)
-		return ferry_error(FERRY_E_PROTO, "sealed manifest larger than %llu bytes",
-				   (unsigned long long)SEALED_MAX);
+	if (off > sealed_max(s) || rd.left > sealed_max(s) - off)
+		return ferry_error(FERRY_E_PROTO,
+				   "sealed manifest larger than %llu bytes, the most %llu blocks need",
+				   (unsigned long long)sealed_max(s),
+				   (unsigned long long)s->p.nblocks);
 	if ((e = ferry_pwrite_all(s->fd, rd.p, rd.left,
 				  (off_t)(sealed_off(s) + off))) != 0)
 		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
