@@ -37,6 +37,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_files(int argc, char **argv);
 int cmd_mover(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 
 /* Encryption at rest (passphrase.c): --password-file FILE is taken out

@@ -5,6 +5,7 @@
 #include <lz4.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <zstd.h>
@@ -139,6 +140,23 @@ int ferry_chunk_id(struct ferry_codec_ctx *c, const void *buf, size_t len,
 	if (EVP_MAC_init(c->mac, NULL, 0, NULL) != 1 ||
 	    EVP_MAC_update(c->mac, buf, len) != 1 ||
 	    EVP_MAC_final(c->mac, out, &ol, FERRY_HASH_LEN) != 1 ||
+	    ol != FERRY_HASH_LEN)
+		return ferry_error(FERRY_E_IO, "HMAC-SHA-256 failed");
+	return 0;
+}
+
+int ferry_repo_block_id(const struct ferry_repo *r, const void *buf,
+			size_t len, uint8_t out[FERRY_HASH_LEN])
+{
+	unsigned int ol = 0;
+
+	if (!r || !r->keys) {
+		if (r && r->encrypted)
+			return ferry_repo_need_key(r);
+		ferry_sha256(buf, len, out);
+		return 0;
+	}
+	if (!HMAC(EVP_sha256(), r->keys->id, FERRY_KEY_LEN, buf, len, out, &ol) ||
 	    ol != FERRY_HASH_LEN)
 		return ferry_error(FERRY_E_IO, "HMAC-SHA-256 failed");
 	return 0;

@@ -55,6 +55,9 @@ int ferry_codec_ctx_set_keys(struct ferry_codec_ctx *c,
 int ferry_chunk_id(struct ferry_codec_ctx *c, const void *buf, size_t len,
 		   uint8_t out[FERRY_HASH_LEN]);
 int ferry_chunk_is_sealed(const uint8_t *in, size_t len);
+/* A block's id in repository R without a codec context (one-shot). */
+int ferry_repo_block_id(const struct ferry_repo *r, const void *buf,
+			size_t len, uint8_t out[FERRY_HASH_LEN]);
 /* The largest stored chunk header (sealed form). */
 #define FERRY_CHUNK_HDR_MAX 36
 /* FERRY_E_KEY unless R is unencrypted or unlocked. */
