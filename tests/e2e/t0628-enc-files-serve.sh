@@ -2,7 +2,10 @@
 # The other readers of an encrypted repository: `ferry files ls/get` read
 # an ext4 file system out of a sealed point, and `ferry serve` exports a
 # sealed point over NBD (instant recovery); both byte-identical to the
-# source; a wrong passphrase stops both before they serve anything.
+# source; a wrong passphrase stops both before they serve anything.  A
+# quick rollback (restore --changed-only into a file and into qcow2:)
+# recognises unchanged blocks by their keyed ids and writes only the
+# changed ones.
 . "$(dirname "$0")/functions.sh"
 requires mkfs.ext4 nbdcopy
 
@@ -39,3 +42,23 @@ kill "$spid"; wait "$spid" || die "serve exited $? on SIGTERM"
 FERRY_PASSWORD=nope expect_fail 5 ferry serve --repo "$T/repo" "$id" --nbd "unix:$T/nbd2.sock"
 [ ! -e "$T/nbd2.sock" ] || die "serve listened with a wrong passphrase"
 ok "serve with a wrong passphrase: exit 5, no socket"
+
+# Quick rollback: the target's blocks are hashed with the id key.
+num() { echo "$1" | grep -o "\"$2\":[0-9]*" | cut -d: -f2; }
+cp "$T/fs.img" "$T/roll.img"
+printf 'changed' | dd of="$T/roll.img" bs=1 seek=$((5 << 20)) conv=notrunc status=none
+json=$(ferry restore --repo "$T/repo" "$id" --to "$T/roll.img" --changed-only --json 2>/dev/null) ||
+	die "restore --changed-only"
+same "$T/fs.img" "$T/roll.img" "changed-only restore into a file"
+[ "$(num "$json" bytes_unchanged)" -ge $((20 << 20)) ] && [ "$(num "$json" blocks_written)" -le 2 ] ||
+	die "changed-only did not recognise unchanged blocks: $json"
+ok "changed-only into a file: unchanged blocks recognised by keyed id ($json)"
+if command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && command -v qemu-nbd >/dev/null; then
+	qemu-img convert -q -f raw -O qcow2 "$T/fs.img" "$T/roll.qcow2" || die "qemu-img convert"
+	qemu-io -f qcow2 -c "write -P 0x5a 7M 64k" "$T/roll.qcow2" >/dev/null || die "qemu-io"
+	json=$(ferry restore --repo "$T/repo" "$id" --to "qcow2:$T/roll.qcow2" --changed-only --json 2>/dev/null) ||
+		die "restore --changed-only into qcow2"
+	qemu-img compare -q -f qcow2 -F raw "$T/roll.qcow2" "$T/fs.img" || die "qcow2 differs from the point"
+	[ "$(num "$json" blocks_written)" -le 2 ] || die "qcow2 rollback wrote too much: $json"
+	ok "changed-only into qcow2: equal to the point, only the changed block written ($json)"
+fi
