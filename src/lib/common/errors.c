@@ -28,7 +28,8 @@ static const char *const names[] = {
 	[16] = "authentication refused",
 	[17] = "protocol error",
 	[18] = "timed out",
-	[19] = "wrong passphrase or no key",
+	[19] = "protected until its expiry (hardened repository)",
+	[20] = "wrong passphrase or no key",
 };
 
 const char *ferry_strerror(int err)
