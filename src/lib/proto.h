@@ -45,7 +45,7 @@ enum ferry_msg {
 	FM_END = 45, FM_POINT_STATS = 46, FM_POINT_INFO = 47,
 	/* encryption at rest (docs/encryption.md): the repository's key
 	 * lines, and a sealed manifest the source uploads in a session */
-	FM_KEYS = 48, FM_KEYS_R = 49, FM_SEALED = 29,
+	FM_KEYS = 50, FM_KEYS_R = 51, FM_SEALED = 29,
 };
 #define FERRY_KEYS_MAX 2048 /* bytes of key lines in KEYS_R */
 const char *ferry_msg_name(unsigned type);
