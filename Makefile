@@ -19,7 +19,8 @@ DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev 
 	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent bc \
 	libfuse3-dev fuse3 libsmbclient-dev samba smbclient libcurl4-openssl-dev \
 	libmicrohttpd-dev libjson-c-dev libsodium-dev libsqlite3-dev libpq-dev \
-	postgresql ceph-mon ceph-osd radosgw ceph-common attr
+	postgresql ceph-mon ceph-osd radosgw ceph-common attr \
+	tmux
 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
