@@ -36,6 +36,14 @@ int cmd_serve(int argc, char **argv);
 int cmd_files(int argc, char **argv);
 int cmd_mover(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+/* The backup server and its clients (src/server/). */
+int cmd_server(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
+int cmd_repo_srv(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_session(int argc, char **argv);
+int cmd_catalog(int argc, char **argv);
 
 /* Print "ferry: <what>: <detail>" for ERR and return its exit code. */
 int cli_fail(int err, const char *what);
