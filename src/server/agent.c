@@ -29,7 +29,7 @@ struct child {
 	char line[8192];
 	size_t len;
 	long long done, total;
-	double secs, last_post;
+	double secs, last_post, last_report;
 	char *result;            /* the child's "R " JSON */
 	int exited, status;
 	char name[201];
@@ -423,7 +423,8 @@ int ctl_agent_run(int argc, char **argv)
 		for (int i = 0; i < nkids;) {
 			struct child *k = &kids[i];
 
-			if (k->exited && k->fd < 0 && report(&cc, k) == 0) {
+			if (k->exited && k->fd < 0 && srv_mono() - k->last_report >= interval / 1000.0 &&
+			    (k->last_report = srv_mono(), report(&cc, k) == 0)) {
 				free(k->result);
 				kids[i] = kids[--nkids];
 				continue;

@@ -109,6 +109,8 @@ start_server() {
 	done
 	[ -s "$T/server.port" ] || die "server did not report its port"
 	SRV_PORT=$(cat "$T/server.port")
+	# A restart listens where the agents and clients expect it.
+	sed -i "s/^listen = .*/listen = 127.0.0.1:$SRV_PORT/" "$T/server.conf"
 	export FERRY_SERVER=https://127.0.0.1:$SRV_PORT
 }
 
