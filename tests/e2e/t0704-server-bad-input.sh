@@ -102,8 +102,8 @@ ok "SIGHUP: a broken configuration is refused, a good one applied; still serving
 ferry token list --config "$T/server.conf" | grep -q ' test ' || die "token list"
 if [ "${FERRY_TEST_DB:-sqlite}" = sqlite ]; then
 	hash=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
-	cat "$T"/state/catalog.db* | grep -aq "$TOKEN" && die "the token is stored in clear"
-	cat "$T"/state/catalog.db* | grep -aq "$hash" || die "the token's SHA-256 is not in the catalog"
+	grep -aqs "$TOKEN" "$T"/state/catalog.db* && die "the token is stored in clear"
+	grep -aqs "$hash" "$T"/state/catalog.db* || die "the token's SHA-256 is not in the catalog"
 fi
 ok "tokens listed by name; only their hash is stored"
 stop_server
