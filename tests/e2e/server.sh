@@ -3,6 +3,9 @@
 # PostgreSQL with FERRY_TEST_DB=pg), `ferry server`, proxy agents and a
 # target mover on loopback, each on a free port and stopped by pid.
 requires jq openssl curl
+# wait_for runs its checks in `bash -c`: they see ferry too.
+export FERRY
+export -f ferry
 
 srv_stop_pid() {
 	local i
@@ -13,12 +16,13 @@ srv_stop_pid() {
 
 # wait_for SECONDS WHAT CMD...: poll CMD every 0.1 s until it succeeds.
 wait_for() {
-	local secs=$1 what=$2 i
+	local secs=$1 end=$((SECONDS + $1)) what=$2
 	shift 2
-	for i in $(seq $((secs * 10))); do
+	while [ $SECONDS -lt $end ]; do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
+	[ -f "$T/server.log" ] && tail -15 "$T/server.log" >&2
 	die "timed out after $secs s waiting for: $what"
 }
 
