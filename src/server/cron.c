@@ -194,14 +194,19 @@ time_t srv_cron_next(const struct srv_cron *c, time_t t)
 {
 	struct tm tm;
 	time_t x = t - t % 60 + 60;
+	int last_year;
+
+	if (!localtime_r(&x, &tm))
+		return 0;
+	last_year = tm.tm_year + 5;
 
 	/* Bounded walk: skip whole months, days and hours that cannot
 	 * match, so each step moves at least a minute forward. */
-	for (int steps = 0; steps < 200000; steps++) {
+	for (int steps = 0; steps < 100000; steps++) {
 		if (!localtime_r(&x, &tm))
 			return 0;
-		if (tm.tm_year > 1900 + 10000)
-			return 0;
+		if (tm.tm_year > last_year)
+			return 0; /* e.g. 30 February: never */
 		if (!((c->month >> (tm.tm_mon + 1)) & 1)) {
 			tm.tm_mon++;
 			tm.tm_mday = 1;

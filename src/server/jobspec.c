@@ -4,6 +4,7 @@
  * through srv_json_check_keys. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ferry/ferry.h"
 #include "srv.h"
@@ -238,6 +239,11 @@ int srv_job_from_json(struct json_object *o, struct srv_job *j, char *err,
 
 		if (srv_cron_parse(j->schedule, &c, e2, sizeof(e2))) {
 			snprintf(err, errlen, "invalid schedule: %s", e2);
+			return -1;
+		}
+		if (!srv_cron_next(&c, time(NULL))) {
+			snprintf(err, errlen, "invalid schedule: '%.64s' matches no date in the "
+				 "next 5 years", j->schedule);
 			return -1;
 		}
 	}

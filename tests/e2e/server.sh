@@ -124,6 +124,7 @@ stop_server() {
 	wait "$server_pid"; local rc=$?
 	[ $rc -eq 0 ] || { tail -30 "$T/server.log"; die "server exited $rc"; }
 	! grep -q Sanitizer "$T/server.log" || { cat "$T/server.log"; die "server: sanitizer report"; }
+	! grep -l Sanitizer "$T"/agent-*.log 2>/dev/null || die "a proxy agent printed a sanitizer report"
 }
 
 # start_target_mover: a TLS target mover serving $T/repo as "main";
