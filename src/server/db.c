@@ -48,7 +48,12 @@ static const char *const migration1[] = {
 	"CREATE INDEX session_log_session ON session_log (session_id, id)",
 	NULL,
 };
-static const char *const *const migrations[] = { migration1 };
+/* 2: listing one disk's points (ferry catalog --name) without a scan. */
+static const char *const migration2[] = {
+	"CREATE INDEX points_name ON points (name, created)",
+	NULL,
+};
+static const char *const *const migrations[] = { migration1, migration2 };
 
 int srv_db_exec(struct srv_db *db, const char *sql, int n,
 		const char *const *params, srv_row_cb cb, void *arg)

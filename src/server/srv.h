@@ -194,6 +194,20 @@ void srv_recover_on_start(struct srv *s);
 struct srv_proxy_rt *srv_proxy_rt(struct srv *s, const char *name, int create);
 void srv_job_schedule_next(struct srv *s, const struct srv_job *j);
 
+/* ---- output buffer (jsonw.c) ----------------------------------------- */
+struct srv_buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+void srv_buf_raw(struct srv_buf *b, const char *s, size_t n);
+void srv_buf_printf(struct srv_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* V (text from the catalog) as a JSON integer; "0" unless it is one. */
+void srv_buf_num(struct srv_buf *b, const char *v);
+/* S as a JSON string (quoted, escaped; bytes >= 0x80 pass through). */
+void srv_buf_str(struct srv_buf *b, const char *s);
+
 /* ---- REST client for the CLI and the proxy agent (client.c) ---------- */
 struct srv_client {
 	const char *url;     /* https://HOST:PORT */
