@@ -36,6 +36,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_files(int argc, char **argv);
 int cmd_mover(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 /* The backup server and its clients (src/server/). */
 int cmd_server(int argc, char **argv);
 int cmd_token(int argc, char **argv);
