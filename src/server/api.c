@@ -1043,113 +1043,6 @@ out:
 	json_object_put(o);
 }
 
-/* ---- /metrics ------------------------------------------------------ */
-struct mbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void mprintf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mprintf(struct mbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (b->p && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		{
-			size_t nc = (b->cap + (size_t)n + 1) * 2;
-			char *np = realloc(b->p, nc);
-
-			if (!np)
-				return;
-			b->p = np;
-			b->cap = nc;
-		}
-	}
-}
-
-static void metrics(struct srv *s, struct srv_resp *rs)
-{
-	struct mbuf b = { NULL, 0, 0 };
-	struct srv_rows r;
-
-	mprintf(&b, "# HELP ferry_sessions Backup sessions by state.\n# TYPE ferry_sessions gauge\n");
-	if (!srv_db_rows(s->db, "SELECT state, COUNT(*) FROM sessions GROUP BY state ORDER BY state",
-			 0, NULL, &r)) {
-		for (int i = 0; i < r.n; i++)
-			mprintf(&b, "ferry_sessions{state=\"%s\"} %lld\n", srv_row(&r, i, 0),
-				srv_row_int(&r, i, 1));
-		srv_rows_free(&r);
-	}
-	mprintf(&b, "# HELP ferry_tasks Tasks by state.\n# TYPE ferry_tasks gauge\n");
-	if (!srv_db_rows(s->db, "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state",
-			 0, NULL, &r)) {
-		for (int i = 0; i < r.n; i++)
-			mprintf(&b, "ferry_tasks{state=\"%s\"} %lld\n", srv_row(&r, i, 0),
-				srv_row_int(&r, i, 1));
-		srv_rows_free(&r);
-	}
-	if (!srv_db_rows(s->db, "SELECT COALESCE(SUM(bytes_read), 0), COALESCE(SUM(bytes_stored), 0), "
-			 "COALESCE(SUM(bytes_sent), 0), COUNT(*), COALESCE(SUM(run_seconds), 0) "
-			 "FROM tasks WHERE state = 'success'", 0, NULL, &r)) {
-		mprintf(&b, "# HELP ferry_bytes_read_total Bytes read from sources by successful tasks.\n"
-			"# TYPE ferry_bytes_read_total counter\nferry_bytes_read_total %lld\n",
-			srv_row_int(&r, 0, 0));
-		mprintf(&b, "# HELP ferry_bytes_stored_total Bytes of new chunks stored.\n"
-			"# TYPE ferry_bytes_stored_total counter\nferry_bytes_stored_total %lld\n",
-			srv_row_int(&r, 0, 1));
-		mprintf(&b, "# HELP ferry_bytes_transferred_total Bytes sent to target movers.\n"
-			"# TYPE ferry_bytes_transferred_total counter\nferry_bytes_transferred_total %lld\n",
-			srv_row_int(&r, 0, 2));
-		mprintf(&b, "# HELP ferry_task_duration_seconds Run time of successful tasks.\n"
-			"# TYPE ferry_task_duration_seconds summary\n"
-			"ferry_task_duration_seconds_count %lld\nferry_task_duration_seconds_sum %s\n",
-			srv_row_int(&r, 0, 3), srv_row(&r, 0, 4)[0] ? srv_row(&r, 0, 4) : "0");
-		srv_rows_free(&r);
-	}
-	mprintf(&b, "# HELP ferry_repository_points Restore points in the catalog per repository.\n"
-		"# TYPE ferry_repository_points gauge\n");
-	if (!srv_db_rows(s->db, "SELECT r.name, r.capacity, (SELECT COUNT(*) FROM points p WHERE "
-			 "p.repo = r.name AND p.removed = 0), (SELECT COALESCE(SUM(p.bytes_stored), 0) "
-			 "FROM points p WHERE p.repo = r.name) FROM repos r ORDER BY r.name", 0, NULL, &r)) {
-		for (int i = 0; i < r.n; i++)
-			mprintf(&b, "ferry_repository_points{repo=\"%s\"} %lld\n", srv_row(&r, i, 0),
-				srv_row_int(&r, i, 2));
-		mprintf(&b, "# HELP ferry_repository_stored_bytes Bytes the catalog's points added "
-			"to each repository.\n# TYPE ferry_repository_stored_bytes gauge\n");
-		for (int i = 0; i < r.n; i++)
-			mprintf(&b, "ferry_repository_stored_bytes{repo=\"%s\"} %lld\n",
-				srv_row(&r, i, 0), srv_row_int(&r, i, 3));
-		mprintf(&b, "# HELP ferry_repository_capacity_bytes Registered capacity.\n"
-			"# TYPE ferry_repository_capacity_bytes gauge\n");
-		for (int i = 0; i < r.n; i++)
-			mprintf(&b, "ferry_repository_capacity_bytes{repo=\"%s\"} %lld\n",
-				srv_row(&r, i, 0), srv_row_int(&r, i, 1));
-		srv_rows_free(&r);
-	}
-	mprintf(&b, "# HELP ferry_proxy_online 1 when the proxy heartbeats.\n# TYPE ferry_proxy_online gauge\n");
-	for (int i = 0; i < s->nproxies; i++)
-		mprintf(&b, "ferry_proxy_online{proxy=\"%s\"} %d\n", s->proxies[i].name,
-			s->proxies[i].online);
-	mprintf(&b, "# HELP ferry_http_requests_total API requests.\n# TYPE ferry_http_requests_total counter\n"
-		"ferry_http_requests_total %llu\n"
-		"# HELP ferry_http_unauthorized_total Requests refused for a missing or wrong token.\n"
-		"# TYPE ferry_http_unauthorized_total counter\nferry_http_unauthorized_total %llu\n",
-		(unsigned long long)s->http_requests, (unsigned long long)s->http_unauthorized);
-	rs->status = 200;
-	rs->body = b.p ? b.p : strdup("");
-	rs->content_type = "text/plain; version=0.0.4";
-}
-
 /* ---- routing ------------------------------------------------------- */
 void srv_api_handle(struct srv *s, const struct srv_req *rq, struct srv_resp *rs)
 {
@@ -1171,7 +1064,7 @@ void srv_api_handle(struct srv *s, const struct srv_req *rq, struct srv_resp *rs
 	pthread_mutex_lock(&s->mu);
 	if (nseg == 1 && !strcmp(seg[0], "metrics")) {
 		if (get)
-			metrics(s, rs);
+			srv_api_metrics(s, rs);
 		else
 			fail(rs, 405, "use GET");
 		goto out;

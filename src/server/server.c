@@ -409,7 +409,11 @@ int cmd_token(int argc, char **argv)
 		}
 		srv_db_close(db);
 		if (json)
-			printf("{\"id\":%s,\"name\":\"%s\",\"token\":\"%s\"}\n", id, name, tok);
+		{
+			printf("{\"id\":%s,\"name\":", id);
+			cli_json_str(stdout, name);
+			printf(",\"token\":\"%s\"}\n", tok);
+		}
 		else {
 			printf("%s\n", tok);
 			fprintf(stderr, "token %s '%s' created; it is shown only now\n", id, name);

@@ -165,6 +165,7 @@ struct srv_resp {
 	const char *content_type;
 };
 void srv_api_handle(struct srv *s, const struct srv_req *rq, struct srv_resp *rs);
+void srv_api_metrics(struct srv *s, struct srv_resp *rs);   /* metrics.c */
 /* SHA-256 of TOKEN, hex; 1 when a token with that hash exists. */
 int srv_token_check(struct srv *s, const char *token);
 void srv_sha256_hex(const char *s, char out[65]);
