@@ -371,17 +371,18 @@ static void print_session_tasks(struct json_object *r)
 	       "PROXY", "DONE/TOTAL", "RATE", "ETA", "POINT", "MESSAGE");
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		struct json_object *t = json_object_array_get_idx(a, i), *eta;
-		char d[32], tt[32], rt[32], dt[70], es[32] = "-";
+		char d[32], tt[32], rt[32], rts[40], dt[70], es[32] = "-";
 
 		cli_human((uint64_t)ji(t, "bytes_done"), d, sizeof(d));
 		cli_human((uint64_t)ji(t, "bytes_total"), tt, sizeof(tt));
 		cli_human((uint64_t)ji(t, "rate"), rt, sizeof(rt));
+		snprintf(rts, sizeof(rts), "%s/s", rt);
 		snprintf(dt, sizeof(dt), "%s/%s", d, tt);
 		if (json_object_object_get_ex(t, "eta_seconds", &eta) && eta)
 			snprintf(es, sizeof(es), "%lld s", (long long)json_object_get_int64(eta));
-		printf("%-6lld  %-16s  %-8s  %-10s  %-22s  %-8s/s  %-6s  %-16s  %s\n", ji(t, "id"),
+		printf("%-6lld  %-16s  %-8s  %-10s  %-22s  %-10s  %-6s  %-16s  %s\n", ji(t, "id"),
 		       js(t, "name"), js(t, "state"), js(t, "proxy")[0] ? js(t, "proxy") : "-", dt,
-		       rt, es, js(t, "point"), js(t, "message"));
+		       rts, es, js(t, "point"), js(t, "message"));
 	}
 }
 

@@ -86,6 +86,16 @@ ferry job create good --repo main --source /x/disk.img --schedule '30 2 * * mon-
 [ "$(ferry job show good --json | jq -r .spec.schedule)" = '30 2 * * mon-fri' ] || die "job show"
 kill -0 "$server_pid" || die "server died"
 ok "server still serving after the bad input"
+ferry proxy add p9 --max-tasks 3 2>/dev/null || die "proxy add"
+expect_fail 1 ferry proxy add p9
+grep -q "already registered" "$T/err" || die "duplicate proxy: $(cat "$T/err")"
+ferry proxy remove p9 2>/dev/null || die "proxy remove"
+expect_fail 4 ferry proxy remove p9
+ferry job disable good 2>/dev/null && [ "$(ferry job show good --json | jq .enabled)" = false ] || die "disable"
+ferry job enable good 2>/dev/null && [ "$(ferry job show good --json | jq .next_run)" != null ] || die "enable"
+ferry job delete good 2>/dev/null || die "job delete"
+expect_fail 4 ferry job delete good
+ok "proxy add/remove, job enable/disable/delete; duplicates and unknown names refused"
 
 # SIGHUP: a broken configuration is refused, a good one applied.
 cp "$T/server.conf" "$T/server.conf.good"
