@@ -352,7 +352,7 @@ int ctl_agent_run(int argc, char **argv)
 	struct ctl_conn cc;
 	int c, e, max = 0, interval = 1000, failing = 0;
 	struct sigaction sa;
-	double last_poll = 0;
+	double last_poll = 0, stop_at = 0;
 
 	memset(&cc, 0, sizeof(cc));
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -433,6 +433,16 @@ int ctl_agent_run(int argc, char **argv)
 		}
 		if (stopping && nkids == 0)
 			break;
+		if (stopping && !stop_at)
+			stop_at = srv_mono();
+		if (stop_at && srv_mono() - stop_at > 20) {
+			/* The server is unreachable: the server requeues what
+			 * it does not hear about once this proxy stops polling. */
+			for (int i = 0; i < nkids; i++)
+				alog("task %lld: exiting without reporting its end%s", kids[i].tid,
+				     kids[i].exited ? "" : " (its process is still stopping)");
+			break;
+		}
 		if (srv_mono() - last_poll < interval / 1000.0)
 			continue;
 		last_poll = srv_mono();
