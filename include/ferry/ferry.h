@@ -38,6 +38,8 @@ enum ferry_err {
 	FERRY_E_AUTH = -16,     /* authentication refused (certificates) */
 	FERRY_E_PROTO = -17,    /* the peer broke the mover protocol */
 	FERRY_E_TIMEOUT = -18,  /* the peer did not answer in time */
+	FERRY_E_IMMUTABLE = -19,/* protected: a hardened repository's restore
+				 * point before its expiry */
 };
 
 const char *ferry_strerror(int err);
@@ -110,6 +112,9 @@ struct ferry_point {
 	int verified;
 	uint64_t verified_ns;   /* when it ran (unix time, nanoseconds) */
 	int verified_sample;    /* percent of chunks it read (100: all) */
+	/* Listing only, hardened repository (docs/hardened-repository.md):
+	 * until when the point cannot be removed (unix ns); 0 otherwise. */
+	uint64_t immutable_until_ns;
 };
 
 typedef int (*ferry_point_cb)(const struct ferry_point *p, void *arg);
@@ -273,6 +278,10 @@ struct ferry_forget_opts {
 	int keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
 		keep_yearly;
 	int dry_run;             /* decide and report, remove nothing */
+	/* Instead of keep rules: remove only the points whose manifest
+	 * fails its checks (each reported with keep 0; a hardened
+	 * repository's unexpired ones are kept, reason "immutable until"). */
+	int damaged;
 };
 
 /* One decision: called for every point, per name oldest first. */
@@ -285,6 +294,9 @@ typedef int (*ferry_forget_cb)(const struct ferry_forget_item *it, void *arg);
 
 struct ferry_forget_result {
 	uint64_t kept, removed, damaged_kept;
+	/* Hardened repository: points the policy drops that stay until
+	 * their expiry (reason "immutable until ..."). */
+	uint64_t immutable_kept;
 };
 
 int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *opts,
@@ -294,6 +306,10 @@ struct ferry_gc_opts {
 	int dry_run;             /* count what would go; take no lock */
 	ferry_progress_cb progress;
 	void *progress_arg;
+	/* Seconds to wait for running backups to release the repository
+	 * lock before giving up (FERRY_E_TIMEOUT, nothing removed); 0: wait
+	 * as long as it takes. */
+	double lock_timeout;
 };
 
 struct ferry_gc_result {
@@ -305,6 +321,15 @@ struct ferry_gc_result {
 	uint64_t stale_files, stale_bytes; /* temporaries of dead processes */
 	uint64_t filter_bytes;    /* memory of the mark structure */
 	double seconds, wait_seconds; /* wait: for running backups to end */
+	/* Hardened repository: points still protected (their chunks are
+	 * kept by the mark), and the earliest expiry among them (unix ns;
+	 * 0 when none).  Chunks gc removes have their immutable attribute
+	 * lifted first. */
+	uint64_t points_protected, protected_until_ns;
+	/* Files of unexpired points (manifests, expiry records, chunks they
+	 * reference) that lacked the immutable attribute and got it (a
+	 * process killed between a commit and setting it). */
+	uint64_t files_protected;
 };
 
 /* Mark every chunk a committed manifest references, take the repository

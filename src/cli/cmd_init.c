@@ -5,7 +5,8 @@
 #include "cli.h"
 
 static const char usage[] =
-	"--repo PATH [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]";
+	"--repo PATH [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
+	" [--immutable-days N]";
 
 static void help(void)
 {
@@ -18,6 +19,14 @@ static void help(void)
 	       "  --compression CODEC   zstd[:1-22] (default zstd:2; 19 and up are slow),\n"
 	       "                        lz4 (fastest), or none; blocks that do not\n"
 	       "                        shrink are stored raw\n"
+	       "  --immutable-days N    a hardened repository (local Linux directory, as\n"
+	       "                        root): every chunk and manifest gets the immutable\n"
+	       "                        attribute once committed, and no restore point can\n"
+	       "                        be removed, by forget, gc or a remote client, until\n"
+	       "                        N days after it was made; `ferry gc` on this host\n"
+	       "                        lifts the attribute of what expired.  Refused where\n"
+	       "                        the file system lacks the attribute\n"
+	       "                        (docs/hardened-repository.md)\n"
 	       "  --json                print the new repository's settings as JSON\n",
 	       usage);
 }
@@ -29,10 +38,13 @@ int cmd_init(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "compression", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "immutable-days", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct ferry_init_opts io = { 0, -1, 0, NULL };
+	char extra[128];
+	int imm_days = 0;
 	const char *repo = NULL;
 	int c, e, json = 0;
 	uint64_t bs;
@@ -57,6 +69,16 @@ int cmd_init(int argc, char **argv)
 			}
 			break;
 		case 'j': json = 1; break;
+		case 'I':
+			if (cli_parse_int(optarg, 1, 36500, &imm_days)) {
+				fprintf(stderr, "ferry: --immutable-days %s: give whole days from 1 to 36500\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			snprintf(extra, sizeof(extra),
+				 "features = immutable\nimmutable_days = %d\n", imm_days);
+			io.extra_config = extra;
+			break;
 		case 'h': help(); return EXIT_OK;
 		default: return cli_usage("init", usage);
 		}
@@ -81,15 +103,18 @@ int cmd_init(int argc, char **argv)
 			printf("{\"repo\":");
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
-			       "\"compression\":\"%s\",\"level\":%d}\n",
+			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d}\n",
 			       info.repo_id, info.format_version, info.block_size,
-			       ferry_codec_name(info.codec), info.level);
+			       ferry_codec_name(info.codec), info.level, imm_days);
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
 			       ferry_codec_name(info.codec));
 			if (info.codec == FERRY_CODEC_ZSTD)
 				printf(":%d", info.level);
+			if (imm_days)
+				printf(", hardened: restore points immutable for %d day(s)",
+				       imm_days);
 			printf(")\n");
 		}
 	}
