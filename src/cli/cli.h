@@ -52,6 +52,14 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 		   int confirm, char *buf, size_t cap, size_t *len);
 struct ferry_repo;
 int cli_unlock(struct ferry_repo *r);
+/* The backup server and its clients (src/server/). */
+int cmd_server(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
+int cmd_repo_srv(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_session(int argc, char **argv);
+int cmd_catalog(int argc, char **argv);
 
 /* Print "ferry: <what>: <detail>" for ERR and return its exit code. */
 int cli_fail(int err, const char *what);

@@ -21,6 +21,14 @@ static const struct cli_cmd commands[] = {
 	{ "cert", cmd_cert, "make a CA and certificates for movers" },
 	{ "copy", cmd_copy, "copy restore points to a second repository" },
 	{ "key", cmd_key, "change an encrypted repository's passphrase" },
+	/* the backup server (src/server/, docs/server.md) */
+	{ "server", cmd_server, "run the backup server (jobs, schedules, catalog, REST API)" },
+	{ "token", cmd_token, "make and list the server's API tokens" },
+	{ "proxy", cmd_proxy, "register backup proxies; run a proxy's agent" },
+	{ "repo", cmd_repo_srv, "register repositories on the server" },
+	{ "job", cmd_job, "create, run, schedule and delete backup jobs" },
+	{ "session", cmd_session, "list job sessions, their tasks, progress and log" },
+	{ "catalog", cmd_catalog, "list the restore points in the server's catalog" },
 };
 
 static void usage(FILE *f)
