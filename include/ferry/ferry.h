@@ -274,6 +274,9 @@ typedef int (*ferry_forget_cb)(const struct ferry_forget_item *it, void *arg);
 
 struct ferry_forget_result {
 	uint64_t kept, removed, damaged_kept;
+	/* of kept: points forget would remove that the store keeps (an
+	 * Object Lock retention not yet expired) */
+	uint64_t locked;
 };
 
 int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *opts,
@@ -294,6 +297,9 @@ struct ferry_gc_result {
 	uint64_t stale_files, stale_bytes; /* temporaries of dead processes */
 	uint64_t filter_bytes;    /* memory of the mark structure */
 	double seconds, wait_seconds; /* wait: for running backups to end */
+	/* unreferenced chunks the store keeps (Object Lock retention not
+	 * yet expired): not removed, not counted in chunks_removed */
+	uint64_t chunks_locked, bytes_locked;
 };
 
 /* Mark every chunk a committed manifest references, take the repository

@@ -20,11 +20,11 @@ static void help(void)
 	       "a manifest cannot be read, gc removes nothing.\n\n"
 	       "  --repo PATH   repository (or FERRY_REPO)\n"
 	       "  --dry-run     count what would be removed; no lock, no change\n"
-	       "  --json        print a JSON summary\n\n"
+	       "  --json        print a JSON summary\n%s\n"
 	       "example:\n"
 	       "  ferry forget --repo /backup/repo --keep-last 10\n"
 	       "  ferry gc --repo /backup/repo\n",
-	       usage);
+	       usage, cli_backend_help);
 }
 
 int cmd_gc(int argc, char **argv)
@@ -34,13 +34,14 @@ int cmd_gc(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_gc_opts go = { 0 };
 	struct ferry_gc_result res;
 	struct ferry_repo *repo;
 	const char *rp = NULL;
-	int c, e, json = 0;
+	int c, e, rc, json = 0;
 
 	while ((c = getopt_long(argc, argv, "r:Djh", opts, NULL)) != -1) {
 		switch (c) {
@@ -48,7 +49,12 @@ int cmd_gc(int argc, char **argv)
 		case 'D': go.dry_run = 1; break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("gc", usage);
+		default:
+			if ((rc = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("gc", usage);
 		}
 	}
 	if (optind != argc)
@@ -67,7 +73,8 @@ int cmd_gc(int argc, char **argv)
 		       "\"references\":%llu,\"chunks\":%llu,\"chunk_bytes\":%llu,"
 		       "\"chunks_removed\":%llu,\"bytes_removed\":%llu,"
 		       "\"stale_files\":%llu,\"stale_bytes\":%llu,"
-		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f}\n",
+		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f,"
+		       "\"chunks_locked\":%llu,\"bytes_locked\":%llu}\n",
 		       go.dry_run ? "true" : "false",
 		       (unsigned long long)res.points,
 		       (unsigned long long)res.points_late,
@@ -79,7 +86,8 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.stale_files,
 		       (unsigned long long)res.stale_bytes,
 		       (unsigned long long)res.filter_bytes, res.wait_seconds,
-		       res.seconds);
+		       res.seconds, (unsigned long long)res.chunks_locked,
+		       (unsigned long long)res.bytes_locked);
 	} else {
 		char freed[32], total[32];
 
@@ -95,6 +103,11 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.points,
 		       (unsigned long long)res.references,
 		       (unsigned long long)res.stale_files, res.seconds);
+		if (res.chunks_locked) {
+			cli_human(res.bytes_locked, freed, sizeof(freed));
+			printf("kept %llu unreferenced chunk(s) (%s) still under object lock retention; a later gc removes them once it expires\n",
+			       (unsigned long long)res.chunks_locked, freed);
+		}
 	}
 	return EXIT_OK;
 }

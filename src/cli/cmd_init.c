@@ -1,16 +1,18 @@
 /* cmd_init.c - `ferry init`: create a repository. */
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
 static const char usage[] =
-	"--repo PATH [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]";
+	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none] [--object-lock-days N]";
 
 static void help(void)
 {
 	printf("usage: ferry init %s\n\n"
-	       "Create an empty repository at PATH (a new or empty directory).\n\n"
+	       "Create an empty repository at PATH (a new or empty directory), or in\n"
+	       "an S3 bucket (s3://BUCKET/PREFIX; the bucket is created if missing).\n\n"
 	       "  --repo PATH           where (or FERRY_REPO)\n"
 	       "  --block-size SIZE     block size: 256K for WAN links, 512K for LANs,\n"
 	       "                        1M (default) for local disks, 4M for large disks;\n"
@@ -18,8 +20,14 @@ static void help(void)
 	       "  --compression CODEC   zstd[:1-22] (default zstd:2; 19 and up are slow),\n"
 	       "                        lz4 (fastest), or none; blocks that do not\n"
 	       "                        shrink are stored raw\n"
-	       "  --json                print the new repository's settings as JSON\n",
-	       usage);
+	       "  --object-lock-days N  s3:// only: every chunk and manifest written gets\n"
+	       "                        an S3 Object Lock COMPLIANCE retention of N days\n"
+	       "                        (raised, never shortened, when reused), so that\n"
+	       "                        nobody, not ferry nor stolen keys, can delete a\n"
+	       "                        restore point before it expires; needs a new\n"
+	       "                        bucket (ferry creates it with Object Lock)\n"
+	       "  --json                print the new repository's settings as JSON\n%s",
+	       usage, cli_backend_help);
 }
 
 int cmd_init(int argc, char **argv)
@@ -29,12 +37,15 @@ int cmd_init(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "compression", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "object-lock-days", required_argument, NULL, 'L' },
+		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct ferry_init_opts io = { 0, -1, 0, NULL };
 	const char *repo = NULL;
-	int c, e, json = 0;
+	int c, e, rc, json = 0, lock_days = 0;
+	char extra[64], days[16];
 	uint64_t bs;
 
 	while ((c = getopt_long(argc, argv, "r:b:c:jh", opts, NULL)) != -1) {
@@ -57,14 +68,37 @@ int cmd_init(int argc, char **argv)
 			}
 			break;
 		case 'j': json = 1; break;
+		case 'L':
+			if (cli_parse_int(optarg, 1, 36500, &lock_days)) {
+				fprintf(stderr, "ferry: --object-lock-days %s: give a whole number of days from 1 to 36500\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("init", usage);
+		default:
+			if ((rc = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("init", usage);
 		}
 	}
 	if (optind != argc)
 		return cli_usage("init", usage);
 	if (!(repo = cli_repo(repo)))
 		return EXIT_USAGE;
+	if (lock_days) {
+		if (strncmp(repo, "s3://", 5)) {
+			fprintf(stderr, "ferry: --object-lock-days needs an s3:// repository (object storage with Object Lock)\n");
+			return EXIT_USAGE;
+		}
+		snprintf(extra, sizeof(extra), "object_lock_days = %d\n", lock_days);
+		io.extra_config = extra;
+		snprintf(days, sizeof(days), "%d", lock_days);
+		if ((e = ferry_backend_set("s3-object-lock-days", days)) != 0)
+			return cli_fail(e, "cannot create repository");
+	}
 	if ((e = ferry_repo_init(repo, &io)) != 0)
 		return cli_fail(e, "cannot create repository");
 	{
@@ -81,15 +115,17 @@ int cmd_init(int argc, char **argv)
 			printf("{\"repo\":");
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
-			       "\"compression\":\"%s\",\"level\":%d}\n",
+			       "\"compression\":\"%s\",\"level\":%d,\"object_lock_days\":%d}\n",
 			       info.repo_id, info.format_version, info.block_size,
-			       ferry_codec_name(info.codec), info.level);
+			       ferry_codec_name(info.codec), info.level, lock_days);
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
 			       ferry_codec_name(info.codec));
 			if (info.codec == FERRY_CODEC_ZSTD)
 				printf(":%d", info.level);
+			if (lock_days)
+				printf(", object lock %d days", lock_days);
 			printf(")\n");
 		}
 	}

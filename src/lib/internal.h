@@ -164,6 +164,14 @@ extern const struct ferry_store_ops ferry_store_remote_ops;
 
 int ferry_point_id_valid(const char *id);
 
+/* ---- object storage (store_s3.c) ------------------------------------- */
+
+extern const struct ferry_backend ferry_backend_s3;
+extern const struct ferry_store_ops ferry_store_s3_ops;
+/* What delete_chunk/delete_point return for an object kept by the store
+ * (an Object Lock retention that has not expired): nothing was removed. */
+#define FERRY_STORE_KEPT 2
+
 /* ---- retention (retention.c) ----------------------------------------- */
 
 /* The policy applied to one name's points V[0..N) sorted oldest first:
