@@ -429,6 +429,10 @@ struct ferry_mover_opts {
 	/* Called once listening, with the bound HOST:PORT. */
 	void (*ready)(const char *addr, void *arg);
 	void *ready_arg;
+	/* A local directory for session files of repositories that are not
+	 * local directories (smb://, s3://): STATE_DIR/NAME/sessions.
+	 * NULL: such repositories are refused. */
+	const char *state_dir;
 };
 int ferry_mover_run(const struct ferry_mover_opts *o);
 

@@ -10,7 +10,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"--listen HOST:PORT --repo [NAME=]PATH... --cert C --key K --ca CA [--insecure]";
+	"--listen HOST:PORT --repo [NAME=]PATH|URL... --cert C --key K --ca CA [--insecure] [--state-dir DIR]";
 
 static void help(void)
 {
@@ -23,7 +23,8 @@ static void help(void)
 	       "and exits.  One line per session event goes to stderr (or syslog).\n\n"
 	       "  --listen HOST:PORT      address to listen on (PORT 0: any free port)\n"
 	       "  --repo [NAME=]PATH      a local repository to serve, as NAME (default:\n"
-	       "                          PATH's base name); repeat for several\n"
+	       "                          PATH's base name); repeat for several; or an\n"
+	       "                          smb:// URL (the mover is then its gateway)\n"
 	       "  --cert FILE             this mover's certificate (PEM)\n"
 	       "  --key FILE              its private key\n"
 	       "  --ca FILE               CA certificate that client certificates must\n"
@@ -38,7 +39,11 @@ static void help(void)
 	       "  --verify-chunks         decompress and hash every chunk received\n"
 	       "  --limit-rate RATE       bytes per second sent, per mover (e.g. 50M)\n"
 	       "  --syslog                log to syslog (daemon facility)\n"
-	       "  --port-file FILE        write the bound HOST:PORT to FILE when ready\n",
+	       "  --port-file FILE        write the bound HOST:PORT to FILE when ready\n"
+	       "  --state-dir DIR         local directory for the session files of\n"
+	       "                          repositories that are not local directories\n"
+	       "                          (a gateway: --repo smb://...); SMB credentials\n"
+	       "                          come from FERRY_SMB_CREDENTIALS\n",
 	       usage);
 }
 
@@ -76,6 +81,7 @@ static void ready(const char *addr, void *arg)
 enum {
 	O_LISTEN = 0x2000, O_REPO, O_CERT, O_KEY, O_CA, O_ALLOW, O_INSECURE,
 	O_MAXC, O_HST, O_IDLE, O_TTL, O_VERIFY, O_RATE, O_SYSLOG, O_PORTFILE,
+	O_STATEDIR,
 };
 
 int cmd_mover(int argc, char **argv)
@@ -96,6 +102,8 @@ int cmd_mover(int argc, char **argv)
 		{ "limit-rate", required_argument, NULL, O_RATE },
 		{ "syslog", no_argument, NULL, O_SYSLOG },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
+		{ "state-dir", required_argument, NULL, O_STATEDIR },
+		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -137,8 +145,14 @@ int cmd_mover(int argc, char **argv)
 			break;
 		case O_SYSLOG: use_syslog = 1; break;
 		case O_PORTFILE: port_file = optarg; break;
+		case O_STATEDIR: mo.state_dir = optarg; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("mover", usage);
+		default:
+			if ((e = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (e < 0)
+				return EXIT_USAGE;
+			return cli_usage("mover", usage);
 		}
 		if (ip && cli_parse_int(optarg, lo, hi, ip)) {
 			fprintf(stderr, "ferry: --%s: give %d to %d\n", what, lo, hi);

@@ -199,7 +199,22 @@ int msess_repo_open(struct mrepo *r)
 	char dir[4200];
 	int e;
 
-	snprintf(dir, sizeof(dir), "%s/sessions", r->path);
+	if (r->repo->ops == &ferry_store_local_ops) {
+		snprintf(dir, sizeof(dir), "%s/sessions", r->path);
+	} else {
+		/* A gateway: the share or bucket holds the repository, a
+		 * local directory the sessions in progress. */
+		if (!r->m->o->state_dir)
+			return ferry_error(FERRY_E_INVAL,
+					   "%s is not a local directory: give the mover --state-dir DIR for its session files",
+					   r->path);
+		snprintf(dir, sizeof(dir), "%s/%s", r->m->o->state_dir, r->name);
+		if ((e = ferry_mkdir_p(dir, 0700)) != 0)
+			return ferry_error(FERRY_E_IO, "create %s: %s", dir,
+					   strerror(-e));
+		snprintf(dir, sizeof(dir), "%s/%s/sessions", r->m->o->state_dir,
+			 r->name);
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return ferry_error(FERRY_E_IO, "create %s: %s", dir, strerror(errno));
 	r->ses_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -417,7 +417,8 @@ int s3_request(struct s3_pool *p, struct s3_req *r)
 			break;
 		}
 		if (cc == CURLE_OK && !retryable_status(x->status, &r->err)) {
-			if ((x->status == 404 && r->want_404) ||
+			if ((x->status == 404 && r->want_404 &&
+			     strcmp(r->err.code, "NoSuchBucket")) ||
 			    ((x->status == 403 || x->status == 409 || x->status == 400) &&
 			     r->want_refusal && r->err.code[0] &&
 			     strcmp(r->err.code, "SignatureDoesNotMatch") &&

@@ -800,6 +800,9 @@ static int s3_config_put(struct ferry_repo *r, const char *text, size_t len)
 	return s3o_put_single(&S(r)->o, key, text, len, 0);
 }
 
+static int opt_num(const char *key, double def, double min, double max,
+		   double *out);
+
 static int s3_ready(struct ferry_repo *r)
 {
 	struct s3 *s = S(r);
@@ -817,8 +820,14 @@ static int s3_ready(struct ferry_repo *r)
 		/* Manifests written now are kept LOCK_DAYS from the start of
 		 * this process; chunks a quarter longer (at least a day), so
 		 * that the next backups need not raise them again. */
+		double extra;
+		int e;
+
+		if ((e = opt_num("s3-object-lock-extra", d >= 4 ? (double)d * DAY / 4 : DAY,
+				 0, 36500.0 * DAY, &extra)) != 0)
+			return e;
 		s->point_until = now_s() + (int64_t)d * DAY;
-		s->chunk_until = s->point_until + (d >= 4 ? (int64_t)d * DAY / 4 : DAY);
+		s->chunk_until = s->point_until + (int64_t)extra;
 	}
 	return 0;
 }
