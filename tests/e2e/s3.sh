@@ -32,6 +32,13 @@ _wait_for() {
 	return 1
 }
 
+# _wait_gone PID: until the (killed) process has exited.
+_wait_gone() {
+	local n=100
+	while ((n-- > 0)) && kill -0 "$1" 2>/dev/null; do sleep 0.05; done
+	true
+}
+
 s3_start() {
 	local store=${1:-memstore} fsid
 	mkdir -p "$S3_DIR"/{mon,osd,run,log,rgw}
@@ -93,6 +100,7 @@ EOF
 		>"$S3_DIR/log/mkfs-mon.out" 2>&1 || { cat "$S3_DIR/log/mkfs-mon.out"; die "ceph-mon --mkfs failed"; }
 	ceph-mon -c "$S3_DIR/ceph.conf" -i a -f >"$S3_DIR/log/mon.out" 2>&1 &
 	S3_MON_PID=$!
+	disown $S3_MON_PID
 	cleanup_fn "kill -9 $S3_MON_PID"
 	_wait_for 20 _ceph mon stat || { tail -20 "$S3_DIR/log/mon.a.log"; die "ceph-mon did not come up"; }
 	_ceph osd create >/dev/null || die "ceph osd create failed"
@@ -113,6 +121,7 @@ EOF
 s3_start_osd() {
 	ceph-osd -c "$S3_DIR/ceph.conf" -i 0 -f >>"$S3_DIR/log/osd.out" 2>&1 &
 	S3_OSD_PID=$!
+	disown $S3_OSD_PID
 	cleanup_fn "kill -9 $S3_OSD_PID"
 	_wait_for 30 sh -c "ceph -c '$S3_DIR/ceph.conf' --connect-timeout 5 osd stat -f json | grep -q '\"num_up_osds\":1'" ||
 		{ tail -20 "$S3_DIR/log/osd.0.log"; die "ceph-osd did not come up"; }
@@ -120,7 +129,7 @@ s3_start_osd() {
 
 s3_kill_osd() {
 	kill -9 "$S3_OSD_PID" 2>/dev/null
-	wait "$S3_OSD_PID" 2>/dev/null
+	_wait_gone "$S3_OSD_PID"
 	# The monitor marks it down (so that a restart is seen as new).
 	_ceph osd down 0 >/dev/null 2>&1 || true
 }
@@ -128,6 +137,7 @@ s3_kill_osd() {
 s3_start_rgw() {
 	radosgw -c "$S3_DIR/ceph.conf" -n client.rgw -f >>"$S3_DIR/log/rgw.out" 2>&1 &
 	S3_RGW_PID=$!
+	disown $S3_RGW_PID
 	cleanup_fn "kill -9 $S3_RGW_PID"
 	_wait_for 90 curl -sf -o /dev/null "http://127.0.0.1:$S3_RGW_PORT/" ||
 		{ tail -20 "$S3_DIR/log/client.rgw.log"; die "radosgw did not come up"; }
@@ -135,8 +145,7 @@ s3_start_rgw() {
 
 s3_kill_rgw() {
 	kill -9 "$S3_RGW_PID" 2>/dev/null
-	wait "$S3_RGW_PID" 2>/dev/null
-	true
+	_wait_gone "$S3_RGW_PID"
 }
 
 # s3_curl METHOD /BUCKET/KEY[?QUERY] [curl args]: a request signed with
