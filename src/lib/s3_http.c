@@ -444,7 +444,7 @@ int s3_request(struct s3_pool *p, struct s3_req *r)
 		    atomic_load(&ferry_cancelled)) {
 			e = ferry_error(cc == CURLE_OPERATION_TIMEDOUT ? FERRY_E_TIMEOUT
 								       : FERRY_E_NET,
-					"s3 endpoint %s: %s %s: %s (%d attempts in %.0f s)",
+					"s3 endpoint %s: %s %s: %s (%d attempt(s) in %.0f s)",
 					c->endpoint, r->method,
 					r->key ? r->key : c->bucket, why, tries,
 					ferry_mono_seconds() - t0);

@@ -36,7 +36,7 @@ ok "radosgw killed mid-backup with $n chunk objects stored"
 wait $bpid; rc=$?
 [ $rc -eq 1 ] || { cat "$T/b1.err"; die "backup exited $rc, expected 1"; }
 grep -c '^ferry: ' "$T/b1.err" | grep -qx 1 || { cat "$T/b1.err"; die "not one error line"; }
-grep -qE "s3 endpoint .*(attempts|refused)" "$T/b1.err" || { cat "$T/b1.err"; die "error does not name the endpoint"; }
+grep -qE "s3 endpoint .*(attempt|refused)" "$T/b1.err" || { cat "$T/b1.err"; die "error does not name the endpoint"; }
 ok "backup failed cleanly: $(cat "$T/b1.err")"
 
 s3_start_rgw
