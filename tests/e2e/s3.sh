@@ -156,3 +156,9 @@ s3_curl() {
 		--user "$S3_ACCESS:$S3_SECRET" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
 		-w '\n%{http_code}\n' "$@" "$S3_ENDPOINT$p"
 }
+
+# s3_head /BUCKET/KEY: the response headers of a signed HEAD.
+s3_head() {
+	curl -sI --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS:$S3_SECRET" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$S3_ENDPOINT$1" | tr -d '\r'
+}
