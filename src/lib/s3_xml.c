@@ -42,7 +42,7 @@ int s3_xml_next(const char *buf, size_t len, size_t *pos, const char *tag,
 		if (start >= buf + len)
 			return 0;
 		/* <Tag> or <Tag attr="..."> but not <TagOther>; <Tag/> is empty. */
-		if (*start == '>' || *start == ' ') {
+		if (*start == '>' || *start == ' ' || *start == '/') {
 			const char *gt = memchr(start, '>', (size_t)(buf + len - start));
 
 			if (!gt)
