@@ -39,7 +39,7 @@ struct s3 {
 	/* Object Lock: days, and the retain-until of manifests written by
 	 * this process; chunks get chunk_until (a margin later) */
 	int lock_days;
-	int64_t point_until, chunk_until;
+	int64_t point_until, chunk_until, need_until, lock_extra, until_base;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	/* the upload queue */
@@ -256,7 +256,7 @@ static int ensure_retention(struct s3 *s, const uint8_t h[FERRY_HASH_LEN],
 						    key)
 				      : e;
 	}
-	if (until < s->point_until &&
+	if (until < s->need_until &&
 	    (e = s3o_extend_retention(&s->o, key, s->chunk_until)) != 0)
 		return e;
 	pthread_mutex_lock(&s->mu);
@@ -400,6 +400,37 @@ static int s3_sync_chunks(struct ferry_repo *r)
 }
 
 
+/* Object Lock dates for the points started from now on: a manifest kept
+ * LOCK_DAYS from the start of its backup, chunks LOCK_EXTRA longer.  A
+ * long-running process (a gateway mover) moves them forward; the set of
+ * chunks already checked is dropped once the margin no longer covers the
+ * move. */
+static void renew_until(struct s3 *s)
+{
+	int64_t now = now_s();
+
+	if (!s->lock_days)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (s->until_base < 0 || now - s->until_base > 0) {
+		if (s->until_base < 0 || (now - s->until_base) * 2 >= s->lock_extra) {
+			s->ensured.n = 0;
+			if (s->ensured.used)
+				memset(s->ensured.used, 0, s->ensured.cap);
+			s->until_base = now;
+		}
+		s->point_until = now + (int64_t)s->lock_days * DAY;
+		s->chunk_until = s->until_base + (int64_t)s->lock_days * DAY + s->lock_extra;
+		/* the latest point_until before the next reset: what a
+		 * chunk in the checked set must reach */
+		s->need_until = s->until_base + (int64_t)s->lock_days * DAY +
+				s->lock_extra / 2;
+		if (s->chunk_until < s->need_until)
+			s->chunk_until = s->need_until;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- manifests --------------------------------------------------------- */
 
 static int tmp_file(struct s3 *s, int *fd)
@@ -422,6 +453,7 @@ static int s3_point_create(struct ferry_repo *r, const char *id, int *fd,
 	int e;
 
 	(void)id;
+	renew_until(S(r));
 	if ((e = tmp_file(S(r), fd)) != 0)
 		return e;
 	if (!(*tmp = strdup(""))) {
@@ -503,15 +535,16 @@ static int retain_entries(struct s3 *s, int fd, uint64_t size)
 	w.nthreads = s->nthreads < 16 ? s->nthreads : 16;
 	pthread_mutex_init(&w.mu, NULL);
 	for (; nt < w.nthreads; nt++)
-		if (pthread_create(&th[nt], NULL, rwalk_main, &w) != 0)
+		if (pthread_create(&th[nt], NULL, rwalk_main, &w) != 0) {
+			/* Entries of the threads not started would be
+			 * skipped: stop the others and fail. */
+			atomic_store(&w.err, FERRY_E_NOMEM);
+			snprintf(w.msg, sizeof(w.msg), "cannot start a thread");
 			break;
-	if (nt < w.nthreads)
-		w.nthreads = nt; /* the ones started cover fewer... */
+		}
 	for (int i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&w.mu);
-	if (nt == 0)
-		return ferry_error(FERRY_E_NOMEM, "cannot start a thread");
 	if ((e = atomic_load(&w.err)) != 0)
 		return ferry_error(e, "%s", w.msg);
 	return 0;
@@ -826,8 +859,9 @@ static int s3_ready(struct ferry_repo *r)
 		if ((e = opt_num("s3-object-lock-extra", d >= 4 ? (double)d * DAY / 4 : DAY,
 				 0, 36500.0 * DAY, &extra)) != 0)
 			return e;
-		s->point_until = now_s() + (int64_t)d * DAY;
-		s->chunk_until = s->point_until + (int64_t)extra;
+		s->lock_extra = (int64_t)extra;
+		s->until_base = -1;
+		renew_until(s);
 	}
 	return 0;
 }
