@@ -64,6 +64,7 @@ int cmd_serve(int argc, char **argv)
 		{ "max-clients", required_argument, NULL, 'm' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_serve_opts so = { 0 };
@@ -100,7 +101,12 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'q': so.log = NULL; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("serve", usage);
+		default:
+			if ((e = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (e < 0)
+				return EXIT_USAGE;
+			return cli_usage("serve", usage);
 		}
 	}
 	if (optind + 1 != argc || !so.listen)

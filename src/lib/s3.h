@@ -147,6 +147,7 @@ void s3_time_iso(int64_t t, char out[32]);
 struct s3_obj {
 	struct s3_pool *pool;
 	uint64_t mp_threshold, part_size;
+	char list_keys[16];  /* max-keys of a listing page ("1000") */
 };
 typedef int (*s3o_read_fn)(void *arg, uint64_t off, void *buf, size_t n);
 typedef int (*s3o_list_cb)(struct s3_obj *s, const char *key, size_t klen,

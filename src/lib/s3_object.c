@@ -241,7 +241,7 @@ int s3o_list_prefix(struct s3_obj *s, const char *prefix, s3o_list_cb cb,
 		return FERRY_E_NOMEM;
 	for (;;) {
 		struct s3_hdr q[4] = { { "list-type", "2" }, { "prefix", prefix },
-				       { "max-keys", "1000" },
+				       { "max-keys", s->list_keys },
 				       { "continuation-token", token } };
 		struct s3_req rq = { .method = "GET", .query = q,
 				     .nq = token[0] ? 4 : 3, .out = buf,

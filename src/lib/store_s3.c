@@ -1085,6 +1085,13 @@ static int s3_attach(struct ferry_repo *r)
 	    (e = s3_creds_load(&s->c.creds)) != 0 ||
 	    (e = s3_pool_new(&s->c, &s->o.pool)) != 0)
 		goto fail;
+	{
+		double lk;
+
+		if ((e = opt_num("s3-list-keys", 1000, 1, 1000, &lk)) != 0)
+			goto fail;
+		snprintf(s->o.list_keys, sizeof(s->o.list_keys), "%d", (int)lk);
+	}
 	s->nthreads = (int)thr;
 	s->queue_cap = (size_t)s->nthreads * 2;
 	s->c.retry_seconds = retry;

@@ -3,10 +3,12 @@
 # server (one flipped bit) or removed is reported by verify naming the
 # chunk, and restore refuses it rather than writing wrong data; forget +
 # gc free the chunks of removed points on S3 and the rest still restores.
+# Listings come in pages of 3 keys here (continuation tokens).
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/s3.sh"
 
 s3_start
+export FERRY_S3_LIST_KEYS=3 # listings of several pages
 B=ferry-t0509
 repo=s3://$B/r
 ferry init --repo "$repo" --block-size 256K >/dev/null || die "init"
