@@ -116,6 +116,8 @@ struct s3_req {
 	int want_404;
 	/* 1: a 403/409 with an S3 error is an answer too (object lock). */
 	int want_refusal;
+	/* > 0: retry for at most this many seconds (less than configured) */
+	double retry_seconds;
 };
 
 int s3_pool_new(const struct s3_conf *c, struct s3_pool **out);
@@ -159,6 +161,11 @@ int s3o_put_object(struct s3_obj *s, const char *key, const void *data,
 		   size_t len, int64_t until);
 int s3o_put_single(struct s3_obj *s, const char *key, const void *data,
 		   size_t len, int64_t until);
+/* Small PUT / DELETE retried for at most BUDGET seconds (lock objects:
+ * a heartbeat must not outlive its beat, a release must not hang). */
+int s3o_put_brief(struct s3_obj *s, const char *key, const void *data,
+		  size_t len, double budget);
+int s3o_delete_brief(struct s3_obj *s, const char *key, double budget);
 int s3o_put_multipart(struct s3_obj *s, const char *key, uint64_t total,
 		      s3o_read_fn rd, void *arg, int64_t until);
 int s3o_fd_read(void *arg, uint64_t off, void *buf, size_t n); /* arg: int *fd */

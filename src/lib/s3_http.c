@@ -358,6 +358,9 @@ int s3_request(struct s3_pool *p, struct s3_req *r)
 {
 	const struct s3_conf *c = p->c;
 	double t0 = ferry_mono_seconds(), delay = 0.1;
+	double budget = r->retry_seconds > 0 && r->retry_seconds < c->retry_seconds
+				? r->retry_seconds
+				: c->retry_seconds;
 	struct xfer *x = malloc(sizeof(*x));
 	CURL *h = take(p);
 	int tries = 0, e;
@@ -440,7 +443,7 @@ int s3_request(struct s3_pool *p, struct s3_req *r)
 		else
 			snprintf(why, sizeof(why), "HTTP %ld %s", x->status,
 				 r->err.code);
-		if (ferry_mono_seconds() - t0 + delay > c->retry_seconds ||
+		if (ferry_mono_seconds() - t0 + delay > budget ||
 		    atomic_load(&ferry_cancelled)) {
 			e = ferry_error(cc == CURLE_OPERATION_TIMEDOUT ? FERRY_E_TIMEOUT
 								       : FERRY_E_NET,

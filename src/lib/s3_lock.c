@@ -31,7 +31,8 @@ struct s3_lock {
 static int put_self(struct s3_lock *l)
 {
 	double t = ferry_mono_seconds();
-	int e = s3o_put_single(l->o, l->key, l->body, strlen(l->body), 0);
+	int e = s3o_put_brief(l->o, l->key, l->body, strlen(l->body),
+			      l->beat / 2 < 10 ? l->beat / 2 : 10);
 
 	if (e == 0) {
 		pthread_mutex_lock(&l->mu);
@@ -120,7 +121,8 @@ static int scan(struct s3_lock *l, struct scan *sc, int sweep)
 
 static int withdraw(struct s3_lock *l)
 {
-	return s3o_delete_object(l->o, l->key, NULL) < 0 ? -1 : 0;
+	/* Brief: a lock left behind goes stale by itself. */
+	return s3o_delete_brief(l->o, l->key, 5) < 0 ? -1 : 0;
 }
 
 static int pause_or_cancel(double seconds)

@@ -296,3 +296,24 @@ int s3o_extend_retention(struct s3_obj *s, const char *key, int64_t until)
 	return s3_request(s->pool, &rq);
 }
 
+
+int s3o_put_brief(struct s3_obj *s, const char *key, const void *data,
+		  size_t len, double budget)
+{
+	char md5[32];
+	struct s3_hdr h[1] = { { "content-md5", md5 } };
+
+	s3_md5_b64(data, len, md5);
+	struct s3_req rq = { .method = "PUT", .key = key, .hdrs = h, .nh = 1,
+			     .body = data, .body_len = len, .out_fd = -1,
+			     .retry_seconds = budget };
+	return s3_request(s->pool, &rq);
+}
+
+int s3o_delete_brief(struct s3_obj *s, const char *key, double budget)
+{
+	struct s3_req rq = { .method = "DELETE", .key = key, .out_fd = -1,
+			     .want_404 = 1, .retry_seconds = budget };
+
+	return s3_request(s->pool, &rq);
+}
