@@ -164,8 +164,9 @@ int s3o_put_single(struct s3_obj *s, const char *key, const void *data,
 /* Small PUT / DELETE retried for at most BUDGET seconds (lock objects:
  * a heartbeat must not outlive its beat, a release must not hang). */
 int s3o_put_brief(struct s3_obj *s, const char *key, const void *data,
-		  size_t len, double budget);
-int s3o_delete_brief(struct s3_obj *s, const char *key, double budget);
+		  size_t len, double budget, char *version, size_t vcap);
+int s3o_delete_brief(struct s3_obj *s, const char *key, const char *version,
+		     double budget);
 int s3o_put_multipart(struct s3_obj *s, const char *key, uint64_t total,
 		      s3o_read_fn rd, void *arg, int64_t until);
 int s3o_fd_read(void *arg, uint64_t off, void *buf, size_t n); /* arg: int *fd */

@@ -25,19 +25,27 @@ struct s3_lock {
 	pthread_t hb;
 	int running, stop;
 	double beat_ok;         /* monotonic time of the last stored beat */
+	/* In a versioned bucket (Object Lock) every beat is a new version:
+	 * the previous one is removed after each beat, the last on release. */
+	char version[256];
 	int64_t beat_fail_since;
 };
 
 static int put_self(struct s3_lock *l)
 {
-	double t = ferry_mono_seconds();
-	int e = s3o_put_brief(l->o, l->key, l->body, strlen(l->body),
-			      l->beat / 2 < 10 ? l->beat / 2 : 10);
+	double t = ferry_mono_seconds(), budget = l->beat / 2 < 10 ? l->beat / 2 : 10;
+	char ver[256] = "", old[256];
+	int e = s3o_put_brief(l->o, l->key, l->body, strlen(l->body), budget,
+			      ver, sizeof(ver));
 
 	if (e == 0) {
 		pthread_mutex_lock(&l->mu);
 		l->beat_ok = t;
+		memcpy(old, l->version, sizeof(old));
+		snprintf(l->version, sizeof(l->version), "%s", ver);
 		pthread_mutex_unlock(&l->mu);
+		if (old[0] && ver[0] && strcmp(old, ver))
+			s3o_delete_brief(l->o, l->key, old, budget);
 	}
 	return e;
 }
@@ -122,7 +130,17 @@ static int scan(struct s3_lock *l, struct scan *sc, int sweep)
 static int withdraw(struct s3_lock *l)
 {
 	/* Brief: a lock left behind goes stale by itself. */
-	return s3o_delete_brief(l->o, l->key, 5) < 0 ? -1 : 0;
+	char ver[256];
+	int e;
+
+	/* Versioned (the bucket answered with version ids): remove the
+	 * version itself, leaving no delete marker; else the key. */
+	pthread_mutex_lock(&l->mu);
+	memcpy(ver, l->version, sizeof(ver));
+	l->version[0] = 0;
+	pthread_mutex_unlock(&l->mu);
+	e = s3o_delete_brief(l->o, l->key, ver[0] ? ver : NULL, 5);
+	return e < 0 ? -1 : 0;
 }
 
 static int pause_or_cancel(double seconds)

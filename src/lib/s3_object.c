@@ -214,9 +214,11 @@ int s3o_get_small(struct s3_obj *s, const char *key, void *buf, size_t cap,
 int s3o_delete_object(struct s3_obj *s, const char *key, const char *version)
 {
 	struct s3_hdr q[1] = { { "versionId", version } };
+	/* Only a version's delete is refused for a retention; any other
+	 * refusal (no permission) is an error. */
 	struct s3_req rq = { .method = "DELETE", .key = key, .query = q,
 			     .nq = version ? 1 : 0, .out_fd = -1, .want_404 = 1,
-			     .want_refusal = 1 };
+			     .want_refusal = version != NULL };
 	int e;
 
 	if ((e = s3_request(s->pool, &rq)) != 0)
@@ -298,21 +300,27 @@ int s3o_extend_retention(struct s3_obj *s, const char *key, int64_t until)
 
 
 int s3o_put_brief(struct s3_obj *s, const char *key, const void *data,
-		  size_t len, double budget)
+		  size_t len, double budget, char *version, size_t vcap)
 {
 	char md5[32];
 	struct s3_hdr h[1] = { { "content-md5", md5 } };
+	int e;
 
 	s3_md5_b64(data, len, md5);
 	struct s3_req rq = { .method = "PUT", .key = key, .hdrs = h, .nh = 1,
 			     .body = data, .body_len = len, .out_fd = -1,
 			     .retry_seconds = budget };
-	return s3_request(s->pool, &rq);
+	if ((e = s3_request(s->pool, &rq)) == 0 && version)
+		snprintf(version, vcap, "%s", rq.version_id);
+	return e;
 }
 
-int s3o_delete_brief(struct s3_obj *s, const char *key, double budget)
+int s3o_delete_brief(struct s3_obj *s, const char *key, const char *version,
+		     double budget)
 {
-	struct s3_req rq = { .method = "DELETE", .key = key, .out_fd = -1,
+	struct s3_hdr q[1] = { { "versionId", version } };
+	struct s3_req rq = { .method = "DELETE", .key = key, .query = q,
+			     .nq = version && *version ? 1 : 0, .out_fd = -1,
 			     .want_404 = 1, .retry_seconds = budget };
 
 	return s3_request(s->pool, &rq);

@@ -91,3 +91,6 @@ ferry restore --repo "$repo" "$id2" --to "$T/r2.img" 2>/dev/null || die "restore
 same "$T/disk.img" "$T/r2.img" "points still restore after gc"
 ferry verify --repo "$repo" 2>&1 | grep -q "no damage" || die "verify"
 ok "verify: no damage"
+s3_curl GET "/$B?prefix=r%2Flocks%2F&versions=" | grep -qE "<Version>|<DeleteMarker>" &&
+	die "lock objects left versions or delete markers in the versioned bucket"
+ok "lock objects leave no version behind in the versioned bucket"
