@@ -205,6 +205,9 @@ int ferry_manifest_header_parse(const uint8_t *buf, size_t len,
 /* Parse and check a whole manifest held in memory (the fuzz target). */
 int ferry_manifest_parse_buffer(const uint8_t *buf, size_t len,
 				struct ferry_point *p);
+/* The statistics of a manifest's footer (its last FERRY_MANIFEST_FOOTER
+ * bytes; the checksum in it is not checked here). */
+int ferry_manifest_footer_parse(const uint8_t *buf, struct ferry_point *p);
 
 struct ferry_mwriter;
 int ferry_mwriter_begin(struct ferry_repo *r, const struct ferry_point *p,

@@ -111,6 +111,7 @@ struct s3_req {
 	char retain_until[64];
 	char date[64];
 	uint64_t content_length;
+	uint64_t total_size;      /* from Content-Range: bytes A-B/TOTAL */
 	struct s3_error err;
 	/* 1: a 404 is an answer (status set, return 0), not an error. */
 	int want_404;
@@ -140,6 +141,18 @@ int s3_creds_load(struct s3_creds *c);
 int64_t s3_time_parse(const char *s);
 /* Format T as ISO 8601 UTC ("2026-11-26T01:02:03Z"). */
 void s3_time_iso(int64_t t, char out[32]);
+
+/* ---- settings (s3_conf.c) ------------------------------------------- */
+
+/* Bucket, prefix, endpoint, host, scheme, region and addressing of URL
+ * (s3://BUCKET[/PREFIX]) with the s3-endpoint, s3-region and
+ * s3-addressing settings. */
+int s3_conf_parse_url(const char *url, struct s3_conf *c);
+/* A size (K, M, G suffixes) or a number setting KEY, DEF when unset. */
+int s3_opt_size(const char *key, uint64_t def, uint64_t min, uint64_t max,
+		uint64_t *out);
+int s3_opt_num(const char *key, double def, double min, double max,
+	       double *out);
 
 /* ---- objects (s3_object.c) ------------------------------------------ */
 

@@ -139,7 +139,14 @@ static size_t on_header(char *b, size_t size, size_t nmemb, void *arg)
 		hdr_copy(v, vl, r->retain_until, sizeof(r->retain_until));
 	else if (IS("date"))
 		hdr_copy(v, vl, r->date, sizeof(r->date));
-	else if (IS("content-length")) {
+	else if (IS("content-range")) {
+		char cr[96];
+		const char *slash;
+
+		hdr_copy(v, vl, cr, sizeof(cr));
+		if ((slash = strchr(cr, '/')) != NULL)
+			r->total_size = strtoull(slash + 1, NULL, 10);
+	} else if (IS("content-length")) {
 		char num[32];
 
 		hdr_copy(v, vl, num, sizeof(num));
@@ -381,6 +388,7 @@ int s3_request(struct s3_pool *p, struct s3_req *r)
 		r->out_len = 0;
 		r->etag[0] = r->version_id[0] = r->retain_until[0] = r->date[0] = 0;
 		r->content_length = 0;
+		r->total_size = 0;
 		memset(&r->err, 0, sizeof(r->err));
 		if (r->out_fd >= 0 && tries &&
 		    (ftruncate(r->out_fd, 0) < 0 || lseek(r->out_fd, 0, SEEK_SET) < 0)) {

@@ -655,6 +655,75 @@ static int s3_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *arg)
 	return s3o_list_prefix(&S(r)->o, prefix, id_entry, &w, NULL);
 }
 
+/* BYTES of KEY starting at OFF (a suffix of N bytes when OFF < 0) into
+ * BUF; *TOTAL gets the object's size. */
+static int get_range(struct s3 *s, const char *key, int64_t off, size_t n,
+		     void *buf, size_t *got, uint64_t *total)
+{
+	char range[64];
+	struct s3_hdr h[1] = { { "range", range } };
+	int e;
+
+	if (off < 0)
+		snprintf(range, sizeof(range), "bytes=-%zu", n);
+	else
+		snprintf(range, sizeof(range), "bytes=%lld-%lld", (long long)off,
+			 (long long)off + (long long)n - 1);
+	struct s3_req rq = { .method = "GET", .key = key, .hdrs = h, .nh = 1,
+			     .out = buf, .out_cap = n, .out_trunc = 1,
+			     .out_fd = -1, .want_404 = 1 };
+	if ((e = s3_request(s->o.pool, &rq)) != 0)
+		return e;
+	if (rq.status == 404)
+		return FERRY_E_NOTFOUND;
+	*got = rq.out_len;
+	*total = rq.total_size ? rq.total_size : rq.out_len;
+	return 0;
+}
+
+/* A listing reads a manifest's header and footer only (two ranged GETs,
+ * not the whole object, which is 33 bytes per block): its structure is
+ * checked here, its SHA-256 whenever it is opened (restore, verify, gc). */
+static int s3_point_stat(struct ferry_repo *r, const char *id,
+			 struct ferry_point *p)
+{
+	struct s3 *s = S(r);
+	uint8_t *hdr = malloc(FERRY_MANIFEST_HEADER_MAX), foot[FERRY_MANIFEST_FOOTER];
+	char rel[64], key[600];
+	size_t got, hl;
+	uint64_t total, total2;
+	int e;
+
+	if (!hdr)
+		return FERRY_E_NOMEM;
+	snprintf(rel, sizeof(rel), "points/%s", id);
+	key_of(s, rel, key, sizeof(key));
+	if ((e = get_range(s, key, 0, FERRY_MANIFEST_HEADER_MAX, hdr, &got, &total)) != 0)
+		goto out;
+	if ((e = ferry_manifest_header_parse(hdr, got, p, &hl)) != 0)
+		goto out;
+	if (strcmp(p->id, id)) {
+		e = ferry_error(FERRY_E_CORRUPT, "manifest %s names itself %s", id, p->id);
+		goto out;
+	}
+	if (total != hl + p->nblocks * FERRY_ENTRY_LEN + FERRY_MANIFEST_FOOTER) {
+		e = ferry_error(FERRY_E_CORRUPT, "manifest %s has the wrong size", id);
+		goto out;
+	}
+	if ((e = get_range(s, key, -1, sizeof(foot), foot, &got, &total2)) != 0)
+		goto out;
+	if (got != sizeof(foot) || total2 != total) {
+		e = ferry_error(FERRY_E_CORRUPT, "manifest %s changed while read", id);
+		goto out;
+	}
+	e = ferry_manifest_footer_parse(foot, p);
+out:
+	free(hdr);
+	if (e == FERRY_E_NOTFOUND)
+		e = ferry_error(FERRY_E_NOTFOUND, "restore point %s not found", id);
+	return e;
+}
+
 /* ---- removal ------------------------------------------------------------ */
 
 /* Remove KEY; with Object Lock, FERRY_STORE_KEPT while its retention
@@ -833,9 +902,6 @@ static int s3_config_put(struct ferry_repo *r, const char *text, size_t len)
 	return s3o_put_single(&S(r)->o, key, text, len, 0);
 }
 
-static int opt_num(const char *key, double def, double min, double max,
-		   double *out);
-
 static int s3_ready(struct ferry_repo *r)
 {
 	struct s3 *s = S(r);
@@ -856,7 +922,7 @@ static int s3_ready(struct ferry_repo *r)
 		double extra;
 		int e;
 
-		if ((e = opt_num("s3-object-lock-extra", d >= 4 ? (double)d * DAY / 4 : DAY,
+		if ((e = s3_opt_num("s3-object-lock-extra", d >= 4 ? (double)d * DAY / 4 : DAY,
 				 0, 36500.0 * DAY, &extra)) != 0)
 			return e;
 		s->lock_extra = (int64_t)extra;
@@ -951,6 +1017,7 @@ const struct ferry_store_ops ferry_store_s3_ops = {
 	.point_abort = s3_point_abort,
 	.point_open = s3_point_open,
 	.point_list = s3_point_list,
+	.point_stat = s3_point_stat,
 	.lock_shared = s3_lock_shared,
 	.lock_exclusive = s3_lock_exclusive,
 	.unlock = s3_unlock,
@@ -968,97 +1035,6 @@ const struct ferry_store_ops ferry_store_s3_ops = {
 
 /* ---- settings, attach, create --------------------------------------------- */
 
-static int opt_size(const char *key, uint64_t def, uint64_t min, uint64_t max,
-		    uint64_t *out)
-{
-	const char *v = ferry_backend_opt(key);
-
-	*out = def;
-	if (!v || !*v)
-		return 0;
-	if (ferry_size_parse(v, out) || *out < min || *out > max)
-		return ferry_error(FERRY_E_INVAL,
-				   "%s %s: give a size from %llu to %llu bytes (K, M, G suffixes)",
-				   key, v, (unsigned long long)min,
-				   (unsigned long long)max);
-	return 0;
-}
-
-static int opt_num(const char *key, double def, double min, double max,
-		   double *out)
-{
-	const char *v = ferry_backend_opt(key);
-	char *end;
-
-	*out = def;
-	if (!v || !*v)
-		return 0;
-	*out = strtod(v, &end);
-	if (*end || *out < min || *out > max)
-		return ferry_error(FERRY_E_INVAL, "%s %s: give a number from %g to %g",
-				   key, v, min, max);
-	return 0;
-}
-
-static int parse_url(struct ferry_repo *r, struct s3 *s)
-{
-	const char *p = r->path + 5, *slash = strchr(p, '/');
-	const char *ep = ferry_backend_opt("s3-endpoint");
-	const char *region = ferry_backend_opt("s3-region");
-	const char *addr = ferry_backend_opt("s3-addressing");
-	char buf[1024];
-	size_t bl = slash ? (size_t)(slash - p) : strlen(p), n;
-
-	if (bl < 3 || bl > 63 || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789.-") < bl)
-		return ferry_error(FERRY_E_INVAL,
-				   "%s: give s3://BUCKET[/PREFIX] with a bucket name of 3-63 lower-case letters, digits, '.' or '-'",
-				   r->path);
-	if (!(s->c.bucket = strndup(p, bl)))
-		return FERRY_E_NOMEM;
-	p = slash ? slash + 1 : "";
-	while (*p == '/')
-		p++;
-	n = strlen(p);
-	while (n && p[n - 1] == '/')
-		n--;
-	snprintf(buf, sizeof(buf), "%.*s%s", (int)n, p, n ? "/" : "");
-	if (!(s->c.prefix = strdup(buf)))
-		return FERRY_E_NOMEM;
-	snprintf(s->c.region, sizeof(s->c.region), "%s",
-		 region && *region ? region : "us-east-1");
-	if (!ep || !*ep) {
-		snprintf(buf, sizeof(buf), "https://s3.%s.amazonaws.com", s->c.region);
-		ep = buf;
-		s->c.virtual_host = 1;
-	}
-	{
-		const char *hs = strstr(ep, "://");
-		size_t hl;
-
-		if (!hs || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8)))
-			return ferry_error(FERRY_E_INVAL,
-					   "s3-endpoint %s: give http://HOST[:PORT] or https://HOST[:PORT]",
-					   ep);
-		hs += 3;
-		hl = strcspn(hs, "/");
-		if (!hl)
-			return ferry_error(FERRY_E_INVAL, "s3-endpoint %s: no host", ep);
-		if (!(s->c.endpoint = strdup(ep)) || !(s->c.host = strndup(hs, hl)) ||
-		    !(s->c.scheme = strndup(ep, (size_t)(hs - 3 - ep))))
-			return FERRY_E_NOMEM;
-	}
-	if (addr && *addr) {
-		if (!strcmp(addr, "path"))
-			s->c.virtual_host = 0;
-		else if (!strcmp(addr, "virtual"))
-			s->c.virtual_host = 1;
-		else
-			return ferry_error(FERRY_E_INVAL,
-					   "s3-addressing %s: give path or virtual", addr);
-	}
-	return 0;
-}
-
 static int s3_attach(struct ferry_repo *r)
 {
 	struct s3 *s = calloc(1, sizeof(*s));
@@ -1073,22 +1049,22 @@ static int s3_attach(struct ferry_repo *r)
 	r->state = s;
 	r->ops = &ferry_store_s3_ops;
 	snprintf(s->tmpdir, sizeof(s->tmpdir), "%s", tmp && *tmp ? tmp : "/tmp");
-	if ((e = parse_url(r, s)) != 0 ||
-	    (e = opt_size("s3-multipart-threshold", 64u << 20, 5u << 10,
+	if ((e = s3_conf_parse_url(r->path, &s->c)) != 0 ||
+	    (e = s3_opt_size("s3-multipart-threshold", 64u << 20, 5u << 10,
 			  5ull << 30, &s->o.mp_threshold)) != 0 ||
-	    (e = opt_size("s3-part-size", 16u << 20, 5u << 10, 5ull << 30,
+	    (e = s3_opt_size("s3-part-size", 16u << 20, 5u << 10, 5ull << 30,
 			  &s->o.part_size)) != 0 ||
-	    (e = opt_num("s3-uploads", 8, 1, 64, &thr)) != 0 ||
-	    (e = opt_num("s3-retry-time", 120, 0, 86400, &retry)) != 0 ||
-	    (e = opt_num("s3-timeout", 30, 1, 3600, &timeout)) != 0 ||
-	    (e = opt_num("s3-lock-stale", 300, 2, 86400, &s->stale)) != 0 ||
+	    (e = s3_opt_num("s3-uploads", 8, 1, 64, &thr)) != 0 ||
+	    (e = s3_opt_num("s3-retry-time", 120, 0, 86400, &retry)) != 0 ||
+	    (e = s3_opt_num("s3-timeout", 30, 1, 3600, &timeout)) != 0 ||
+	    (e = s3_opt_num("s3-lock-stale", 300, 2, 86400, &s->stale)) != 0 ||
 	    (e = s3_creds_load(&s->c.creds)) != 0 ||
 	    (e = s3_pool_new(&s->c, &s->o.pool)) != 0)
 		goto fail;
 	{
 		double lk;
 
-		if ((e = opt_num("s3-list-keys", 1000, 1, 1000, &lk)) != 0)
+		if ((e = s3_opt_num("s3-list-keys", 1000, 1, 1000, &lk)) != 0)
 			goto fail;
 		snprintf(s->o.list_keys, sizeof(s->o.list_keys), "%d", (int)lk);
 	}

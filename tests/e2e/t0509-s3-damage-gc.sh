@@ -60,3 +60,19 @@ s3_curl DELETE "/$B/$key" >/dev/null
 expect_fail 3 ferry verify --repo "$repo"
 grep -qi "missing" "$T/err" || { cat "$T/err"; die "verify does not report the missing chunk"; }
 ok "verify reports the missing chunk"
+
+# a manifest damaged on the server (one bit among its entries): listed
+# from its header and footer, refused by verify and restore
+mkey=r/points/$idb2
+s3_curl GET "/$B/$mkey" -o "$T/man" >/dev/null
+python3 - "$T/man" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x01
+open(p, 'wb').write(b)
+PY
+s3_curl PUT "/$B/$mkey" --data-binary @"$T/man" | tail -1 | grep -qx 200 || die "put damaged manifest"
+expect_fail 3 ferry restore --repo "$repo" "$idb2" --to "$T/x2.img"
+grep -qi "manifest.*$idb2\|$idb2.*manifest\|checksum" "$T/err" || { cat "$T/err"; die "restore does not name the manifest"; }
+ok "restore refuses the damaged manifest: $(tail -1 "$T/err")"
