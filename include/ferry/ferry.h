@@ -38,6 +38,8 @@ enum ferry_err {
 	FERRY_E_AUTH = -16,     /* authentication refused (certificates) */
 	FERRY_E_PROTO = -17,    /* the peer broke the mover protocol */
 	FERRY_E_TIMEOUT = -18,  /* the peer did not answer in time */
+	FERRY_E_IMMUTABLE = -19,/* protected: a hardened repository's restore
+				 * point before its expiry */
 };
 
 const char *ferry_strerror(int err);
@@ -110,6 +112,9 @@ struct ferry_point {
 	int verified;
 	uint64_t verified_ns;   /* when it ran (unix time, nanoseconds) */
 	int verified_sample;    /* percent of chunks it read (100: all) */
+	/* Listing only, hardened repository (docs/hardened-repository.md):
+	 * until when the point cannot be removed (unix ns); 0 otherwise. */
+	uint64_t immutable_until_ns;
 };
 
 typedef int (*ferry_point_cb)(const struct ferry_point *p, void *arg);
@@ -202,6 +207,14 @@ struct ferry_restore_opts {
 	 * newer state of the disk); each of its blocks is read and hashed,
 	 * and only blocks that differ from POINT are written. */
 	int changed_only;
+	/* Quick rollback with change tracking (restore_nbd.c): TARGET is
+	 * qcow2:PATH or an NBD URL exporting the QEMU dirty bitmap BITMAP,
+	 * which has recorded every write since POINT was taken (POINT names
+	 * it as its checkpoint).  Only its dirty extents are read; if it
+	 * cannot be trusted, WARN says why and every block is compared. */
+	const char *bitmap;
+	void (*warn)(const char *msg, void *arg);
+	void *warn_arg;
 };
 
 struct ferry_restore_result {
@@ -211,6 +224,9 @@ struct ferry_restore_result {
 	/* changed_only: bytes of the target read and found equal. */
 	uint64_t bytes_compared, bytes_unchanged;
 	uint64_t blocks_written;
+	/* bitmap: bytes not read because the bitmap says they are clean. */
+	uint64_t bytes_clean;
+	int bitmap_used;
 };
 
 /* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,
@@ -262,6 +278,10 @@ struct ferry_forget_opts {
 	int keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
 		keep_yearly;
 	int dry_run;             /* decide and report, remove nothing */
+	/* Instead of keep rules: remove only the points whose manifest
+	 * fails its checks (each reported with keep 0; a hardened
+	 * repository's unexpired ones are kept, reason "immutable until"). */
+	int damaged;
 };
 
 /* One decision: called for every point, per name oldest first. */
@@ -277,6 +297,9 @@ struct ferry_forget_result {
 	/* of kept: points forget would remove that the store keeps (an
 	 * Object Lock retention not yet expired) */
 	uint64_t locked;
+	/* Hardened repository: points the policy drops that stay until
+	 * their expiry (reason "immutable until ..."). */
+	uint64_t immutable_kept;
 };
 
 int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *opts,
@@ -286,6 +309,10 @@ struct ferry_gc_opts {
 	int dry_run;             /* count what would go; take no lock */
 	ferry_progress_cb progress;
 	void *progress_arg;
+	/* Seconds to wait for running backups to release the repository
+	 * lock before giving up (FERRY_E_TIMEOUT, nothing removed); 0: wait
+	 * as long as it takes. */
+	double lock_timeout;
 };
 
 struct ferry_gc_result {
@@ -300,6 +327,15 @@ struct ferry_gc_result {
 	/* unreferenced chunks the store keeps (Object Lock retention not
 	 * yet expired): not removed, not counted in chunks_removed */
 	uint64_t chunks_locked, bytes_locked;
+	/* Hardened repository: points still protected (their chunks are
+	 * kept by the mark), and the earliest expiry among them (unix ns;
+	 * 0 when none).  Chunks gc removes have their immutable attribute
+	 * lifted first. */
+	uint64_t points_protected, protected_until_ns;
+	/* Files of unexpired points (manifests, expiry records, chunks they
+	 * reference) that lacked the immutable attribute and got it (a
+	 * process killed between a commit and setting it). */
+	uint64_t files_protected;
 };
 
 /* Mark every chunk a committed manifest references, take the repository
@@ -378,6 +414,43 @@ struct ferry_files_result {
 int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
 		    void (*warn)(const char *msg, void *arg), void *warn_arg,
 		    struct ferry_files_result *res);
+/* ---- ferry mount: a restore point as read-only image files (FUSE,
+ * fuse_mount.c).  One file for the whole disk and one per partition of
+ * its GPT or MBR table; reads are fetched and checked on demand through
+ * the random-access image; a damaged block is EIO on its range. */
+struct ferry_mount_file {
+	const char *name;     /* "vm1.img", "vm1-part2.img" */
+	int partno;           /* 0: the whole disk */
+	uint64_t start, size; /* bytes of the disk */
+};
+struct ferry_mount_info {
+	const char *dir;
+	const struct ferry_point *point;
+	const char *table;    /* "GPT", "MBR", "none", or "damaged" */
+	const struct ferry_mount_file *files;
+	size_t nfiles;
+	long pid;             /* the process serving the mount */
+};
+struct ferry_mount_opts {
+	uint32_t cache_mib;   /* decoded-block cache; 0: 64 MiB */
+	int foreground;       /* 0: serve from a child once mounted */
+	int allow_other;      /* other users may read (FUSE allow_other) */
+	int threads;          /* FUSE worker threads kept idle; 0: 8 */
+	/* Log lines (bad blocks, failed reads); NULL: silent. */
+	void (*log)(const char *msg, void *arg);
+	void *log_arg;
+	/* Called once mounted (in the parent when going to the background). */
+	void (*ready)(const struct ferry_mount_info *mi, void *arg);
+	void *ready_arg;
+};
+/* Mount POINT read-only on DIR and serve it until unmounted
+ * (`fusermount3 -u DIR`, umount) or SIGINT/SIGTERM/SIGHUP (handled while
+ * their disposition is the default one; the mount is then removed).
+ * Returns 0 once unmounted, < 0 on error, and 1 in the parent when a
+ * child took over (background): the caller must then leave at once with
+ * _exit(), without closing the repository the child now uses. */
+int ferry_mount(struct ferry_repo *repo, const char *point, const char *dir,
+		const struct ferry_mount_opts *opts);
 /* ---- remote repositories and the mover daemon (docs/protocol.md) ---- */
 
 /* How to reach a repository served by `ferry mover`: ferry://HOST:PORT/NAME

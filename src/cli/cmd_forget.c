@@ -8,7 +8,8 @@
 static const char usage[] =
 	"--repo PATH [--name NAME] [--keep-last N] [--keep-hourly N] "
 	"[--keep-daily N] [--keep-weekly N] [--keep-monthly N] "
-	"[--keep-yearly N] [--dry-run] [--json]";
+	"[--keep-yearly N] [--dry-run] [--json]\n"
+	"       ferry forget --repo PATH --damaged [--dry-run] [--json]";
 
 static void help(void)
 {
@@ -26,12 +27,19 @@ static void help(void)
 	       "  --keep-yearly N    ... of each of the N newest years\n"
 	       "Days, weeks, months and years are local time (set TZ to change it).\n"
 	       "At least one rule is required.  Points whose manifest is damaged are\n"
-	       "never removed, nor are points whose object lock retention (s3://\n"
-	       "repositories made with --object-lock-days) has not expired.\n\n"
+	       "never removed by the rules (see --damaged), nor are points whose\n"
+	       "object lock retention (s3:// repositories made with\n"
+	       "--object-lock-days) has not expired.\n\n"
 	       "  --repo PATH   repository (or FERRY_REPO)\n"
 	       "  --name NAME   only this disk's points\n"
 	       "  --dry-run     show the decision, remove nothing\n"
-	       "  --json        a JSON object: every point with keep and reasons\n%s\n"
+	       "  --json        a JSON object: every point with keep and reasons\n%s"
+	       "  --damaged     instead of keep rules: remove only the manifests that\n"
+	       "                fail their checks (listed as damaged by ferry points;\n"
+	       "                they stop gc), each named in the output\n\n"
+	       "In a hardened repository (ferry init --immutable-days) a point stays\n"
+	       "until its expiry whatever the rules say: it is listed as kept,\n"
+	       "\"immutable until ...\"; the next forget after that removes it.\n\n"
 	       "example (7 dailies, 4 weeklies, 12 monthlies, then free the space):\n"
 	       "  ferry forget --repo /backup/repo --keep-daily 7 --keep-weekly 4 \\\n"
 	       "      --keep-monthly 12 --dry-run\n"
@@ -61,7 +69,7 @@ static int print_item(const struct ferry_forget_item *it, void *arg)
 		}
 		printf(",\"keep\":%s,\"reasons\":", it->keep ? "true" : "false");
 		cli_json_str(stdout, it->reasons);
-		printf("}");
+		printf(",\"damaged\":%s}", p->corrupt ? "true" : "false");
 	} else {
 		if (!c->n)
 			printf("%-16s  %-20s  %-8s  %-24s  %s\n", "ID", "CREATED (UTC)",
@@ -91,6 +99,7 @@ int cmd_forget(int argc, char **argv)
 		{ "keep-monthly", required_argument, NULL, 'm' },
 		{ "keep-yearly", required_argument, NULL, 'y' },
 		{ "dry-run", no_argument, NULL, 'D' },
+		{ "damaged", no_argument, NULL, 'X' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_BACKEND_OPTIONS,
@@ -116,6 +125,7 @@ int cmd_forget(int argc, char **argv)
 		case 'y': dst = &fo.keep_yearly; break;
 		case 'D': fo.dry_run = ctx.dry = 1; break;
 		case 'j': ctx.json = 1; break;
+		case 'X': fo.damaged = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
 			if ((rc = cli_backend_option(c, optarg)) > 0)
@@ -132,7 +142,12 @@ int cmd_forget(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage("forget", usage);
-	if (!fo.keep_last && !fo.keep_hourly && !fo.keep_daily && !fo.keep_weekly &&
+	if (fo.damaged && (fo.keep_last || fo.keep_hourly || fo.keep_daily ||
+			   fo.keep_weekly || fo.keep_monthly || fo.keep_yearly || fo.name)) {
+		fprintf(stderr, "ferry: forget: --damaged takes no --keep-* rule or --name (run them separately)\n");
+		return EXIT_USAGE;
+	}
+	if (!fo.damaged && !fo.keep_last && !fo.keep_hourly && !fo.keep_daily && !fo.keep_weekly &&
 	    !fo.keep_monthly && !fo.keep_yearly) {
 		fprintf(stderr, "ferry: forget: give at least one --keep-* rule "
 				"(without one every restore point would go)\n");
@@ -145,12 +160,18 @@ int cmd_forget(int argc, char **argv)
 	e = ferry_forget(repo, &fo, print_item, &ctx, &res);
 	ferry_repo_free(repo);
 	if (ctx.json)
-		printf("%s],\"kept\":%llu,\"removed\":%llu,\"locked\":%llu}\n",
+		printf("%s],\"kept\":%llu,\"removed\":%llu,\"immutable_kept\":%llu,\"locked\":%llu}\n",
 		       ctx.n ? "\n" : "", (unsigned long long)res.kept,
 		       (unsigned long long)res.removed,
+		       (unsigned long long)res.immutable_kept,
 		       (unsigned long long)res.locked);
 	if (e)
 		return cli_fail(e, "forget failed");
+	if (!ctx.json && res.immutable_kept)
+		fprintf(stderr, "%llu restore point(s) the rules drop stay until their expiry (hardened repository)\n",
+			(unsigned long long)res.immutable_kept);
+	if (!ctx.json && fo.damaged && !res.removed && !res.immutable_kept)
+		fprintf(stderr, "no damaged manifest found\n");
 	if (!ctx.json)
 		fprintf(stderr, "%s%llu restore point(s) kept, %llu %s%s\n",
 			fo.dry_run ? "dry run: " : "",

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH [--dry-run] [--json]";
+static const char usage[] = "--repo PATH [--dry-run] [--lock-timeout SECONDS] [--json]";
 
 static void help(void)
 {
@@ -20,7 +20,18 @@ static void help(void)
 	       "a manifest cannot be read, gc removes nothing.\n\n"
 	       "  --repo PATH   repository (or FERRY_REPO)\n"
 	       "  --dry-run     count what would be removed; no lock, no change\n"
+	       "  --lock-timeout SECONDS\n"
+	       "                wait at most this long for running backups to finish\n"
+	       "                (default 3600; 0 waits as long as it takes); then give\n"
+	       "                up, removing nothing, and exit 1.  A running\n"
+	       "                `ferry mover` holds the lock while it serves the\n"
+	       "                repository: stop it for gc\n"
 	       "  --json        print a JSON summary\n%s\n"
+	       "In a hardened repository (ferry init --immutable-days) gc runs on the\n"
+	       "repository's own host, as root: it keeps every chunk an unexpired\n"
+	       "restore point references, says until when they are protected, and\n"
+	       "lifts the immutable attribute of the chunks it removes; it sets the\n"
+	       "attribute where a crash left it missing on a protected point's files.\n\n"
 	       "example:\n"
 	       "  ferry forget --repo /backup/repo --keep-last 10\n"
 	       "  ferry gc --repo /backup/repo\n",
@@ -32,6 +43,7 @@ int cmd_gc(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
 		{ "dry-run", no_argument, NULL, 'D' },
+		{ "lock-timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_BACKEND_OPTIONS,
@@ -41,12 +53,21 @@ int cmd_gc(int argc, char **argv)
 	struct ferry_gc_result res;
 	struct ferry_repo *repo;
 	const char *rp = NULL;
-	int c, e, rc, json = 0;
+	int c, e, rc, json = 0, secs;
 
+	go.lock_timeout = 3600;
 	while ((c = getopt_long(argc, argv, "r:Djh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'D': go.dry_run = 1; break;
+		case 'T':
+			if (cli_parse_int(optarg, 0, 100000000, &secs)) {
+				fprintf(stderr, "ferry: gc: --lock-timeout takes whole seconds (0: no limit), not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			go.lock_timeout = secs;
+			break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
@@ -66,6 +87,10 @@ int cmd_gc(int argc, char **argv)
 	e = ferry_gc(repo, &go, &res);
 	cli_progress_end();
 	ferry_repo_free(repo);
+	if (e == FERRY_E_TIMEOUT) {
+		fprintf(stderr, "ferry: gc: %s\n", ferry_last_error());
+		return EXIT_FAIL;
+	}
 	if (e)
 		return cli_fail(e, "gc failed");
 	if (json) {
@@ -74,7 +99,8 @@ int cmd_gc(int argc, char **argv)
 		       "\"chunks_removed\":%llu,\"bytes_removed\":%llu,"
 		       "\"stale_files\":%llu,\"stale_bytes\":%llu,"
 		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f,"
-		       "\"chunks_locked\":%llu,\"bytes_locked\":%llu}\n",
+		       "\"chunks_locked\":%llu,\"bytes_locked\":%llu,"
+		       "\"points_protected\":%llu,\"files_protected\":%llu,\"protected_until\":",
 		       go.dry_run ? "true" : "false",
 		       (unsigned long long)res.points,
 		       (unsigned long long)res.points_late,
@@ -87,7 +113,17 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.stale_bytes,
 		       (unsigned long long)res.filter_bytes, res.wait_seconds,
 		       res.seconds, (unsigned long long)res.chunks_locked,
-		       (unsigned long long)res.bytes_locked);
+		       (unsigned long long)res.bytes_locked,
+		       (unsigned long long)res.points_protected,
+		       (unsigned long long)res.files_protected);
+		if (res.protected_until_ns) {
+			char when[48];
+
+			cli_time(res.protected_until_ns, when, sizeof(when));
+			printf("\"%s\"}\n", when);
+		} else {
+			printf("null}\n");
+		}
 	} else {
 		char freed[32], total[32];
 
@@ -108,6 +144,16 @@ int cmd_gc(int argc, char **argv)
 			printf("kept %llu unreferenced chunk(s) (%s) still under object lock retention; a later gc removes them once it expires\n",
 			       (unsigned long long)res.chunks_locked, freed);
 		}
+		if (res.points_protected) {
+			char when[48];
+
+			cli_time(res.protected_until_ns, when, sizeof(when));
+			printf("immutable: %llu restore point(s) still protected (the first expires %s); their chunks stay\n",
+			       (unsigned long long)res.points_protected, when);
+		}
+		if (res.files_protected)
+			printf("immutable: set the attribute on %llu file(s) of protected points that lacked it\n",
+			       (unsigned long long)res.files_protected);
 	}
 	return EXIT_OK;
 }

@@ -6,7 +6,8 @@
 #include "cli.h"
 
 static const char usage[] =
-	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none] [--object-lock-days N]";
+	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
+	" [--immutable-days N] [--object-lock-days N]";
 
 static void help(void)
 {
@@ -20,6 +21,14 @@ static void help(void)
 	       "  --compression CODEC   zstd[:1-22] (default zstd:2; 19 and up are slow),\n"
 	       "                        lz4 (fastest), or none; blocks that do not\n"
 	       "                        shrink are stored raw\n"
+	       "  --immutable-days N    a hardened repository (local Linux directory, as\n"
+	       "                        root): every chunk and manifest gets the immutable\n"
+	       "                        attribute once committed, and no restore point can\n"
+	       "                        be removed, by forget, gc or a remote client, until\n"
+	       "                        N days after it was made; `ferry gc` on this host\n"
+	       "                        lifts the attribute of what expired.  Refused where\n"
+	       "                        the file system lacks the attribute\n"
+	       "                        (docs/hardened-repository.md)\n"
 	       "  --object-lock-days N  s3:// only: every chunk and manifest written gets\n"
 	       "                        an S3 Object Lock COMPLIANCE retention of N days\n"
 	       "                        (raised, never shortened, when reused), so that\n"
@@ -37,15 +46,18 @@ int cmd_init(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "compression", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "immutable-days", required_argument, NULL, 'I' },
 		{ "object-lock-days", required_argument, NULL, 'L' },
 		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct ferry_init_opts io = { 0, -1, 0, NULL };
+	char extra[128];
+	int imm_days = 0;
 	const char *repo = NULL;
 	int c, e, rc, json = 0, lock_days = 0;
-	char extra[64], days[16];
+	char days[16];
 	uint64_t bs;
 
 	while ((c = getopt_long(argc, argv, "r:b:c:jh", opts, NULL)) != -1) {
@@ -68,6 +80,16 @@ int cmd_init(int argc, char **argv)
 			}
 			break;
 		case 'j': json = 1; break;
+		case 'I':
+			if (cli_parse_int(optarg, 1, 36500, &imm_days)) {
+				fprintf(stderr, "ferry: --immutable-days %s: give whole days from 1 to 36500\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			snprintf(extra, sizeof(extra),
+				 "features = immutable\nimmutable_days = %d\n", imm_days);
+			io.extra_config = extra;
+			break;
 		case 'L':
 			if (cli_parse_int(optarg, 1, 36500, &lock_days)) {
 				fprintf(stderr, "ferry: --object-lock-days %s: give a whole number of days from 1 to 36500\n",
@@ -88,6 +110,10 @@ int cmd_init(int argc, char **argv)
 		return cli_usage("init", usage);
 	if (!(repo = cli_repo(repo)))
 		return EXIT_USAGE;
+	if (lock_days && imm_days) {
+		fprintf(stderr, "ferry: --immutable-days is for local repositories, --object-lock-days for s3://: give one\n");
+		return EXIT_USAGE;
+	}
 	if (lock_days) {
 		if (strncmp(repo, "s3://", 5)) {
 			fprintf(stderr, "ferry: --object-lock-days needs an s3:// repository (object storage with Object Lock)\n");
@@ -115,9 +141,11 @@ int cmd_init(int argc, char **argv)
 			printf("{\"repo\":");
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
-			       "\"compression\":\"%s\",\"level\":%d,\"object_lock_days\":%d}\n",
+			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d,"
+			       "\"object_lock_days\":%d}\n",
 			       info.repo_id, info.format_version, info.block_size,
-			       ferry_codec_name(info.codec), info.level, lock_days);
+			       ferry_codec_name(info.codec), info.level, imm_days,
+			       lock_days);
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
@@ -126,6 +154,9 @@ int cmd_init(int argc, char **argv)
 				printf(":%d", info.level);
 			if (lock_days)
 				printf(", object lock %d days", lock_days);
+			if (imm_days)
+				printf(", hardened: restore points immutable for %d day(s)",
+				       imm_days);
 			printf(")\n");
 		}
 	}

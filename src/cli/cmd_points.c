@@ -21,17 +21,34 @@ struct pctx {
 	int json, n;
 };
 
+/* Hardened repository only: "immutable_until" (null: none known). */
+static void print_immutable_json(const struct ferry_point *p)
+{
+	char when[32];
+
+	if (!p->immutable_until_ns)
+		return;
+	if (p->immutable_until_ns == UINT64_MAX) {
+		printf(",\"immutable_until\":null");
+		return;
+	}
+	cli_time(p->immutable_until_ns, when, sizeof(when));
+	printf(",\"immutable_until\":\"%s\"", when);
+}
+
 static void print_verified_json(const struct ferry_point *p)
 {
 	char when[32];
 
 	if (!p->verified) {
 		printf(",\"verified\":null");
+		print_immutable_json(p);
 		return;
 	}
 	cli_time(p->verified_ns, when, sizeof(when));
 	printf(",\"verified\":\"%s\",\"verified_at\":\"%s\",\"verified_sample\":%d",
 	       p->verified > 0 ? "ok" : "damaged", when, p->verified_sample);
+	print_immutable_json(p);
 }
 
 /* "ok 2024-05-01", "ok 10% ...", "DAMAGED ...", or "never". */

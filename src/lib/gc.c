@@ -96,6 +96,8 @@ struct gc {
 	uint64_t *seen; /* ids of marked manifests (8 bytes each), sorted */
 	size_t nseen, capseen;
 	int late;       /* second pass: mark only manifests not seen */
+	int imm;        /* hardened repository */
+	int repair;     /* and not a dry run: set missing attributes */
 	double t0, last;
 };
 
@@ -163,6 +165,31 @@ static int mark_point(const char *id, void *arg)
 				   "%s; gc cannot tell which chunks it needs and removes nothing (run ferry verify)",
 				   why);
 	}
+	if (g->imm) {
+		uint64_t until;
+
+		/* A hardened repository's unexpired point: its chunks are
+		 * marked like any other's, so none of them goes. */
+		if ((e = ferry_point_protected(g->repo, id, p.created_ns, &until)) < 0) {
+			ferry_mreader_free(m);
+			return e;
+		}
+		if (e && g->repair && g->repo->ops->protect_point) {
+			int pe = g->repo->ops->protect_point(g->repo, id);
+
+			if (pe < 0) {
+				ferry_mreader_free(m);
+				return pe;
+			}
+			g->res->files_protected += (uint64_t)pe;
+		}
+		if (e) {
+			g->res->points_protected++;
+			if (!g->res->protected_until_ns ||
+			    until < g->res->protected_until_ns)
+				g->res->protected_until_ns = until;
+		}
+	}
 	while ((e = ferry_mreader_next(m, &kind, h)) == 1) {
 		if (kind != FERRY_ENTRY_DATA)
 			continue;
@@ -201,8 +228,17 @@ static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 
 	if (atomic_load(&ferry_cancelled))
 		return ferry_error(FERRY_E_INTERRUPTED, "gc interrupted");
-	if (bloom_has(&g->bf, h))
+	if (bloom_has(&g->bf, h)) {
+		/* Kept: in a hardened repository it must carry the
+		 * attribute (a false positive's garbage gets it too, and
+		 * loses it in a later run that finds it unmarked). */
+		if (g->repair && g->repo->ops->protect_chunk) {
+			if ((e = g->repo->ops->protect_chunk(g->repo, h)) < 0)
+				return e;
+			g->res->files_protected += (uint64_t)e;
+		}
 		return 0;
+	}
 	if (!g->opts || !g->opts->dry_run) {
 		e = g->repo->ops->delete_chunk(g->repo, h);
 		if (e == FERRY_STORE_KEPT) {
@@ -232,9 +268,11 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	g.opts = opts;
 	g.res = res;
 	g.t0 = ferry_mono_seconds();
+	g.imm = ferry_imm_days(repo) > 0;
+	g.repair = g.imm && !(opts && opts->dry_run);
 	if (!repo->ops->delete_chunk || !repo->ops->lock_exclusive)
 		return ferry_error(FERRY_E_INVAL,
-				   "the %s backend cannot remove chunks",
+				   "the %s backend cannot remove chunks; run ferry gc on the repository's own host",
 				   repo->ops->name);
 	/* Size the filter from the store: chunks written later by running
 	 * backups only raise its false-positive rate (keep more). */
@@ -252,7 +290,11 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	 * chunk is live exactly when a committed manifest names it. */
 	tw = ferry_mono_seconds();
 	if (!dry) {
-		if ((e = repo->ops->lock_exclusive(repo)) != 0)
+		if (opts && opts->lock_timeout > 0 && repo->ops->lock_exclusive_wait)
+			e = repo->ops->lock_exclusive_wait(repo, opts->lock_timeout);
+		else
+			e = repo->ops->lock_exclusive(repo);
+		if (e)
 			goto out;
 		locked = 1;
 	}

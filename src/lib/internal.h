@@ -135,6 +135,17 @@ struct ferry_store_ops {
 	/* Optional: called once the config is parsed (block size known). */
 	int (*ready)(struct ferry_repo *r);
 	void (*close)(struct ferry_repo *r);
+	/* Optional: lock_exclusive giving up after TIMEOUT seconds
+	 * (FERRY_E_TIMEOUT, saying so); TIMEOUT <= 0 waits as long as it
+	 * takes. */
+	int (*lock_exclusive_wait)(struct ferry_repo *r, double timeout);
+	/* Optional, hardened repositories (gc's maintenance): give point
+	 * ID's manifest and expiry record, or chunk H, the immutable
+	 * attribute when they lack it; 1 when it was set, 0 when it was
+	 * there already. */
+	int (*protect_point)(struct ferry_repo *r, const char *id);
+	int (*protect_chunk)(struct ferry_repo *r,
+			     const uint8_t h[FERRY_HASH_LEN]);
 };
 
 /* ---- backends (chosen by URL prefix in repo.c) ----------------------- */
@@ -336,5 +347,31 @@ int ferry_workq_finish(struct ferry_workq *q);
 /* Cancellation, set from a signal handler through ferry_cancel(). */
 extern atomic_int ferry_cancelled;
 void ferry_cancel(void);
+
+/* ---- hardened repository (immutable.c, docs/hardened-repository.md) -- */
+
+#define FERRY_IMM_DAYS_MAX 36500
+/* The clock expiry is judged by: now, or FERRY_NOW (tests only). */
+uint64_t ferry_imm_now_ns(void);
+/* The repository's immutable_days (0: not a hardened repository). */
+int ferry_imm_days(const struct ferry_repo *r);
+/* Set (ON 1) or lift (ON 0) the immutable attribute; -errno on failure. */
+int ferry_imm_fd(int fd, int on);
+int ferry_imm_at(int dirfd, const char *name, int on);
+/* 1 when NAME carries the attribute, 0 when not, -errno. */
+int ferry_imm_is_at(int dirfd, const char *name);
+/* Whether the file system where PATH is (or will be made) lets this
+ * process set the attribute; a clear error when not. */
+int ferry_imm_probe(const char *path);
+/* When point ID's protection ends (its "expiry" record; else CREATED_NS
+ * plus the repository's days; UINT64_MAX when neither is known); 0 when
+ * the repository is not hardened. */
+int ferry_point_expiry(struct ferry_repo *r, const char *id,
+		       uint64_t created_ns, uint64_t *until_ns);
+/* 1 when point ID may not be removed yet (UNTIL_NS says until when), 0
+ * when it may, < 0 on error. */
+int ferry_point_protected(struct ferry_repo *r, const char *id,
+			  uint64_t created_ns, uint64_t *until_ns);
+void ferry_imm_time(uint64_t ns, char *buf, size_t cap);
 
 #endif

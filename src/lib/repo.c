@@ -166,6 +166,7 @@ const char *ferry_repo_config(const struct ferry_repo *r, const char *key,
  * ferry does not know makes it refuse the repository rather than misread
  * it.  Add a name here when its code lands. */
 static const char *const known_features[] = {
+	"immutable", /* hardened repository: docs/hardened-repository.md */
 	NULL,
 };
 
@@ -281,6 +282,29 @@ static int parse_config(struct ferry_repo *r, char *text)
 	return 0;
 }
 
+/* A hardened repository (immutable_days in the extra config) needs a
+ * local directory on a file system that takes the immutable attribute
+ * from this process: tried on a test file before anything is made. */
+static int check_immutable(struct ferry_repo *r, const struct ferry_backend *be,
+			   const struct ferry_init_opts *opts)
+{
+	struct ferry_repo tmp = { 0 };
+	char buf[32];
+
+	tmp.config_text = (char *)opts->extra_config;
+	if (!ferry_repo_config(&tmp, "immutable_days", buf, sizeof(buf)))
+		return 0;
+	if (!ferry_imm_days(&tmp))
+		return ferry_error(FERRY_E_INVAL,
+				   "immutable_days = %s: give whole days from 1 to %d",
+				   buf, FERRY_IMM_DAYS_MAX);
+	if (be != &ferry_backend_local)
+		return ferry_error(FERRY_E_INVAL,
+				   "--immutable-days needs a local directory on Linux; %s is not one",
+				   r->path);
+	return ferry_imm_probe(r->path);
+}
+
 int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 {
 	struct ferry_repo r = { 0 };
@@ -313,6 +337,8 @@ int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 		snprintf(r.repo_id + 2 * i, 3, "%02x", id[i]);
 	be = ferry_backend_for(path);
 	r.path = (char *)path;
+	if (opts && opts->extra_config && (e = check_immutable(&r, be, opts)) != 0)
+		return e;
 	if ((e = be->create(&r)) != 0)
 		return e;
 	e = write_config(&r, opts ? opts->extra_config : NULL);
@@ -392,6 +418,7 @@ struct plist {
 	struct ferry_point *v;
 	size_t n, cap;
 	int err;
+	int imm; /* hardened repository: read each point's expiry */
 };
 
 /* The last verify of point ID (REPO/verify/ID), if any. */
@@ -444,6 +471,9 @@ static int plist_add(const char *id, void *arg)
 	if (pl->name && (p.corrupt || strcmp(p.name, pl->name)))
 		return 0;
 	verify_record(pl->repo, id, &p);
+	if (pl->imm && ferry_point_expiry(pl->repo, id, p.created_ns,
+					  &p.immutable_until_ns) != 0)
+		p.immutable_until_ns = UINT64_MAX;
 	if (pl->n == pl->cap) {
 		size_t nc = pl->cap ? pl->cap * 2 : 16;
 		struct ferry_point *nv = realloc(pl->v, nc * sizeof(*nv));
@@ -474,6 +504,7 @@ static int collect_points(struct ferry_repo *r, const char *name,
 	memset(pl, 0, sizeof(*pl));
 	pl->repo = r;
 	pl->name = name;
+	pl->imm = ferry_imm_days(r) > 0;
 	if ((e = r->ops->point_list(r, plist_add, pl)) != 0) {
 		free(pl->v);
 		return e;

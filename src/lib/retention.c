@@ -112,6 +112,74 @@ static int by_name_time(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/* Hardened repository: 1 when P may not go yet (WHY says until when). */
+static int still_protected(struct ferry_repo *repo, const struct ferry_point *p,
+			   char why[FERRY_REASON_MAX])
+{
+	uint64_t until;
+	char when[48];
+	int e = ferry_point_protected(repo, p->id, p->corrupt ? 0 : p->created_ns,
+				      &until);
+
+	if (e == 1) {
+		ferry_imm_time(until, when, sizeof(when));
+		snprintf(why, FERRY_REASON_MAX, "immutable until %s", when);
+	}
+	return e;
+}
+
+/* forget --damaged: remove the manifests that fail their checks (a
+ * listing shows them as damaged, gc and verify stop at them). */
+static int forget_damaged(struct ferry_repo *repo,
+			  const struct ferry_forget_opts *o, ferry_forget_cb cb,
+			  void *arg, struct ferry_forget_result *res)
+{
+	struct fctx c = { 0 };
+	char why[FERRY_REASON_MAX];
+	size_t i;
+	int e;
+
+	if ((e = ferry_points_list(repo, NULL, collect, &c)) != 0)
+		goto out;
+	for (i = 0; i < c.n; i++) {
+		struct ferry_forget_item it = { &c.v[i], 0, why };
+
+		if (!c.v[i].corrupt) {
+			res->kept++;
+			continue;
+		}
+		why[0] = 0;
+		if ((e = still_protected(repo, &c.v[i], why)) < 0)
+			goto out;
+		if (e) {
+			it.keep = 1;
+			res->kept++;
+			res->damaged_kept++;
+			res->immutable_kept++;
+		} else {
+			if (!o->dry_run) {
+				if (!repo->ops->delete_point) {
+					e = ferry_error(FERRY_E_INVAL,
+							"this repository's backend cannot remove restore points; run forget where the repository is");
+					goto out;
+				}
+				if ((e = repo->ops->delete_point(repo, c.v[i].id)) != 0)
+					goto out;
+				if (repo->ops->record_delete)
+					repo->ops->record_delete(repo, "verify", c.v[i].id);
+			}
+			snprintf(why, sizeof(why), "damaged manifest");
+			res->removed++;
+		}
+		if (cb && (e = cb(&it, arg)) != 0)
+			goto out;
+	}
+	e = 0;
+out:
+	free(c.v);
+	return e;
+}
+
 int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *o,
 		 ferry_forget_cb cb, void *arg, struct ferry_forget_result *res)
 {
@@ -122,6 +190,8 @@ int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *o,
 	int e;
 
 	memset(res, 0, sizeof(*res));
+	if (o->damaged)
+		return forget_damaged(repo, o, cb, arg, res);
 	if (o->keep_last < 0 || o->keep_hourly < 0 || o->keep_daily < 0 ||
 	    o->keep_weekly < 0 || o->keep_monthly < 0 || o->keep_yearly < 0)
 		return ferry_error(FERRY_E_INVAL, "keep counts cannot be negative");
@@ -158,6 +228,12 @@ int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *o,
 	for (i = 0; i < c.n; i++) {
 		struct ferry_forget_item it = { &c.v[i], keep[i], why[i] };
 
+		if (!keep[i] && (e = still_protected(repo, &c.v[i], why[i])) != 0) {
+			if (e < 0)
+				goto out;
+			it.keep = keep[i] = 1;
+			res->immutable_kept++;
+		}
 		if (!keep[i] && !o->dry_run) {
 			if (!repo->ops->delete_point) {
 				e = ferry_error(FERRY_E_INVAL,

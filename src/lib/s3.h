@@ -208,7 +208,7 @@ int s3o_extend_retention(struct s3_obj *s, const char *key, int64_t until);
  * session remains. */
 struct s3_lock;
 int s3_lock_take(struct s3_obj *o, const char *prefix, int kind, double stale,
-		 struct s3_lock **out);
+		 double timeout, struct s3_lock **out);   /* timeout <= 0: none */
 int s3_lock_kind(const struct s3_lock *l);
 /* 0 while the heartbeat keeps the lock valid, else an error. */
 int s3_lock_fresh(struct s3_lock *l);

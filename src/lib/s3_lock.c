@@ -155,8 +155,9 @@ static int pause_or_cancel(double seconds)
 }
 
 int s3_lock_take(struct s3_obj *o, const char *prefix, int kind, double stale,
-		 struct s3_lock **out)
+		 double timeout, struct s3_lock **out)
 {
+	double t0 = ferry_mono_seconds();
 	struct s3_lock *l = calloc(1, sizeof(*l));
 	uint8_t rnd[16];
 	char host[128] = "?";
@@ -210,6 +211,12 @@ int s3_lock_take(struct s3_obj *o, const char *prefix, int kind, double stale,
 		if (sc.live_x_before) {
 			/* Another gc came first. */
 			withdraw(l);
+			if (timeout > 0 && ferry_mono_seconds() - t0 > timeout) {
+				e = ferry_error(FERRY_E_TIMEOUT,
+						"another gc holds the repository lock after %.0f s: gave up, nothing removed",
+						timeout);
+				goto fail;
+			}
 			if ((e = pause_or_cancel(l->beat < 2 ? l->beat : 2)) != 0)
 				goto fail;
 			continue;
@@ -217,6 +224,12 @@ int s3_lock_take(struct s3_obj *o, const char *prefix, int kind, double stale,
 		/* Ours stands: wait until every other holder is gone (our
 		 * heartbeat keeps it standing meanwhile). */
 		while (sc.live_other) {
+			if (timeout > 0 && ferry_mono_seconds() - t0 > timeout) {
+				e = ferry_error(FERRY_E_TIMEOUT,
+						"%d other process(es) still hold the repository lock after %.0f s (running backups or a mover serving it): gave up, nothing removed",
+						sc.live_other, timeout);
+				goto fail;
+			}
 			if ((e = pause_or_cancel(1)) != 0 || (e = scan(l, &sc, 0)) != 0)
 				goto fail;
 			if (sc.live_x_before)

@@ -934,7 +934,7 @@ static int s3_ready(struct ferry_repo *r)
 
 /* ---- locks ---------------------------------------------------------------- */
 
-static int take_lock(struct ferry_repo *r, int kind)
+static int take_lock(struct ferry_repo *r, int kind, double timeout)
 {
 	struct s3 *s = S(r);
 	char pfx[600];
@@ -946,17 +946,22 @@ static int take_lock(struct ferry_repo *r, int kind)
 		s->lock = NULL;
 	}
 	key_of(s, "locks/", pfx, sizeof(pfx));
-	return s3_lock_take(&s->o, pfx, kind, s->stale, &s->lock);
+	return s3_lock_take(&s->o, pfx, kind, s->stale, timeout, &s->lock);
 }
 
 static int s3_lock_shared(struct ferry_repo *r)
 {
-	return take_lock(r, 's');
+	return take_lock(r, 's', 0);
 }
 
 static int s3_lock_exclusive(struct ferry_repo *r)
 {
-	return take_lock(r, 'x');
+	return take_lock(r, 'x', 0);
+}
+
+static int s3_lock_exclusive_wait(struct ferry_repo *r, double timeout)
+{
+	return take_lock(r, 'x', timeout);
 }
 
 static void s3_unlock(struct ferry_repo *r)
@@ -1031,6 +1036,7 @@ const struct ferry_store_ops ferry_store_s3_ops = {
 	.config_put = s3_config_put,
 	.ready = s3_ready,
 	.close = s3_close,
+	.lock_exclusive_wait = s3_lock_exclusive_wait,
 };
 
 /* ---- settings, attach, create --------------------------------------------- */

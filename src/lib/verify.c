@@ -68,6 +68,19 @@ struct vitem {
 	uint8_t hash[FERRY_HASH_LEN];
 };
 
+static void report_bs(struct vjob *j, const char *point, uint64_t index,
+		      uint32_t bs, const uint8_t *hash, int err,
+		      const char *detail)
+{
+	if (j->opts && j->opts->bad) {
+		struct ferry_bad_block b = { point, index,
+					     index == UINT64_MAX ? 0 : index * bs,
+					     hash, err, detail };
+
+		j->opts->bad(&b, j->opts->bad_arg);
+	}
+}
+
 static void report(struct vjob *j, const char *point, uint64_t index,
 		   const uint8_t *hash, int err, const char *detail)
 {
@@ -155,16 +168,18 @@ static int push_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 	return ferry_workq_push(w->q, &it);
 }
 
-/* Check one point's references against the known-bad set and the store. */
+/* Check one point's references against the known-bad set and the store.
+ * Runs on the pool (one point per item): shared counters and reports are
+ * taken under j->mu. */
 static int check_refs(struct vjob *j, const struct ferry_point *pt)
 {
 	struct ferry_mreader *m;
 	struct ferry_point p;
 	uint8_t h[FERRY_HASH_LEN];
+	uint32_t bs = pt->block_size;
+	uint64_t missing = 0;
 	int kind, e, bad = 0;
 
-	j->res->points_checked++;
-	j->bs = pt->block_size;
 	if ((e = ferry_mreader_open(j->repo, pt->id, &m, &p)) != 0) {
 		const char *why = ferry_last_error();
 		char named[FERRY_ID_LEN + 32];
@@ -175,19 +190,29 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 		snprintf(named, sizeof(named), "restore point %s: ", pt->id);
 		if (!strncmp(why, named, strlen(named)))
 			why += strlen(named);
-		report(j, pt->id, UINT64_MAX, NULL, FERRY_E_CORRUPT, why);
+		pthread_mutex_lock(&j->mu);
+		j->res->points_checked++;
+		report_bs(j, pt->id, UINT64_MAX, bs, NULL, FERRY_E_CORRUPT, why);
 		j->res->points_bad++;
 		j->points_newer += e == FERRY_E_VERSION;
+		pthread_mutex_unlock(&j->mu);
 		if (e == FERRY_E_CORRUPT)
 			record(j, pt->id, 1);
 		return 0;
 	}
 	for (uint64_t i = 0; (e = ferry_mreader_next(m, &kind, h)) == 1; i++) {
+		if (atomic_load(&ferry_cancelled)) {
+			e = ferry_error(FERRY_E_INTERRUPTED, "verify interrupted");
+			break;
+		}
 		if (kind != FERRY_ENTRY_DATA)
 			continue;
+		/* j->bad is sorted and no longer changes in this phase. */
 		if (j->nbad && bsearch(h, j->bad, j->nbad, FERRY_HASH_LEN, hash_cmp)) {
-			report(j, pt->id, i, h, FERRY_E_CORRUPT,
-			       "chunk is damaged");
+			pthread_mutex_lock(&j->mu);
+			report_bs(j, pt->id, i, bs, h, FERRY_E_CORRUPT,
+				  "chunk is damaged");
+			pthread_mutex_unlock(&j->mu);
 			bad = 1;
 			continue;
 		}
@@ -199,23 +224,81 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 
 			ferry_hash_hex(h, hex);
 			ferry_error(FERRY_E_MISSING, "chunk %s is missing", hex);
-			report(j, pt->id, i, h, FERRY_E_MISSING, ferry_last_error());
-			j->res->chunks_missing++;
+			pthread_mutex_lock(&j->mu);
+			report_bs(j, pt->id, i, bs, h, FERRY_E_MISSING,
+				  ferry_last_error());
+			pthread_mutex_unlock(&j->mu);
+			missing++;
 			bad = 1;
 		}
 	}
 	ferry_mreader_free(m);
 	if (e < 0)
 		return e;
+	pthread_mutex_lock(&j->mu);
+	j->res->points_checked++;
+	j->res->chunks_missing += missing;
 	j->res->points_bad += bad;
+	pthread_mutex_unlock(&j->mu);
 	record(j, pt->id, bad);
 	return 0;
 }
 
+struct plist_v {
+	struct ferry_point *v;
+	size_t n, cap;
+};
+
 static int collect_point(const struct ferry_point *p, void *arg)
 {
+	struct plist_v *l = arg;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		struct ferry_point *nv = realloc(l->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return FERRY_E_NOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n++] = *p;
+	return 0;
+}
+
+static int refs_item(void *item, int worker, void *arg)
+{
+	(void)worker;
 	/* A damaged manifest is opened again there, for its reason. */
-	return check_refs(arg, p);
+	return check_refs(arg, *(const struct ferry_point **)item);
+}
+
+/* Every point's references, one point per pool thread, points in the
+ * listing's order (oldest first). */
+static int check_all_refs(struct vjob *j, int threads)
+{
+	struct plist_v l = { 0 };
+	struct ferry_workq *q = NULL;
+	int e, qe;
+
+	if ((e = ferry_points_list(j->repo, NULL, collect_point, &l)) != 0)
+		goto out;
+	if (l.n < 2)
+		threads = 1;
+	if ((e = ferry_workq_new(threads, sizeof(struct ferry_point *),
+				 (size_t)threads * 2, refs_item, j, &q)) != 0)
+		goto out;
+	for (size_t i = 0; i < l.n && e == 0; i++) {
+		const struct ferry_point *pp = &l.v[i];
+
+		e = ferry_workq_push(q, &pp);
+	}
+	qe = ferry_workq_finish(q);
+	if (qe)
+		e = qe;
+out:
+	free(l.v);
+	return e;
 }
 
 int ferry_verify(struct ferry_repo *repo, const char *spec,
@@ -325,7 +408,7 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		 * chunk breaks. */
 		if (j.nbad)
 			qsort(j.bad, j.nbad, FERRY_HASH_LEN, hash_cmp);
-		if ((e = ferry_points_list(repo, NULL, collect_point, &j)) != 0)
+		if ((e = check_all_refs(&j, threads)) != 0)
 			goto out;
 	}
 	if (!res->chunks_bad && !res->chunks_missing && res->points_bad &&

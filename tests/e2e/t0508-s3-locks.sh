@@ -68,3 +68,11 @@ s3_curl GET "/$B?list-type=2&prefix=r%2Flocks%2F" | grep -q "$lock" && die "stal
 ok "a stale lock (no heartbeat for 3 s) does not block gc and is swept"
 s3_curl GET "/$B?list-type=2&prefix=r%2Flocks%2F" | grep -q "<Key>" && die "lock objects left behind"
 ok "no lock objects left behind by finished processes"
+
+# gc --lock-timeout gives up, removing nothing, while a lock stays live
+export FERRY_S3_LOCK_STALE=30
+s3_curl PUT "/$B/r/locks/$lock" --data-binary 'kind=shared' >/dev/null
+expect_fail 1 ferry gc --repo "$repo" --lock-timeout 2
+grep -q "gave up, nothing removed" "$T/err" || die "gc --lock-timeout: $(cat "$T/err")"
+ok "gc --lock-timeout 2 gives up while a backup's lock is live: $(cat "$T/err")"
+s3_curl DELETE "/$B/r/locks/$lock" >/dev/null

@@ -28,6 +28,7 @@ static const char *const names[] = {
 	[16] = "authentication refused",
 	[17] = "protocol error",
 	[18] = "timed out",
+	[19] = "protected until its expiry (hardened repository)",
 };
 
 const char *ferry_strerror(int err)
