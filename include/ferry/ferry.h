@@ -516,6 +516,36 @@ int ferry_cert_make_ca(const char *cert_path, const char *key_path,
 int ferry_cert_issue(const char *ca_cert, const char *ca_key, const char *name,
 		     int days, const char *cert_path, const char *key_path);
 
+/* ---- backup copy (copy.c) ---- */
+/* Copy restore points from one repository to another of any backend
+ * (local, smb://, ferry:// through a mover): only points the target lacks
+ * (a point keeps its id), only chunks the target lacks, in their stored
+ * form; every chunk read is checked (checksum, SHA-256); each point is
+ * committed after its chunks are durable on the target, then its
+ * manifest is read back and compared.  Both repositories must have the
+ * same block size.  A killed copy run again goes on where it stopped. */
+struct ferry_copy_opts {
+	const char *name;          /* only this name's points; NULL: all */
+	const char *const *points; /* or these (ids, prefixes, names) */
+	int npoints;
+	int threads;               /* 0: default */
+	ferry_progress_cb progress;/* bytes of disks walked, all points */
+	void *progress_arg;
+	/* After each point: COPIED 1, or 0 when the target had it. */
+	void (*point_done)(const struct ferry_point *p, int copied, void *arg);
+	void *point_done_arg;
+};
+struct ferry_copy_result {
+	uint64_t points_copied, points_present;
+	uint64_t chunks_sent;      /* chunks the target did not have */
+	uint64_t chunks_present;   /* chunks it had already */
+	uint64_t bytes_sent;       /* their stored (compressed) bytes */
+	uint64_t bytes_raw_sent;   /* their uncompressed bytes */
+	double seconds;
+};
+int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
+	       const struct ferry_copy_opts *o, struct ferry_copy_result *res);
+
 /* Ask running operations to stop cleanly (async-signal-safe). */
 void ferry_cancel(void);
 

@@ -170,7 +170,7 @@ int cmd_forget(int argc, char **argv)
 	if (!ctx.json && res.immutable_kept)
 		fprintf(stderr, "%llu restore point(s) the rules drop stay until their expiry (hardened repository)\n",
 			(unsigned long long)res.immutable_kept);
-	if (!ctx.json && fo.damaged && !res.removed && !res.immutable_kept)
+	if (!ctx.json && fo.damaged && !res.removed && !res.damaged_kept)
 		fprintf(stderr, "no damaged manifest found\n");
 	if (!ctx.json)
 		fprintf(stderr, "%s%llu restore point(s) kept, %llu %s%s\n",

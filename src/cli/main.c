@@ -19,6 +19,7 @@ static const struct cli_cmd commands[] = {
 	{ "gc", cmd_gc, "free the space of unreferenced chunks" },
 	{ "mover", cmd_mover, "serve repositories to remote movers (daemon)" },
 	{ "cert", cmd_cert, "make a CA and certificates for movers" },
+	{ "copy", cmd_copy, "copy restore points to a second repository" },
 };
 
 static void usage(FILE *f)

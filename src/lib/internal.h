@@ -163,6 +163,9 @@ struct ferry_backend {
 };
 
 extern const struct ferry_backend ferry_backend_local;
+/* smb://[USER@]HOST[:PORT]/SHARE/PATH through libsmbclient (store_smb.c). */
+extern const struct ferry_backend ferry_backend_smb;
+extern const struct ferry_store_ops ferry_store_smb_ops;
 /* The backend for PATH (never NULL: local when no prefix matches). */
 const struct ferry_backend *ferry_backend_for(const char *path);
 /* The value of a config key the repository was created with (init's

@@ -48,6 +48,7 @@ int ferry_name_valid(const char *name)
  * (ferry:// repositories are opened by ferry_repo_open_remote.) */
 static const struct ferry_backend *const backends[] = {
 	&ferry_backend_s3,
+	&ferry_backend_smb,
 	NULL,
 };
 

@@ -128,6 +128,27 @@ static int still_protected(struct ferry_repo *repo, const struct ferry_point *p,
 	return e;
 }
 
+/* 1 when point ID's manifest is of a format version this ferry does not
+ * read (not damage), 0 when it fails its checks, < 0 on other errors. */
+static int newer_format(struct ferry_repo *repo, const char *id)
+{
+	struct ferry_mreader *m;
+	struct ferry_point p;
+	int e = ferry_mreader_open(repo, id, &m, &p);
+
+	if (e == 0) {
+		ferry_mreader_free(m);
+		return ferry_error(FERRY_E_CORRUPT,
+				   "manifest of restore point %s read differently twice",
+				   id);
+	}
+	if (e == FERRY_E_VERSION)
+		return 1;
+	if (e == FERRY_E_CORRUPT)
+		return 0;
+	return e;
+}
+
 /* forget --damaged: remove the manifests that fail their checks (a
  * listing shows them as damaged, gc and verify stop at them). */
 static int forget_damaged(struct ferry_repo *repo,
@@ -149,6 +170,20 @@ static int forget_damaged(struct ferry_repo *repo,
 			continue;
 		}
 		why[0] = 0;
+		/* Listings mark a manifest of a newer format the same way:
+		 * only one that fails its checks goes. */
+		if ((e = newer_format(repo, c.v[i].id)) != 0) {
+			if (e < 0)
+				goto out;
+			snprintf(why, sizeof(why),
+				 "newer format version, not damaged");
+			it.keep = 1;
+			res->kept++;
+			res->damaged_kept++;
+			if (cb && (e = cb(&it, arg)) != 0)
+				goto out;
+			continue;
+		}
 		if ((e = still_protected(repo, &c.v[i], why)) < 0)
 			goto out;
 		if (e) {

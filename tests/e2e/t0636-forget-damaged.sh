@@ -43,6 +43,14 @@ grep -q '"removed":1' "$T/f.json" || { cat "$T/f.json"; die "--json removed coun
 	die "the other points are not all there"
 ok "forget --damaged removed $id2 only (named in --json)"
 
+# A manifest of a newer format version is listed the same way, but it is
+# not damage: forget --damaged keeps it.
+printf '\x02' | dd of="$repo/points/$id3" bs=1 seek=4 conv=notrunc status=none
+ferry forget --repo "$repo" --damaged >"$T/nv" 2>&1 || { cat "$T/nv"; die "forget --damaged beside a newer manifest"; }
+[ -f "$repo/points/$id3" ] || die "forget --damaged removed a manifest of a newer format version"
+grep -q "^$id3 .*keep *newer format version, not damaged" "$T/nv" || { cat "$T/nv"; die "the newer manifest is not named as kept"; }
+printf '\x01' | dd of="$repo/points/$id3" bs=1 seek=4 conv=notrunc status=none
+ok "a manifest of a newer format version is kept ('newer format version, not damaged')"
 ferry points --repo "$repo" | grep -qi damaged && die "points still shows damage"
 ferry gc --repo "$repo" >"$T/gc" 2>&1 || { cat "$T/gc"; die "gc after forget --damaged"; }
 grep -q "^8 of 24 chunk" "$T/gc" || { cat "$T/gc"; die "gc should free the 8 chunks of the damaged point"; }

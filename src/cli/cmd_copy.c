@@ -1,0 +1,158 @@
+/* cmd_copy.c - `ferry copy`: copy restore points to a second repository
+ * (backup copy, e.g. off-site). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"--from REPO --to REPO [--name NAME | POINT...] [--json] [--threads N] [--quiet]";
+
+static void help(void)
+{
+	printf("usage: ferry copy %s\n\n"
+	       "Copy restore points from one repository to another: a local directory,\n"
+	       "an SMB share (smb://), or a mover over the network (ferry://HOST:PORT/NAME).\n"
+	       "Only the points the target lacks are copied (a point keeps its id), and\n"
+	       "only the chunks the target lacks are sent, as they are stored.  Every\n"
+	       "chunk read is checked (checksum, SHA-256); a point is committed on the\n"
+	       "target once all its chunks are durable there, and its manifest is read\n"
+	       "back and compared.  A copy that was stopped or killed is run again to\n"
+	       "finish: chunks already sent are not sent twice.  Both repositories must\n"
+	       "have the same block size (ferry init --block-size).\n\n"
+	       "  --from REPO    the repository to copy from (path or URL)\n"
+	       "  --to REPO      the repository to copy to (path or URL)\n"
+	       "  --name NAME    only the points of NAME (default: every point)\n"
+	       "  POINT...       only these points (ids, id prefixes, or names: the\n"
+	       "                 latest point of the name)\n"
+	       "  --threads N    chunks read, checked and sent at once (default: CPUs, at\n"
+	       "                 least 4)\n"
+	       "  --json         print a JSON summary\n"
+	       "  --quiet        no summary line\n",
+	       usage);
+	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
+}
+
+static void point_done(const struct ferry_point *p, int copied, void *arg)
+{
+	int quiet = *(int *)arg;
+
+	if (quiet)
+		return;
+	cli_progress_end();
+	fprintf(stderr, "%s %s (%s)\n", copied ? "copied" : "present", p->id, p->name);
+}
+
+static int open_one(const char *path, struct ferry_repo **out, const char *what)
+{
+	int e = ferry_is_remote_url(path) ? cli_remote_open(path, out)
+					  : ferry_repo_open(path, out);
+
+	if (e) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "cannot open the %s repository", what);
+		return cli_fail(e, msg);
+	}
+	return 0;
+}
+
+int cmd_copy(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 'T' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
+		{ 0 }
+	};
+	struct ferry_copy_opts co;
+	struct ferry_copy_result res;
+	struct ferry_repo *from = NULL, *to = NULL;
+	const char *fp = NULL, *tp = NULL;
+	struct ferry_net_stats net;
+	int c, e, rc, json = 0, quiet = 0, remote;
+
+	memset(&co, 0, sizeof(co));
+	while ((c = getopt_long(argc, argv, "f:T:n:jt:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': fp = optarg; break;
+		case 'T': tp = optarg; break;
+		case 'n': co.name = optarg; break;
+		case 'j': json = 1; break;
+		case 'q': quiet = 1; break;
+		case 't':
+			if (cli_parse_int(optarg, 1, 64, &co.threads)) {
+				fprintf(stderr, "ferry: --threads: give 1 to 64\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': help(); return EXIT_OK;
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("copy", usage);
+		}
+	}
+	if (!fp || !tp) {
+		fprintf(stderr, "ferry: copy needs --from REPO and --to REPO\n");
+		return EXIT_USAGE;
+	}
+	if (co.name && optind < argc) {
+		fprintf(stderr, "ferry: give --name or points, not both\n");
+		return EXIT_USAGE;
+	}
+	co.points = (const char *const *)argv + optind;
+	co.npoints = argc - optind;
+	if ((e = open_one(fp, &from, "source")) != 0)
+		return e;
+	if ((e = open_one(tp, &to, "target")) != 0) {
+		ferry_repo_free(from);
+		return e;
+	}
+	co.progress = cli_progress;
+	co.progress_arg = "copy";
+	co.point_done = point_done;
+	co.point_done_arg = json ? (void *)&json : (void *)&quiet;
+	e = ferry_copy(from, to, &co, &res);
+	cli_progress_end();
+	memset(&net, 0, sizeof(net));
+	remote = ferry_repo_net_stats(to, &net) == 0;
+	ferry_repo_free(from);
+	ferry_repo_free(to);
+	if (json)
+		printf("{\"ok\":%s,\"points_copied\":%llu,\"points_present\":%llu,"
+		       "\"chunks_sent\":%llu,\"chunks_present\":%llu,\"bytes_sent\":%llu,"
+		       "\"bytes_raw_sent\":%llu,\"net_bytes_sent\":%llu,\"seconds\":%.3f}\n",
+		       e ? "false" : "true", (unsigned long long)res.points_copied,
+		       (unsigned long long)res.points_present,
+		       (unsigned long long)res.chunks_sent,
+		       (unsigned long long)res.chunks_present,
+		       (unsigned long long)res.bytes_sent,
+		       (unsigned long long)res.bytes_raw_sent,
+		       (unsigned long long)(remote ? net.bytes_sent : res.bytes_sent),
+		       res.seconds);
+	if (e)
+		return cli_fail(e, "copy failed");
+	if (!json && !quiet) {
+		char b[32];
+
+		cli_human(res.bytes_sent, b, sizeof(b));
+		fprintf(stderr,
+			"copied %llu restore point(s) (%llu present already): %llu chunk(s) sent (%s), %llu the target had; %.2f s\n",
+			(unsigned long long)res.points_copied,
+			(unsigned long long)res.points_present,
+			(unsigned long long)res.chunks_sent, b,
+			(unsigned long long)res.chunks_present, res.seconds);
+	}
+	return EXIT_OK;
+}

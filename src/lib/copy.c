@@ -1,0 +1,418 @@
+/* copy.c - backup copy: restore points of one repository copied to
+ * another of any backend (local, smb://, a mover at ferry://...).
+ *
+ * Each point goes through the target's own target-side mover
+ * (ferry_target_new: in-process for a store, the network pipe for a
+ * mover), so a copy keeps every rule of a backup: chunks the target holds
+ * are not sent, chunks are durable before the manifest commits, and the
+ * manifest commits last.  Chunks travel in their stored form, untouched;
+ * each is checked (header, checksum, decompression, SHA-256 against its
+ * name) when read from the source.  A point keeps its id, so the target's
+ * point list says what is copied already: a second run, or a run after a
+ * killed one, copies only the points the target lacks, and only the
+ * chunks it lacks.  After each commit the target's manifest is read back
+ * and compared entry by entry. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define BATCH 64 /* manifest entries per round of parallel chunk work */
+
+struct cjob {
+	uint8_t hash[FERRY_HASH_LEN];
+	uint32_t stored;   /* bytes sent (stored form), 0 when not sent */
+	uint32_t raw;
+	int sent;          /* 1 put, 0 the target had it */
+};
+
+struct cctx {
+	struct ferry_repo *from;
+	struct ferry_target *t;
+	struct ferry_codec_ctx **codec;
+	uint8_t **in, **out;
+	size_t incap, outcap;
+	const char *id;
+};
+
+/* One chunk: skip it when the target holds it; else read it, check it
+ * fully, and hand its stored form to the target. */
+static int copy_chunk(void *item, int worker, void *arg)
+{
+	struct cjob *j = *(struct cjob **)item;
+	struct cctx *c = arg;
+	size_t len, plain;
+	int e;
+
+	if ((e = c->t->ops->have(c->t, j->hash)) < 0)
+		return e;
+	if (e == 1)
+		return 0;
+	if ((e = c->from->ops->get_chunk(c->from, j->hash, c->in[worker],
+					 c->incap, &len)) != 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e, "restore point %s in the source repository: %s",
+				   c->id, why);
+	}
+	if ((e = ferry_chunk_decode(c->codec[worker], c->in[worker], len,
+				    c->out[worker], c->outcap, &plain,
+				    j->hash)) != 0) {
+		char why[256], hex[65];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		ferry_hash_hex(j->hash, hex);
+		return ferry_error(e,
+				   "restore point %s: chunk %s is damaged in the source repository (%s); nothing of this point was committed on the target",
+				   c->id, hex, why);
+	}
+	if ((e = c->t->ops->put(c->t, j->hash, c->in[worker], len)) < 0)
+		return e;
+	if (e == 0) {
+		j->sent = 1;
+		j->stored = (uint32_t)len;
+		j->raw = (uint32_t)plain;
+	}
+	return 0;
+}
+
+/* Read the committed manifest back from the target and compare it with
+ * the source's, entry by entry. */
+static int check_target(struct ferry_repo *from, struct ferry_repo *to,
+			const char *id)
+{
+	struct ferry_mreader *a = NULL, *b = NULL;
+	struct ferry_point pa, pb;
+	int e, ka, kb, ra, rb;
+	uint8_t ha[FERRY_HASH_LEN], hb[FERRY_HASH_LEN];
+
+	if ((e = ferry_mreader_open(to, id, &b, &pb)) != 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e == FERRY_E_NOTFOUND ? FERRY_E_CORRUPT : e,
+				   "restore point %s: the copy on the target does not read back: %s",
+				   id, why);
+	}
+	if ((e = ferry_mreader_open(from, id, &a, &pa)) != 0)
+		goto out;
+	if (pa.nblocks != pb.nblocks || pa.disk_size != pb.disk_size ||
+	    pa.created_ns != pb.created_ns || strcmp(pa.name, pb.name)) {
+		e = ferry_error(FERRY_E_CORRUPT,
+				"restore point %s: the copy's header differs from the source's",
+				id);
+		goto out;
+	}
+	for (;;) {
+		memset(ha, 0, sizeof(ha));
+		memset(hb, 0, sizeof(hb));
+		ra = ferry_mreader_next(a, &ka, ha);
+		rb = ferry_mreader_next(b, &kb, hb);
+		if (ra < 0 || rb < 0) {
+			e = ra < 0 ? ra : rb;
+			goto out;
+		}
+		if (ra != rb || (ra && (ka != kb || (ka == FERRY_ENTRY_DATA &&
+						     memcmp(ha, hb, FERRY_HASH_LEN))))) {
+			e = ferry_error(FERRY_E_CORRUPT,
+					"restore point %s: the copy's manifest differs from the source's",
+					id);
+			goto out;
+		}
+		if (!ra)
+			break;
+	}
+	e = 0;
+out:
+	ferry_mreader_free(a);
+	ferry_mreader_free(b);
+	return e;
+}
+
+static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
+		      const struct ferry_point *sp, int threads,
+		      const struct ferry_copy_opts *o, uint64_t walked,
+		      uint64_t total, double t0, struct ferry_copy_result *res)
+{
+	struct ferry_mreader *m = NULL;
+	struct ferry_target *t = NULL;
+	struct ferry_backup_result br;
+	struct ferry_point p;
+	struct cctx c;
+	struct cjob jobs[BATCH], *uniq[BATCH];
+	int kinds[BATCH], e, qe;
+	uint8_t hashes[BATCH][FERRY_HASH_LEN];
+	uint64_t done = 0;
+	double last = 0;
+
+	memset(&c, 0, sizeof(c));
+	memset(&br, 0, sizeof(br));
+	c.from = from;
+	c.id = sp->id;
+	c.incap = ferry_chunk_bound(from->block_size);
+	c.outcap = from->block_size;
+	c.codec = calloc((size_t)threads, sizeof(*c.codec));
+	c.in = calloc((size_t)threads, sizeof(*c.in));
+	c.out = calloc((size_t)threads, sizeof(*c.out));
+	if (!c.codec || !c.in || !c.out) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
+	for (int k = 0; k < threads; k++) {
+		c.codec[k] = ferry_codec_ctx_new(from->codec, from->level);
+		c.in[k] = malloc(c.incap);
+		c.out[k] = malloc(c.outcap);
+		if (!c.codec[k] || !c.in[k] || !c.out[k]) {
+			e = FERRY_E_NOMEM;
+			goto out;
+		}
+	}
+	/* The source manifest, checked whole before anything is sent. */
+	if ((e = ferry_mreader_open(from, sp->id, &m, &p)) != 0)
+		goto out;
+	if ((e = ferry_target_new(to, &t)) != 0)
+		goto out;
+	c.t = t;
+	if ((e = t->ops->begin(t, &p)) != 0)
+		goto out;
+	while (done < p.nblocks) {
+		struct ferry_workq *q = NULL;
+		size_t n = 0, nu = 0;
+
+		if (atomic_load(&ferry_cancelled)) {
+			e = ferry_error(FERRY_E_INTERRUPTED, "copy interrupted");
+			goto out;
+		}
+		while (n < BATCH && done + n < p.nblocks) {
+			if ((e = ferry_mreader_next(m, &kinds[n], hashes[n])) < 0)
+				goto out;
+			if (e == 0) {
+				e = ferry_error(FERRY_E_CORRUPT,
+						"manifest %s ended early", p.id);
+				goto out;
+			}
+			if (kinds[n] == FERRY_ENTRY_DATA) {
+				size_t k;
+
+				for (k = 0; k < nu; k++)
+					if (!memcmp(uniq[k]->hash, hashes[n], FERRY_HASH_LEN))
+						break;
+				if (k == nu) {
+					memset(&jobs[nu], 0, sizeof(jobs[nu]));
+					memcpy(jobs[nu].hash, hashes[n], FERRY_HASH_LEN);
+					uniq[nu] = &jobs[nu];
+					nu++;
+				}
+			}
+			n++;
+		}
+		if (nu) {
+			int nt = (size_t)threads < nu ? threads : (int)nu;
+
+			if ((e = ferry_workq_new(nt, sizeof(struct cjob *), nu,
+						 copy_chunk, &c, &q)) != 0)
+				goto out;
+			for (size_t k = 0; k < nu && e == 0; k++)
+				e = ferry_workq_push(q, &uniq[k]);
+			qe = ferry_workq_finish(q);
+			if (qe)
+				e = qe;
+			if (e)
+				goto out;
+		}
+		/* Records follow their chunks: a remote target has every chunk
+		 * of the batch queued before the entries that name it. */
+		for (size_t k = 0; k < n; k++)
+			if ((e = t->ops->record(t, kinds[k], hashes[k])) != 0)
+				goto out;
+		for (size_t k = 0; k < nu; k++) {
+			if (jobs[k].sent) {
+				br.blocks_new++;
+				br.bytes_new += jobs[k].raw;
+				br.bytes_stored += jobs[k].stored;
+			} else {
+				res->chunks_present++;
+			}
+		}
+		done += n;
+		if (o && o->progress) {
+			double now = ferry_mono_seconds();
+
+			if (now - last >= 0.25 || done == p.nblocks) {
+				uint64_t bytes = done * p.block_size;
+				struct ferry_progress pr;
+
+				if (bytes > p.disk_size)
+					bytes = p.disk_size;
+				pr.done = walked + bytes;
+				pr.total = total;
+				pr.seconds = now - t0;
+				o->progress(&pr, o->progress_arg);
+				last = now;
+			}
+		}
+	}
+	/* A remote target learns late which chunks it had: counts settle. */
+	if (t->ops->settle && (e = t->ops->settle(t, &br)) != 0)
+		goto out;
+	res->chunks_present += br.blocks_reused;
+	if ((e = t->ops->commit(t, &p)) != 0)
+		goto out;
+	t->ops->free(t);
+	t = NULL;
+	res->chunks_sent += br.blocks_new;
+	res->bytes_sent += br.bytes_stored;
+	res->bytes_raw_sent += br.bytes_new;
+	e = check_target(from, to, p.id);
+out:
+	if (t)
+		t->ops->free(t);
+	ferry_mreader_free(m);
+	for (int k = 0; k < threads; k++) {
+		if (c.codec)
+			ferry_codec_ctx_free(c.codec[k]);
+		if (c.in)
+			free(c.in[k]);
+		if (c.out)
+			free(c.out[k]);
+	}
+	free(c.codec);
+	free(c.in);
+	free(c.out);
+	return e;
+}
+
+struct idset {
+	char (*v)[FERRY_ID_LEN + 1];
+	size_t n, cap;
+};
+
+static int ids_add(struct idset *s, const char *id)
+{
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 32;
+		void *nv = realloc(s->v, nc * sizeof(*s->v));
+
+		if (!nv)
+			return FERRY_E_NOMEM;
+		s->v = nv;
+		s->cap = nc;
+	}
+	snprintf(s->v[s->n++], FERRY_ID_LEN + 1, "%s", id);
+	return 0;
+}
+
+static int ids_has(const struct idset *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], id))
+			return 1;
+	return 0;
+}
+
+static int target_point(const struct ferry_point *p, void *arg)
+{
+	/* A corrupt manifest on the target is not a copy: copied again. */
+	return p->corrupt ? 0 : ids_add(arg, p->id);
+}
+
+struct plist {
+	struct ferry_point *v;
+	size_t n, cap;
+};
+
+static int plist_add(const struct ferry_point *p, void *arg)
+{
+	struct plist *l = arg;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		void *nv = realloc(l->v, nc * sizeof(*l->v));
+
+		if (!nv)
+			return FERRY_E_NOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n++] = *p;
+	return 0;
+}
+
+int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
+	       const struct ferry_copy_opts *o, struct ferry_copy_result *res)
+{
+	struct idset have = { 0 };
+	struct plist pl = { 0 };
+	uint64_t total = 0, walked = 0;
+	double t0 = ferry_mono_seconds();
+	int threads = o && o->threads > 0 ? o->threads : ferry_cpu_count();
+	int e = 0;
+
+	memset(res, 0, sizeof(*res));
+	/* Chunk I/O waits on a network as often as on the CPU. */
+	if (!(o && o->threads > 0) && threads < 4)
+		threads = 4;
+	if (threads > 64)
+		threads = 64;
+	if (from->block_size != to->block_size)
+		return ferry_error(FERRY_E_INVAL,
+				   "block sizes differ: %s has %u KiB blocks, %s %u KiB; a copy keeps chunks as they are stored, so the target must use the source's block size (ferry init --block-size %uK)",
+				   from->path, from->block_size >> 10, to->path,
+				   to->block_size >> 10, from->block_size >> 10);
+	if (from->repo_id[0] && !strcmp(from->repo_id, to->repo_id))
+		return ferry_error(FERRY_E_INVAL,
+				   "%s and %s are the same repository (id %s)",
+				   from->path, to->path, from->repo_id);
+	if (o && o->npoints) {
+		for (int i = 0; i < o->npoints && e == 0; i++) {
+			struct ferry_point p;
+
+			if ((e = ferry_point_resolve(from, o->points[i], &p)) == 0) {
+				int dup = 0;
+
+				for (size_t k = 0; k < pl.n; k++)
+					dup |= !strcmp(pl.v[k].id, p.id);
+				if (!dup)
+					e = plist_add(&p, &pl);
+			}
+		}
+	} else {
+		e = ferry_points_list(from, o ? o->name : NULL, plist_add, &pl);
+	}
+	if (e)
+		goto out;
+	for (size_t i = 0; i < pl.n; i++)
+		if (pl.v[i].corrupt) {
+			e = ferry_error(FERRY_E_CORRUPT,
+					"restore point %s: its manifest in %s is damaged; nothing copied (name the points to copy to leave it out)",
+					pl.v[i].id, from->path);
+			goto out;
+		}
+	if ((e = ferry_points_list(to, NULL, target_point, &have)) != 0)
+		goto out;
+	for (size_t i = 0; i < pl.n; i++)
+		if (!ids_has(&have, pl.v[i].id))
+			total += pl.v[i].disk_size;
+	for (size_t i = 0; i < pl.n && e == 0; i++) {
+		if (ids_has(&have, pl.v[i].id)) {
+			res->points_present++;
+			if (o && o->point_done)
+				o->point_done(&pl.v[i], 0, o->point_done_arg);
+			continue;
+		}
+		e = copy_point(from, to, &pl.v[i], threads, o, walked, total, t0,
+			       res);
+		if (e == 0) {
+			walked += pl.v[i].disk_size;
+			res->points_copied++;
+			if (o && o->point_done)
+				o->point_done(&pl.v[i], 1, o->point_done_arg);
+		}
+	}
+out:
+	res->seconds = ferry_mono_seconds() - t0;
+	free(have.v);
+	free(pl.v);
+	return e;
+}
