@@ -312,6 +312,9 @@ typedef int (*ferry_forget_cb)(const struct ferry_forget_item *it, void *arg);
 
 struct ferry_forget_result {
 	uint64_t kept, removed, damaged_kept;
+	/* of kept: points forget would remove that the store keeps (an
+	 * Object Lock retention not yet expired) */
+	uint64_t locked;
 	/* Hardened repository: points the policy drops that stay until
 	 * their expiry (reason "immutable until ..."). */
 	uint64_t immutable_kept;
@@ -339,6 +342,9 @@ struct ferry_gc_result {
 	uint64_t stale_files, stale_bytes; /* temporaries of dead processes */
 	uint64_t filter_bytes;    /* memory of the mark structure */
 	double seconds, wait_seconds; /* wait: for running backups to end */
+	/* unreferenced chunks the store keeps (Object Lock retention not
+	 * yet expired): not removed, not counted in chunks_removed */
+	uint64_t chunks_locked, bytes_locked;
 	/* Hardened repository: points still protected (their chunks are
 	 * kept by the mark), and the earliest expiry among them (unix ns;
 	 * 0 when none).  Chunks gc removes have their immutable attribute

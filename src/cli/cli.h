@@ -92,6 +92,17 @@ int cli_remote_option(int c, const char *arg);
 /* Open a ferry:// URL with the options given (and FERRY_CONFIG). */
 int cli_remote_open(const char *url, struct ferry_repo **out);
 
+/* Settings of repository backends (backend_opts.c), shared by every
+ * command that opens a repository. */
+enum { OPT_S3_ENDPOINT = 0x1100, OPT_S3_REGION };
+#define CLI_BACKEND_OPTIONS                                                 \
+	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },         \
+	{ "s3-region", required_argument, NULL, OPT_S3_REGION }
+extern const char cli_backend_help[];
+/* 1 when C was a backend option (applied), -1 after printing why its
+ * value is bad, 0 when C is something else. */
+int cli_backend_option(int c, const char *arg);
+
 int cli_parse_int(const char *s, int min, int max, int *out);
 void cli_human(uint64_t bytes, char *buf, size_t len);
 void cli_json_str(FILE *f, const char *s);

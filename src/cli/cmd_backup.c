@@ -61,6 +61,7 @@ static void help(void)
 	       "  --quiesce-timeout S  seconds the agent may take per command (default 30)\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 int cmd_backup(int argc, char **argv)
@@ -84,6 +85,7 @@ int cmd_backup(int argc, char **argv)
 		{ "quiesce", required_argument, NULL, 'Q' },
 		{ "quiesce-timeout", required_argument, NULL, 'W' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	static const char *excl[256];

@@ -32,6 +32,7 @@ static void help(void)
 	       "  --quiet        no summary line\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 static void point_done(const struct ferry_point *p, int copied, void *arg)
@@ -69,6 +70,7 @@ int cmd_copy(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_copy_opts co;

@@ -119,6 +119,7 @@ int cmd_files(int argc, char **argv)
 		{ "to", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_repo *repo;
@@ -142,7 +143,12 @@ int cmd_files(int argc, char **argv)
 		case 'o': to = optarg; break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("files", usage);
+		default:
+			if ((e = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (e < 0)
+				return EXIT_USAGE;
+			return cli_usage("files", usage);
 		}
 	}
 	if (is_ls ? (optind + 2 != argc || to) : (optind + 2 > argc || !to))

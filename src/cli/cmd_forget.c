@@ -27,11 +27,13 @@ static void help(void)
 	       "  --keep-yearly N    ... of each of the N newest years\n"
 	       "Days, weeks, months and years are local time (set TZ to change it).\n"
 	       "At least one rule is required.  Points whose manifest is damaged are\n"
-	       "never removed by the rules (see --damaged).\n\n"
+	       "never removed by the rules (see --damaged), nor are points whose\n"
+	       "object lock retention (s3:// repositories made with\n"
+	       "--object-lock-days) has not expired.\n\n"
 	       "  --repo PATH   repository (or FERRY_REPO)\n"
 	       "  --name NAME   only this disk's points\n"
 	       "  --dry-run     show the decision, remove nothing\n"
-	       "  --json        a JSON object: every point with keep and reasons\n"
+	       "  --json        a JSON object: every point with keep and reasons\n%s"
 	       "  --damaged     instead of keep rules: remove only the manifests that\n"
 	       "                fail their checks (listed as damaged by ferry points;\n"
 	       "                they stop gc), each named in the output\n\n"
@@ -43,7 +45,7 @@ static void help(void)
 	       "      --keep-monthly 12 --dry-run\n"
 	       "  ferry forget --repo /backup/repo --keep-daily 7 --keep-weekly 4 --keep-monthly 12\n"
 	       "  ferry gc --repo /backup/repo\n",
-	       usage);
+	       usage, cli_backend_help);
 }
 
 struct fctx {
@@ -100,6 +102,7 @@ int cmd_forget(int argc, char **argv)
 		{ "damaged", no_argument, NULL, 'X' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_forget_opts fo = { 0 };
@@ -107,7 +110,7 @@ int cmd_forget(int argc, char **argv)
 	struct ferry_repo *repo;
 	struct fctx ctx = { 0, 0, 0 };
 	const char *rp = NULL;
-	int c, e, *dst;
+	int c, e, rc, *dst;
 
 	while ((c = getopt_long(argc, argv, "r:n:l:H:d:w:m:y:Djh", opts, NULL)) != -1) {
 		dst = NULL;
@@ -124,7 +127,12 @@ int cmd_forget(int argc, char **argv)
 		case 'j': ctx.json = 1; break;
 		case 'X': fo.damaged = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("forget", usage);
+		default:
+			if ((rc = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("forget", usage);
 		}
 		if (dst && cli_parse_int(optarg, 0, 1000000, dst)) {
 			fprintf(stderr, "ferry: forget: a keep count is a whole number from 0 to 1000000, not '%s'\n",
@@ -152,10 +160,11 @@ int cmd_forget(int argc, char **argv)
 	e = ferry_forget(repo, &fo, print_item, &ctx, &res);
 	ferry_repo_free(repo);
 	if (ctx.json)
-		printf("%s],\"kept\":%llu,\"removed\":%llu,\"immutable_kept\":%llu}\n",
+		printf("%s],\"kept\":%llu,\"removed\":%llu,\"immutable_kept\":%llu,\"locked\":%llu}\n",
 		       ctx.n ? "\n" : "", (unsigned long long)res.kept,
 		       (unsigned long long)res.removed,
-		       (unsigned long long)res.immutable_kept);
+		       (unsigned long long)res.immutable_kept,
+		       (unsigned long long)res.locked);
 	if (e)
 		return cli_fail(e, "forget failed");
 	if (!ctx.json && res.immutable_kept)
@@ -170,5 +179,8 @@ int cmd_forget(int argc, char **argv)
 			(unsigned long long)res.removed,
 			fo.dry_run ? "would be removed" : "removed",
 			res.removed && !fo.dry_run ? "; run ferry gc to free their space" : "");
+	if (!ctx.json && res.locked)
+		fprintf(stderr, "%llu restore point(s) kept because their object lock retention has not expired\n",
+			(unsigned long long)res.locked);
 	return EXIT_OK;
 }

@@ -26,7 +26,7 @@ static void help(void)
 	       "                up, removing nothing, and exit 1.  A running\n"
 	       "                `ferry mover` holds the lock while it serves the\n"
 	       "                repository: stop it for gc\n"
-	       "  --json        print a JSON summary\n\n"
+	       "  --json        print a JSON summary\n%s\n"
 	       "In a hardened repository (ferry init --immutable-days) gc runs on the\n"
 	       "repository's own host, as root: it keeps every chunk an unexpired\n"
 	       "restore point references, says until when they are protected, and\n"
@@ -35,7 +35,7 @@ static void help(void)
 	       "example:\n"
 	       "  ferry forget --repo /backup/repo --keep-last 10\n"
 	       "  ferry gc --repo /backup/repo\n",
-	       usage);
+	       usage, cli_backend_help);
 }
 
 int cmd_gc(int argc, char **argv)
@@ -46,13 +46,14 @@ int cmd_gc(int argc, char **argv)
 		{ "lock-timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_gc_opts go = { 0 };
 	struct ferry_gc_result res;
 	struct ferry_repo *repo;
 	const char *rp = NULL;
-	int c, e, json = 0, secs;
+	int c, e, rc, json = 0, secs;
 
 	go.lock_timeout = 3600;
 	while ((c = getopt_long(argc, argv, "r:Djh", opts, NULL)) != -1) {
@@ -69,7 +70,12 @@ int cmd_gc(int argc, char **argv)
 			break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("gc", usage);
+		default:
+			if ((rc = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("gc", usage);
 		}
 	}
 	if (optind != argc)
@@ -93,6 +99,7 @@ int cmd_gc(int argc, char **argv)
 		       "\"chunks_removed\":%llu,\"bytes_removed\":%llu,"
 		       "\"stale_files\":%llu,\"stale_bytes\":%llu,"
 		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f,"
+		       "\"chunks_locked\":%llu,\"bytes_locked\":%llu,"
 		       "\"points_protected\":%llu,\"files_protected\":%llu,\"protected_until\":",
 		       go.dry_run ? "true" : "false",
 		       (unsigned long long)res.points,
@@ -105,7 +112,9 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.stale_files,
 		       (unsigned long long)res.stale_bytes,
 		       (unsigned long long)res.filter_bytes, res.wait_seconds,
-		       res.seconds, (unsigned long long)res.points_protected,
+		       res.seconds, (unsigned long long)res.chunks_locked,
+		       (unsigned long long)res.bytes_locked,
+		       (unsigned long long)res.points_protected,
 		       (unsigned long long)res.files_protected);
 		if (res.protected_until_ns) {
 			char when[48];
@@ -130,6 +139,11 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.points,
 		       (unsigned long long)res.references,
 		       (unsigned long long)res.stale_files, res.seconds);
+		if (res.chunks_locked) {
+			cli_human(res.bytes_locked, freed, sizeof(freed));
+			printf("kept %llu unreferenced chunk(s) (%s) still under object lock retention; a later gc removes them once it expires\n",
+			       (unsigned long long)res.chunks_locked, freed);
+		}
 		if (res.points_protected) {
 			char when[48];
 

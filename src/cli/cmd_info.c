@@ -16,6 +16,7 @@ static void help(void)
 	       "  --json        a JSON object\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 int cmd_info(int argc, char **argv)
@@ -25,6 +26,7 @@ int cmd_info(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_repo *repo;

@@ -6,13 +6,14 @@
 #include "cli.h"
 
 static const char usage[] =
-	"--repo PATH [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
-	" [--immutable-days N] [--encrypt [--password-file FILE]]";
+	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
+	" [--immutable-days N] [--object-lock-days N] [--encrypt [--password-file FILE]]";
 
 static void help(void)
 {
 	printf("usage: ferry init %s\n\n"
-	       "Create an empty repository at PATH (a new or empty directory).\n\n"
+	       "Create an empty repository at PATH (a new or empty directory), or in\n"
+	       "an S3 bucket (s3://BUCKET/PREFIX; the bucket is created if missing).\n\n"
 	       "  --repo PATH           where (or FERRY_REPO)\n"
 	       "  --block-size SIZE     block size: 256K for WAN links, 512K for LANs,\n"
 	       "                        1M (default) for local disks, 4M for large disks;\n"
@@ -28,6 +29,12 @@ static void help(void)
 	       "                        lifts the attribute of what expired.  Refused where\n"
 	       "                        the file system lacks the attribute\n"
 	       "                        (docs/hardened-repository.md)\n"
+	       "  --object-lock-days N  s3:// only: every chunk and manifest written gets\n"
+	       "                        an S3 Object Lock COMPLIANCE retention of N days\n"
+	       "                        (raised, never shortened, when reused), so that\n"
+	       "                        nobody, not ferry nor stolen keys, can delete a\n"
+	       "                        restore point before it expires; needs a new\n"
+	       "                        bucket (ferry creates it with Object Lock)\n"
 	       "  --encrypt             seal chunks and manifests with AES-256-GCM under a\n"
 	       "                        random key wrapped by the passphrase (scrypt); the\n"
 	       "                        passphrase comes from --password-file FILE, else\n"
@@ -35,8 +42,8 @@ static void help(void)
 	       "                        later command asks for it the same way; change it\n"
 	       "                        with `ferry key passwd`.  Lose it and the data is\n"
 	       "                        lost: see docs/encryption.md\n"
-	       "  --json                print the new repository's settings as JSON\n",
-	       usage);
+	       "  --json                print the new repository's settings as JSON\n%s",
+	       usage, cli_backend_help);
 }
 
 int cmd_init(int argc, char **argv)
@@ -48,6 +55,8 @@ int cmd_init(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "immutable-days", required_argument, NULL, 'I' },
 		{ "encrypt", no_argument, NULL, 'E' },
+		{ "object-lock-days", required_argument, NULL, 'L' },
+		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -55,7 +64,8 @@ int cmd_init(int argc, char **argv)
 	char extra[128];
 	int imm_days = 0;
 	const char *repo = NULL;
-	int c, e, json = 0, encrypt = 0;
+	int c, e, rc, json = 0, lock_days = 0, encrypt = 0;
+	char days[16];
 	uint64_t bs;
 
 	while ((c = getopt_long(argc, argv, "r:b:c:jh", opts, NULL)) != -1) {
@@ -89,14 +99,41 @@ int cmd_init(int argc, char **argv)
 			io.extra_config = extra;
 			break;
 		case 'E': encrypt = 1; break;
+		case 'L':
+			if (cli_parse_int(optarg, 1, 36500, &lock_days)) {
+				fprintf(stderr, "ferry: --object-lock-days %s: give a whole number of days from 1 to 36500\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("init", usage);
+		default:
+			if ((rc = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("init", usage);
 		}
 	}
 	if (optind != argc)
 		return cli_usage("init", usage);
 	if (!(repo = cli_repo(repo)))
 		return EXIT_USAGE;
+	if (lock_days && imm_days) {
+		fprintf(stderr, "ferry: --immutable-days is for local repositories, --object-lock-days for s3://: give one\n");
+		return EXIT_USAGE;
+	}
+	if (lock_days) {
+		if (strncmp(repo, "s3://", 5)) {
+			fprintf(stderr, "ferry: --object-lock-days needs an s3:// repository (object storage with Object Lock)\n");
+			return EXIT_USAGE;
+		}
+		snprintf(extra, sizeof(extra), "object_lock_days = %d\n", lock_days);
+		io.extra_config = extra;
+		snprintf(days, sizeof(days), "%d", lock_days);
+		if ((e = ferry_backend_set("s3-object-lock-days", days)) != 0)
+			return cli_fail(e, "cannot create repository");
+	}
 	if (encrypt) {
 		char pass[CLI_PASS_MAX];
 		size_t plen;
@@ -127,16 +164,18 @@ int cmd_init(int argc, char **argv)
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
 			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d,"
-			       "\"encrypted\":%s}\n",
+			       "\"object_lock_days\":%d,\"encrypted\":%s}\n",
 			       info.repo_id, info.format_version, info.block_size,
 			       ferry_codec_name(info.codec), info.level, imm_days,
-			       encrypt ? "true" : "false");
+			       lock_days, encrypt ? "true" : "false");
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
 			       ferry_codec_name(info.codec));
 			if (info.codec == FERRY_CODEC_ZSTD)
 				printf(":%d", info.level);
+			if (lock_days)
+				printf(", object lock %d days", lock_days);
 			if (imm_days)
 				printf(", hardened: restore points immutable for %d day(s)",
 				       imm_days);

@@ -103,6 +103,7 @@ int cmd_mover(int argc, char **argv)
 		{ "syslog", no_argument, NULL, O_SYSLOG },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
 		{ "state-dir", required_argument, NULL, O_STATEDIR },
+		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -146,7 +147,12 @@ int cmd_mover(int argc, char **argv)
 		case O_PORTFILE: port_file = optarg; break;
 		case O_STATEDIR: mo.state_dir = optarg; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("mover", usage);
+		default:
+			if ((e = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (e < 0)
+				return EXIT_USAGE;
+			return cli_usage("mover", usage);
 		}
 		if (ip && cli_parse_int(optarg, lo, hi, ip)) {
 			fprintf(stderr, "ferry: --%s: give %d to %d\n", what, lo, hi);

@@ -14,6 +14,7 @@ static void help(void)
 	       "  --json        a JSON array of objects\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 struct pctx {
@@ -130,6 +131,7 @@ int cmd_points(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_repo *repo;

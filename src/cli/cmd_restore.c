@@ -35,6 +35,7 @@ static void help(void)
 	       "  --threads N    worker threads (default: one per CPU)\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -48,6 +49,7 @@ int cmd_restore(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_restore_opts ro = { 0 };

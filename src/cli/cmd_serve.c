@@ -70,6 +70,7 @@ int cmd_serve(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_serve_opts so = { 0 };

@@ -23,6 +23,7 @@ static void help(void)
 	       "  --threads N    worker threads (default: one per CPU)\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -34,6 +35,7 @@ int cmd_verify(int argc, char **argv)
 		{ "sample", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_verify_opts vo = { 0 };

@@ -87,6 +87,8 @@ int cli_remote_option(int c, const char *arg)
 {
 	int r;
 
+	if ((r = cli_backend_option(c, arg)) != 0)
+		return r;
 	if (c == OPT_CONFIG) {
 		config_path = arg;
 		return 1;

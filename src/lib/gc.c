@@ -240,7 +240,14 @@ static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 		return 0;
 	}
 	if (!g->opts || !g->opts->dry_run) {
-		if ((e = g->repo->ops->delete_chunk(g->repo, h)) != 0)
+		e = g->repo->ops->delete_chunk(g->repo, h);
+		if (e == FERRY_STORE_KEPT) {
+			/* Still under an Object Lock retention. */
+			g->res->chunks_locked++;
+			g->res->bytes_locked += size;
+			return 0;
+		}
+		if (e != 0)
 			return e;
 	}
 	g->res->chunks_removed++;

@@ -214,6 +214,14 @@ extern const struct ferry_store_ops ferry_store_remote_ops;
 
 int ferry_point_id_valid(const char *id);
 
+/* ---- object storage (store_s3.c) ------------------------------------- */
+
+extern const struct ferry_backend ferry_backend_s3;
+extern const struct ferry_store_ops ferry_store_s3_ops;
+/* What delete_chunk/delete_point return for an object kept by the store
+ * (an Object Lock retention that has not expired): nothing was removed. */
+#define FERRY_STORE_KEPT 2
+
 /* ---- retention (retention.c) ----------------------------------------- */
 
 /* The policy applied to one name's points V[0..N) sorted oldest first:
@@ -247,6 +255,9 @@ int ferry_manifest_header_parse(const uint8_t *buf, size_t len,
 /* Parse and check a whole manifest held in memory (the fuzz target). */
 int ferry_manifest_parse_buffer(const uint8_t *buf, size_t len,
 				struct ferry_point *p);
+/* The statistics of a manifest's footer (its last FERRY_MANIFEST_FOOTER
+ * bytes; the checksum in it is not checked here). */
+int ferry_manifest_footer_parse(const uint8_t *buf, struct ferry_point *p);
 
 struct ferry_mwriter;
 int ferry_mwriter_begin(struct ferry_repo *r, const struct ferry_point *p,

@@ -184,6 +184,11 @@ static int footer_parse(const uint8_t *buf, struct ferry_point *p)
 	return 0;
 }
 
+int ferry_manifest_footer_parse(const uint8_t *buf, struct ferry_point *p)
+{
+	return footer_parse(buf, p);
+}
+
 static int entry_check(const uint8_t *e)
 {
 	static const uint8_t zero[FERRY_HASH_LEN];

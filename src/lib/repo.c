@@ -48,6 +48,7 @@ int ferry_name_valid(const char *name)
 /* Backends by URL prefix; a path no prefix matches is a local directory.
  * (ferry:// repositories are opened by ferry_repo_open_remote.) */
 static const struct ferry_backend *const backends[] = {
+	&ferry_backend_s3,
 	&ferry_backend_smb,
 	NULL,
 };

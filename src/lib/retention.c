@@ -275,10 +275,18 @@ int ferry_forget(struct ferry_repo *repo, const struct ferry_forget_opts *o,
 						"this repository's backend cannot remove restore points; run forget where the repository is");
 				goto out;
 			}
-			if ((e = repo->ops->delete_point(repo, c.v[i].id)) != 0)
+			e = repo->ops->delete_point(repo, c.v[i].id);
+			if (e == FERRY_STORE_KEPT) {
+				/* Still under an Object Lock retention. */
+				keep[i] = 1;
+				it.keep = 1;
+				snprintf(why[i], sizeof(why[i]), "object-lock");
+				res->locked++;
+			} else if (e != 0) {
 				goto out;
-			if (repo->ops->record_delete)
+			} else if (repo->ops->record_delete) {
 				repo->ops->record_delete(repo, "verify", c.v[i].id);
+			}
 		}
 		if (keep[i]) {
 			res->kept++;
