@@ -22,6 +22,11 @@ struct mrepo {
 	struct mconn **req;         /* connections waiting for a sync */
 	size_t nreq, capreq;
 	struct mover *m;
+	/* The repository's shared lock is held only while sessions that
+	 * add data run: HOLDS counts the connections using a session; the
+	 * lock is taken on 0 -> 1 and released on 1 -> 0 (hold_mu). */
+	pthread_mutex_t hold_mu;
+	int holds, hold_init;
 };
 
 /* A backup session: in memory while a connection uses it, on disk
@@ -67,6 +72,7 @@ struct mconn {
 	struct mrepo *r;
 	struct msess *s;
 	unsigned gen;
+	int held;                   /* counts in r->holds */
 	int efd;                    /* the syncer wakes us through it */
 	/* what was processed, and what a finished sync made durable */
 	uint64_t frames, bytes;

@@ -220,9 +220,10 @@ int msess_repo_open(struct mrepo *r)
 	r->ses_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->ses_fd < 0)
 		return ferry_error(FERRY_E_IO, "open %s: %s", dir, strerror(errno));
-	/* Sessions add data: hold the repository's shared lock. */
-	if ((e = r->repo->ops->lock_shared(r->repo)) != 0)
-		return e;
+	/* The shared lock is taken per session (msess_hold), so that gc
+	 * can run on this host while no session adds data. */
+	pthread_mutex_init(&r->hold_mu, NULL);
+	r->hold_init = 1;
 	msess_sweep(r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
@@ -251,6 +252,50 @@ void msess_repo_close(struct mrepo *r)
 	if (r->ses_fd >= 0)
 		close(r->ses_fd);
 	r->ses_fd = -1;
+	if (r->hold_init) {
+		pthread_mutex_destroy(&r->hold_mu);
+		r->hold_init = 0;
+	}
+}
+
+/* ---- the repository's shared lock, while sessions run ---------------- */
+
+/* Count MC among the connections using a session of its repository; the
+ * first one takes the shared lock (waiting while gc holds it exclusively:
+ * gc removes nothing a session can name). */
+static int hold(struct mconn *mc)
+{
+	struct mrepo *r = mc->r;
+	int e = 0;
+
+	if (mc->held)
+		return 0;
+	pthread_mutex_lock(&r->hold_mu);
+	if (r->holds == 0) {
+		if (r->repo->ops->lock_shared)
+			e = r->repo->ops->lock_shared(r->repo);
+	}
+	if (e == 0) {
+		r->holds++;
+		mc->held = 1;
+	}
+	pthread_mutex_unlock(&r->hold_mu);
+	return e;
+}
+
+/* The last connection using a session lets the lock go (no session adds
+ * data now; parked sessions are marked by gc from their files). */
+static void let_go(struct mconn *mc)
+{
+	struct mrepo *r = mc->r;
+
+	if (!mc->held)
+		return;
+	pthread_mutex_lock(&r->hold_mu);
+	mc->held = 0;
+	if (--r->holds == 0 && r->repo->ops->unlock)
+		r->repo->ops->unlock(r->repo);
+	pthread_mutex_unlock(&r->hold_mu);
 }
 
 /* ---- session objects -------------------------------------------------- */
@@ -319,6 +364,7 @@ static void put_ref(struct mconn *mc)
 		}
 	}
 	mc->s = NULL;
+	let_go(mc);
 	pthread_cond_broadcast(&m->cv);
 }
 
@@ -459,8 +505,13 @@ int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
 		return ferry_error(FERRY_E_EXISTS, "restore point %s exists already",
 				   pt.id);
 	}
-	if (!(s = sess_new(r)))
+	/* From here until commit, abort or park the session adds data. */
+	if ((e = hold(mc)) != 0)
+		return e;
+	if (!(s = sess_new(r))) {
+		let_go(mc);
 		return FERRY_E_NOMEM;
+	}
 	if ((e = ferry_random(s->sid, sizeof(s->sid))) != 0)
 		goto fail;
 	sid_hex(s);
@@ -498,6 +549,7 @@ int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
 	return reply_session(mc);
 fail:
 	sess_free(s);
+	let_go(mc);
 	return e;
 }
 
@@ -635,6 +687,10 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 	memcpy(sid, p, sizeof(sid));
 	memcpy(pid, p + sizeof(sid), sizeof(pid));
 	ferry_pid_to_hex(pid, id);
+	/* A resumed session adds data again: lock before its file is read
+	 * (gc may be running; it marks parked sessions' chunks). */
+	if ((e = hold(mc)) != 0)
+		return e;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;
 	pthread_mutex_lock(&m->mu);
@@ -666,6 +722,7 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 	} else {
 		if (!(s = sess_new(r))) {
 			pthread_mutex_unlock(&m->mu);
+			let_go(mc);
 			return FERRY_E_NOMEM;
 		}
 		memcpy(s->sid, sid, sizeof(sid));
@@ -730,14 +787,18 @@ int msess_attach(struct mconn *mc, const uint8_t *p, size_t n)
 {
 	struct mover *m = mc->m;
 	struct msess *s;
+	int e;
 
 	if (n != FERRY_SID_LEN)
 		return ferry_error(FERRY_E_PROTO, "malformed ATTACH message");
+	if ((e = hold(mc)) != 0)
+		return e;
 	pthread_mutex_lock(&m->mu);
 	s = find(m, mc->r, p);
 	if (!s || !s->owner || s->loading ||
 	    strcmp(s->identity, mc->c->identity)) {
 		pthread_mutex_unlock(&m->mu);
+		let_go(mc);
 		return ferry_error(FERRY_E_NOTFOUND,
 				   "no running session to attach a stream to");
 	}
