@@ -354,6 +354,11 @@ struct ferry_gc_result {
 	 * reference) that lacked the immutable attribute and got it (a
 	 * process killed between a commit and setting it). */
 	uint64_t files_protected;
+	/* Parked mover sessions (REPO/sessions/) whose chunks were marked
+	 * (their data entries in session_refs), and session files whose
+	 * header failed its checks: skipped (a mover refuses to resume
+	 * them, so their chunks are not needed). */
+	uint64_t sessions, session_refs, sessions_damaged;
 };
 
 /* Mark every chunk a committed manifest references, take the repository

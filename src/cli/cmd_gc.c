@@ -100,7 +100,9 @@ int cmd_gc(int argc, char **argv)
 		       "\"stale_files\":%llu,\"stale_bytes\":%llu,"
 		       "\"filter_bytes\":%llu,\"wait_seconds\":%.3f,\"seconds\":%.3f,"
 		       "\"chunks_locked\":%llu,\"bytes_locked\":%llu,"
-		       "\"points_protected\":%llu,\"files_protected\":%llu,\"protected_until\":",
+		       "\"points_protected\":%llu,\"files_protected\":%llu,"
+		       "\"sessions\":%llu,\"session_refs\":%llu,\"sessions_damaged\":%llu,"
+		       "\"protected_until\":",
 		       go.dry_run ? "true" : "false",
 		       (unsigned long long)res.points,
 		       (unsigned long long)res.points_late,
@@ -115,7 +117,10 @@ int cmd_gc(int argc, char **argv)
 		       res.seconds, (unsigned long long)res.chunks_locked,
 		       (unsigned long long)res.bytes_locked,
 		       (unsigned long long)res.points_protected,
-		       (unsigned long long)res.files_protected);
+		       (unsigned long long)res.files_protected,
+		       (unsigned long long)res.sessions,
+		       (unsigned long long)res.session_refs,
+		       (unsigned long long)res.sessions_damaged);
 		if (res.protected_until_ns) {
 			char when[48];
 
@@ -151,6 +156,10 @@ int cmd_gc(int argc, char **argv)
 			printf("immutable: %llu restore point(s) still protected (the first expires %s); their chunks stay\n",
 			       (unsigned long long)res.points_protected, when);
 		}
+		if (res.sessions)
+			printf("kept the chunks of %llu parked mover session(s) (%llu reference(s)) for their resume\n",
+			       (unsigned long long)res.sessions,
+			       (unsigned long long)res.session_refs);
 		if (res.files_protected)
 			printf("immutable: set the attribute on %llu file(s) of protected points that lacked it\n",
 			       (unsigned long long)res.files_protected);

@@ -3,8 +3,13 @@
  * then, under the repository lock taken exclusively (no backup between
  * begin and commit), mark the manifests committed meanwhile and remove
  * every chunk left unmarked.  The protocol is in docs/gc.md. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -255,6 +260,60 @@ static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 	return 0;
 }
 
+static void mark_session_chunk(const uint8_t *h, void *arg)
+{
+	bloom_add(&((struct gc *)arg)->bf, h);
+}
+
+/* Mark the chunks parked mover sessions name (REPO/sessions/SID,
+ * docs/format.md): their acknowledged chunks stay for the resume.  Read
+ * under the exclusive lock, when no session adds data, so the files are
+ * what a resume finds.  A session file whose header fails its checks is
+ * skipped with a warning: a mover refuses to resume it, so the chunks
+ * it names are not needed by it. */
+static int mark_sessions(struct gc *g)
+{
+	char dir[4200];
+	int dfd;
+	DIR *d;
+	struct dirent *de;
+
+	if (g->repo->ops != &ferry_store_local_ops)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/sessions", g->repo->path);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ferry_error(FERRY_E_IO, "open %s: %s", dir, strerror(errno));
+	}
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return ferry_error(FERRY_E_IO, "open %s: %s", dir, strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		int e;
+
+		if (de->d_name[0] == '.')
+			continue;
+		e = ferry_session_file_chunks(dirfd(d), de->d_name,
+					      mark_session_chunk, g,
+					      &g->res->session_refs);
+		if (e == 0) {
+			g->res->sessions++;
+		} else if (e == FERRY_E_CORRUPT) {
+			g->res->sessions_damaged++;
+			fprintf(stderr, "ferry: gc: warning: %s/%s: %s; skipped (a mover will not resume it)\n",
+				dir, de->d_name, ferry_last_error());
+		} else if (e != FERRY_E_NOTFOUND) {
+			closedir(d);
+			return e;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
 int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	     struct ferry_gc_result *res)
 {
@@ -304,6 +363,8 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 	res->wait_seconds = ferry_mono_seconds() - tw;
 	g.late = 1;
 	if ((e = repo->ops->point_list(repo, mark_point, &g)) != 0)
+		goto out;
+	if ((e = mark_sessions(&g)) != 0)
 		goto out;
 	if ((e = repo->ops->list_chunks(repo, sweep_chunk, &g)) != 0)
 		goto out;

@@ -553,6 +553,47 @@ fail:
 	return e;
 }
 
+/* The header of a session file (B: its first GOT bytes): checks, then
+ * the session id, the client's identity (IDCAP bytes with its NUL), the
+ * manifest header (HDR, up to FERRY_MANIFEST_HEADER_MAX bytes) and the
+ * restore point it opens; *HL: where the entries start. */
+static int parse_header(const uint8_t *b, size_t got, uint8_t *sid,
+			char *identity, size_t idcap, uint8_t *hdr,
+			size_t *hdr_len, struct ferry_point *p, uint32_t *hl)
+{
+	struct ferry_rd rd;
+	uint8_t magic[4];
+	uint32_t ver, crc;
+	uint64_t created;
+	uint16_t il, ml;
+	size_t used;
+
+	if (got < 16)
+		return -1;
+	ferry_rd_init(&rd, b, got);
+	ferry_rd_bytes(&rd, magic, 4);
+	ferry_rd_u32(&rd, &ver);
+	ferry_rd_u32(&rd, hl);
+	ferry_rd_u32(&rd, &crc);
+	if (rd.bad || memcmp(magic, SES_MAGIC, 4) || ver != SES_VERSION ||
+	    *hl < 16 || *hl > got || crc != ferry_crc32c(b + 16, *hl - 16))
+		return -1;
+	ferry_rd_init(&rd, b + 16, *hl - 16);
+	ferry_rd_bytes(&rd, sid, FERRY_SID_LEN);
+	ferry_rd_u64(&rd, &created);
+	if (ferry_rd_u16(&rd, &il) || il >= idcap ||
+	    ferry_rd_bytes(&rd, identity, il))
+		return -1;
+	identity[il] = 0;
+	if (ferry_rd_u16(&rd, &ml) || ml > FERRY_MANIFEST_HEADER_MAX ||
+	    ferry_rd_bytes(&rd, hdr, ml) || rd.left)
+		return -1;
+	*hdr_len = ml;
+	if (ferry_manifest_header_parse(hdr, ml, p, &used) || used != ml)
+		return -1;
+	return 0;
+}
+
 /* Read a session file back: header checks, then every entry (a data
  * entry counts only while its chunk is present: anything after a lost
  * chunk is cut off and will be sent again). */
@@ -560,14 +601,11 @@ static int load(struct msess *s, const char *sidhex)
 {
 	struct mrepo *r = s->r;
 	uint8_t b[SES_HEADER_MAX], *buf = NULL;
-	struct ferry_rd rd;
-	uint8_t magic[4], sid[FERRY_SID_LEN];
-	uint32_t ver, hl, crc;
-	uint64_t created, size, nent, good = 0;
-	uint16_t il, ml;
+	uint8_t sid[FERRY_SID_LEN];
+	uint32_t hl;
+	uint64_t size, nent, good = 0;
 	struct stat st;
 	ssize_t got;
-	size_t used;
 	int e = 0;
 
 	s->fd = openat(r->ses_fd, sidhex, O_RDWR | O_CLOEXEC);
@@ -578,28 +616,9 @@ static int load(struct msess *s, const char *sidhex)
 	got = ferry_pread_full(s->fd, b, sizeof(b), 0);
 	if (got < 16 || fstat(s->fd, &st) < 0)
 		goto corrupt;
-	ferry_rd_init(&rd, b, (size_t)got);
-	ferry_rd_bytes(&rd, magic, 4);
-	ferry_rd_u32(&rd, &ver);
-	ferry_rd_u32(&rd, &hl);
-	ferry_rd_u32(&rd, &crc);
-	if (rd.bad || memcmp(magic, SES_MAGIC, 4) || ver != SES_VERSION ||
-	    hl < 16 || hl > (size_t)got ||
-	    crc != ferry_crc32c(b + 16, hl - 16))
-		goto corrupt;
-	ferry_rd_init(&rd, b + 16, hl - 16);
-	ferry_rd_bytes(&rd, sid, sizeof(sid));
-	ferry_rd_u64(&rd, &created);
-	if (ferry_rd_u16(&rd, &il) || il >= sizeof(s->identity) ||
-	    ferry_rd_bytes(&rd, s->identity, il))
-		goto corrupt;
-	s->identity[il] = 0;
-	if (ferry_rd_u16(&rd, &ml) || ml > sizeof(s->hdr) ||
-	    ferry_rd_bytes(&rd, s->hdr, ml) || rd.left)
-		goto corrupt;
-	s->hdr_len = ml;
-	if (memcmp(sid, s->sid, sizeof(sid)) ||
-	    ferry_manifest_header_parse(s->hdr, ml, &s->p, &used) || used != ml)
+	if (parse_header(b, (size_t)got, sid, s->identity, sizeof(s->identity),
+			 s->hdr, &s->hdr_len, &s->p, &hl) ||
+	    memcmp(sid, s->sid, sizeof(sid)))
 		goto corrupt;
 	s->entries_off = hl;
 	size = (uint64_t)st.st_size;
@@ -1121,4 +1140,72 @@ void msess_release(struct mconn *mc)
 	pthread_mutex_lock(&mc->m->mu);
 	put_ref(mc);
 	pthread_mutex_unlock(&mc->m->mu);
+}
+
+/* ---- for gc: the chunks parked sessions name ------------------------- */
+
+int ferry_session_file_chunks(int dfd, const char *name,
+			      void (*cb)(const uint8_t *h, void *arg),
+			      void *arg, uint64_t *refs)
+{
+	static const size_t want_max = IOBUF - IOBUF % FERRY_ENTRY_LEN;
+	uint8_t b[SES_HEADER_MAX], sid[FERRY_SID_LEN], *buf, *hdr;
+	char identity[256];
+	struct ferry_point p;
+	size_t hdr_len;
+	uint32_t hl;
+	uint64_t off, end;
+	struct stat st;
+	ssize_t got;
+	int fd, e = 0;
+
+	if (!sid_name(name))
+		return FERRY_E_NOTFOUND;
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? FERRY_E_NOTFOUND
+				       : ferry_error(FERRY_E_IO, "open session %s: %s",
+						     name, strerror(errno));
+	hdr = malloc(FERRY_MANIFEST_HEADER_MAX);
+	buf = malloc(want_max);
+	if (!hdr || !buf) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
+	got = ferry_pread_full(fd, b, sizeof(b), 0);
+	if (got < 16 || fstat(fd, &st) < 0 ||
+	    parse_header(b, (size_t)got, sid, identity, sizeof(identity), hdr,
+			 &hdr_len, &p, &hl)) {
+		e = ferry_error(FERRY_E_CORRUPT, "session file %s is damaged", name);
+		goto out;
+	}
+	end = ((uint64_t)st.st_size - hl) / FERRY_ENTRY_LEN;
+	if (end > p.nblocks)
+		end = p.nblocks;
+	end = hl + end * FERRY_ENTRY_LEN;
+	for (off = hl; off < end;) {
+		size_t want = end - off < want_max ? (size_t)(end - off) : want_max;
+
+		got = ferry_pread_full(fd, buf, want, (off_t)off);
+		if (got < 0) {
+			e = ferry_error(FERRY_E_IO, "read session %s", name);
+			break;
+		}
+		/* A file cut short meanwhile (the session resumed and
+		 * truncated it, or ended): what is left was marked. */
+		want = (size_t)got - (size_t)got % FERRY_ENTRY_LEN;
+		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN)
+			if (buf[i] == FERRY_ENTRY_DATA) {
+				cb(buf + i + 1, arg);
+				(*refs)++;
+			}
+		if (want == 0)
+			break;
+		off += want;
+	}
+out:
+	free(hdr);
+	free(buf);
+	close(fd);
+	return e;
 }
