@@ -2,8 +2,7 @@
 # gc --lock-timeout: while backups hold the repository lock shared, gc
 # waits at most that long for the exclusive lock, then gives up cleanly
 # (exit 1, one line saying why, nothing removed); once the lock is free it
-# runs; 0 waits as long as it takes.  A running mover holds the lock as
-# long as it serves the repository, so gc beside it gives up too.
+# runs; 0 waits as long as it takes.  An idle mover holds no lock.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/remote.sh"
 requires flock
@@ -45,15 +44,12 @@ echo "$json" | grep -q '"chunks_removed":8' || die "gc removed the wrong count: 
 ok "--lock-timeout 0 waited $wait_s s for the holder, then removed the 8 garbage chunks"
 restores_to "$repo" "$id2" "$(md5 "$T/d.img")" "the kept point restores"
 
-# A mover serving the repository holds the lock while it runs.
+# A mover serving the repository holds the lock only while a session adds
+# data (t0640-t0642): beside an idle mover gc runs.
 start_mover m -- --repo "$repo" --insecure
-expect_fail 1 ferry gc --repo "$repo" --lock-timeout 1
-one_error_line "gave up, nothing removed"
-ok "beside a running mover gc --lock-timeout 1 gives up"
+ferry gc --repo "$repo" --lock-timeout 1 >/dev/null || die "gc beside an idle mover"
+ok "beside an idle mover gc --lock-timeout 1 runs"
 finish_movers
-ferry gc --repo "$repo" --lock-timeout 5 >/dev/null || die "gc after the mover stopped"
-ok "after the mover stopped gc runs"
-
 expect_fail 2 ferry gc --repo "$repo" --lock-timeout soon
 expect_fail 2 ferry gc --repo "$repo" --lock-timeout -1
 ok "a bad --lock-timeout is refused"
