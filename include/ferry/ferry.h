@@ -359,6 +359,10 @@ struct ferry_gc_result {
 	 * header failed its checks: skipped (a mover refuses to resume
 	 * them, so their chunks are not needed). */
 	uint64_t sessions, session_refs, sessions_damaged;
+	/* Unmarked chunks kept because they changed after the earliest
+	 * parked session began (acknowledged to its source by PUT or HAVE
+	 * beyond the session file's entries). */
+	uint64_t chunks_session;
 };
 
 /* Mark every chunk a committed manifest references, take the repository

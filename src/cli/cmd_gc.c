@@ -102,6 +102,7 @@ int cmd_gc(int argc, char **argv)
 		       "\"chunks_locked\":%llu,\"bytes_locked\":%llu,"
 		       "\"points_protected\":%llu,\"files_protected\":%llu,"
 		       "\"sessions\":%llu,\"session_refs\":%llu,\"sessions_damaged\":%llu,"
+		       "\"chunks_session\":%llu,"
 		       "\"protected_until\":",
 		       go.dry_run ? "true" : "false",
 		       (unsigned long long)res.points,
@@ -120,7 +121,8 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.files_protected,
 		       (unsigned long long)res.sessions,
 		       (unsigned long long)res.session_refs,
-		       (unsigned long long)res.sessions_damaged);
+		       (unsigned long long)res.sessions_damaged,
+		       (unsigned long long)res.chunks_session);
 		if (res.protected_until_ns) {
 			char when[48];
 
@@ -157,9 +159,10 @@ int cmd_gc(int argc, char **argv)
 			       (unsigned long long)res.points_protected, when);
 		}
 		if (res.sessions)
-			printf("kept the chunks of %llu parked mover session(s) (%llu reference(s)) for their resume\n",
+			printf("kept the chunks of %llu parked mover session(s) (%llu reference(s), %llu more chunk(s) changed since the first began) for their resume\n",
 			       (unsigned long long)res.sessions,
-			       (unsigned long long)res.session_refs);
+			       (unsigned long long)res.session_refs,
+			       (unsigned long long)res.chunks_session);
 		if (res.files_protected)
 			printf("immutable: set the attribute on %llu file(s) of protected points that lacked it\n",
 			       (unsigned long long)res.files_protected);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -103,6 +104,10 @@ struct gc {
 	int late;       /* second pass: mark only manifests not seen */
 	int imm;        /* hardened repository */
 	int repair;     /* and not a dry run: set missing attributes */
+	/* Parked mover sessions: the earliest start (unix ns), 0 if none,
+	 * and REPO/chunks to look at unmarked chunks' times. */
+	uint64_t sess_since;
+	int chunks_fd;
 	double t0, last;
 };
 
@@ -225,6 +230,8 @@ static int count_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 	return 0;
 }
 
+static int session_recent(struct gc *g, const uint8_t h[FERRY_HASH_LEN]);
+
 static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 		       void *arg)
 {
@@ -242,6 +249,10 @@ static int sweep_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size,
 				return e;
 			g->res->files_protected += (uint64_t)e;
 		}
+		return 0;
+	}
+	if (session_recent(g, h)) {
+		g->res->chunks_session++;
 		return 0;
 	}
 	if (!g->opts || !g->opts->dry_run) {
@@ -296,11 +307,15 @@ static int mark_sessions(struct gc *g)
 
 		if (de->d_name[0] == '.')
 			continue;
+		uint64_t created = 0;
+
 		e = ferry_session_file_chunks(dirfd(d), de->d_name,
 					      mark_session_chunk, g,
-					      &g->res->session_refs);
+					      &g->res->session_refs, &created);
 		if (e == 0) {
 			g->res->sessions++;
+			if (!g->sess_since || created < g->sess_since)
+				g->sess_since = created ? created : 1;
 		} else if (e == FERRY_E_CORRUPT) {
 			g->res->sessions_damaged++;
 			fprintf(stderr, "ferry: gc: warning: %s/%s: %s; skipped (a mover will not resume it)\n",
@@ -311,7 +326,36 @@ static int mark_sessions(struct gc *g)
 		}
 	}
 	closedir(d);
+	if (g->sess_since) {
+		snprintf(dir, sizeof(dir), "%s/chunks", g->repo->path);
+		g->chunks_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (g->chunks_fd < 0)
+			return ferry_error(FERRY_E_IO, "open %s: %s", dir,
+					   strerror(errno));
+	}
 	return 0;
+}
+
+/* Whether an unmarked chunk was written or found present by a parked
+ * session: the source counts on chunks the mover acknowledged (a PUT made
+ * durable, a HAVE answered present) beyond the entries in the session
+ * file, and the mover stamps those (mover.c), so every chunk changed
+ * since the earliest parked session began stays (2 s of slack). */
+static int session_recent(struct gc *g, const uint8_t h[FERRY_HASH_LEN])
+{
+	char hex[2 * FERRY_HASH_LEN + 1], rel[2 * FERRY_HASH_LEN + 4];
+	struct stat st;
+	uint64_t t;
+
+	if (!g->sess_since)
+		return 0;
+	ferry_hash_hex(h, hex);
+	snprintf(rel, sizeof(rel), "%.2s/%s", hex, hex);
+	if (fstatat(g->chunks_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno != ENOENT; /* unknown: keep it */
+	t = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+	    (uint64_t)st.st_mtim.tv_nsec;
+	return t + 2000000000ull >= g->sess_since;
 }
 
 int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
@@ -323,6 +367,7 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 
 	memset(res, 0, sizeof(*res));
 	memset(&g, 0, sizeof(g));
+	g.chunks_fd = -1;
 	/* gc reads every manifest to mark: it needs the key. */
 	if ((e = ferry_repo_need_key(repo)) != 0)
 		return e;
@@ -379,5 +424,7 @@ out:
 	res->seconds = ferry_mono_seconds() - g.t0;
 	free(g.bf.w);
 	free(g.seen);
+	if (g.chunks_fd >= 0)
+		close(g.chunks_fd);
 	return e;
 }

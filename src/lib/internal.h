@@ -420,11 +420,12 @@ void ferry_imm_time(uint64_t ns, char *buf, size_t cap);
 
 /* ---- mover session files, for gc (mover_session.c) ------------------- */
 /* Call CB with the chunk id of every data entry of the session file NAME
- * in the directory DFD (REPO/sessions), counting them in *REFS; reads
- * bounded pieces.  FERRY_E_NOTFOUND when it is gone or not a session
- * file's name, FERRY_E_CORRUPT when its header fails its checks. */
+ * in the directory DFD (REPO/sessions), counting them in *REFS, and give
+ * the session's start (*CREATED_NS, unix ns); reads bounded pieces.
+ * FERRY_E_NOTFOUND when it is gone or not a session file's name,
+ * FERRY_E_CORRUPT when its header fails its checks. */
 int ferry_session_file_chunks(int dfd, const char *name,
 			      void (*cb)(const uint8_t *h, void *arg),
-			      void *arg, uint64_t *refs);
+			      void *arg, uint64_t *refs, uint64_t *created_ns);
 
 #endif

@@ -1146,7 +1146,7 @@ void msess_release(struct mconn *mc)
 
 int ferry_session_file_chunks(int dfd, const char *name,
 			      void (*cb)(const uint8_t *h, void *arg),
-			      void *arg, uint64_t *refs)
+			      void *arg, uint64_t *refs, uint64_t *created_ns)
 {
 	static const size_t want_max = IOBUF - IOBUF % FERRY_ENTRY_LEN;
 	uint8_t b[SES_HEADER_MAX], sid[FERRY_SID_LEN], *buf, *hdr;
@@ -1179,6 +1179,8 @@ int ferry_session_file_chunks(int dfd, const char *name,
 		e = ferry_error(FERRY_E_CORRUPT, "session file %s is damaged", name);
 		goto out;
 	}
+	*created_ns = ferry_le32(b + 16 + FERRY_SID_LEN) |
+		      (uint64_t)ferry_le32(b + 20 + FERRY_SID_LEN) << 32;
 	end = ((uint64_t)st.st_size - hl) / FERRY_ENTRY_LEN;
 	if (end > p.nblocks)
 		end = p.nblocks;
