@@ -224,6 +224,14 @@ int msess_repo_open(struct mrepo *r)
 	 * can run on this host while no session adds data. */
 	pthread_mutex_init(&r->hold_mu, NULL);
 	r->hold_init = 1;
+	/* A gateway's session files are in --state-dir, where a gc on the
+	 * share cannot read them: it keeps the lock as long as it runs (one
+	 * hold that is never let go), so gc there waits for it to stop. */
+	if (r->repo->ops != &ferry_store_local_ops) {
+		if ((e = r->repo->ops->lock_shared(r->repo)) != 0)
+			return e;
+		r->holds = 1;
+	}
 	msess_sweep(r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
