@@ -1,12 +1,13 @@
 /* cmd_init.c - `ferry init`: create a repository. */
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
 static const char usage[] =
 	"--repo PATH [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
-	" [--immutable-days N]";
+	" [--immutable-days N] [--encrypt [--password-file FILE]]";
 
 static void help(void)
 {
@@ -27,6 +28,13 @@ static void help(void)
 	       "                        lifts the attribute of what expired.  Refused where\n"
 	       "                        the file system lacks the attribute\n"
 	       "                        (docs/hardened-repository.md)\n"
+	       "  --encrypt             seal chunks and manifests with AES-256-GCM under a\n"
+	       "                        random key wrapped by the passphrase (scrypt); the\n"
+	       "                        passphrase comes from --password-file FILE, else\n"
+	       "                        FERRY_PASSWORD, else a prompt (asked twice).  Every\n"
+	       "                        later command asks for it the same way; change it\n"
+	       "                        with `ferry key passwd`.  Lose it and the data is\n"
+	       "                        lost: see docs/encryption.md\n"
 	       "  --json                print the new repository's settings as JSON\n",
 	       usage);
 }
@@ -39,6 +47,7 @@ int cmd_init(int argc, char **argv)
 		{ "compression", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "immutable-days", required_argument, NULL, 'I' },
+		{ "encrypt", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -46,7 +55,7 @@ int cmd_init(int argc, char **argv)
 	char extra[128];
 	int imm_days = 0;
 	const char *repo = NULL;
-	int c, e, json = 0;
+	int c, e, json = 0, encrypt = 0;
 	uint64_t bs;
 
 	while ((c = getopt_long(argc, argv, "r:b:c:jh", opts, NULL)) != -1) {
@@ -79,6 +88,7 @@ int cmd_init(int argc, char **argv)
 				 "features = immutable\nimmutable_days = %d\n", imm_days);
 			io.extra_config = extra;
 			break;
+		case 'E': encrypt = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default: return cli_usage("init", usage);
 		}
@@ -87,7 +97,20 @@ int cmd_init(int argc, char **argv)
 		return cli_usage("init", usage);
 	if (!(repo = cli_repo(repo)))
 		return EXIT_USAGE;
-	if ((e = ferry_repo_init(repo, &io)) != 0)
+	if (encrypt) {
+		char pass[CLI_PASS_MAX];
+		size_t plen;
+
+		if ((e = cli_passphrase(cli_password_file, "FERRY_PASSWORD",
+					"new repository passphrase", 1, pass,
+					sizeof(pass), &plen)) != 0)
+			return e;
+		e = ferry_repo_init_encrypted(repo, &io, pass, plen);
+		explicit_bzero(pass, sizeof(pass));
+	} else {
+		e = ferry_repo_init(repo, &io);
+	}
+	if (e)
 		return cli_fail(e, "cannot create repository");
 	{
 		struct ferry_repo *r;
@@ -103,9 +126,11 @@ int cmd_init(int argc, char **argv)
 			printf("{\"repo\":");
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
-			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d}\n",
+			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d,"
+			       "\"encrypted\":%s}\n",
 			       info.repo_id, info.format_version, info.block_size,
-			       ferry_codec_name(info.codec), info.level, imm_days);
+			       ferry_codec_name(info.codec), info.level, imm_days,
+			       encrypt ? "true" : "false");
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
@@ -115,6 +140,8 @@ int cmd_init(int argc, char **argv)
 			if (imm_days)
 				printf(", hardened: restore points immutable for %d day(s)",
 				       imm_days);
+			if (encrypt)
+				printf(", encrypted: aes-256-gcm, scrypt");
 			printf(")\n");
 		}
 	}
