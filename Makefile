@@ -19,7 +19,8 @@ DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev 
 	libnbd-dev libnbd-bin libext2fs-dev qemu-utils qemu-guest-agent bc \
 	libfuse3-dev fuse3 libsmbclient-dev samba smbclient libcurl4-openssl-dev \
 	libmicrohttpd-dev libjson-c-dev libsodium-dev libsqlite3-dev libpq-dev \
-	postgresql ceph-mon ceph-osd radosgw ceph-common attr
+	postgresql ceph-mon ceph-osd radosgw ceph-common attr \
+	tmux
 
 LIB_SRC := $(wildcard src/lib/common/*.c) $(wildcard src/lib/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -34,6 +35,17 @@ CLI_OBJ := $(CLI_SRC:%.c=$(OBJ_DIR)/%.o)
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)
 ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(ASAN_DIR)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
+
+# Backup server, its CLI and the proxy agent (src/server/, docs/server.md),
+# linked into bin/ferry.
+SRV_SRC := $(wildcard src/server/*.c)
+SRV_OBJ := $(SRV_SRC:%.c=$(OBJ_DIR)/%.o)
+ASAN_SRV_OBJ := $(SRV_SRC:%.c=$(ASAN_DIR)/%.o)
+CLI_OBJ += $(SRV_OBJ)
+ASAN_CLI_OBJ += $(ASAN_SRV_OBJ)
+$(SRV_OBJ) $(ASAN_SRV_OBJ): $(wildcard src/server/*.h)
+DEBS += jq sqlite3 curl iproute2
+build/fuzz/fuzz_cron build/fuzz/fuzz_jobspec: src/server/cron.c src/server/jobspec.c src/server/srv.h
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

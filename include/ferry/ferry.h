@@ -40,6 +40,7 @@ enum ferry_err {
 	FERRY_E_TIMEOUT = -18,  /* the peer did not answer in time */
 	FERRY_E_IMMUTABLE = -19,/* protected: a hardened repository's restore
 				 * point before its expiry */
+	FERRY_E_KEY = -20,      /* wrong passphrase, or none for an encrypted repository */
 };
 
 const char *ferry_strerror(int err);
@@ -92,6 +93,23 @@ void ferry_repo_free(struct ferry_repo *repo);
 int ferry_repo_get_info(struct ferry_repo *repo, struct ferry_repo_info *info);
 /* Block size and codec without scanning chunks. */
 uint32_t ferry_repo_block_size(const struct ferry_repo *repo);
+
+/* ---- encryption at rest (seal.c, repo_key.c; docs/encryption.md) ---- */
+/* Like ferry_repo_init, and the repository is encrypted: a random master
+ * key and id key, wrapped by a key derived from PASS with scrypt. */
+int ferry_repo_init_encrypted(const char *path,
+			      const struct ferry_init_opts *opts,
+			      const char *pass, size_t passlen);
+/* 1 when the repository is encrypted (its config says so). */
+int ferry_repo_encrypted(const struct ferry_repo *repo);
+/* Unwrap the keys with PASS: FERRY_E_KEY when it is wrong.  Until then,
+ * reading or writing chunks and manifests fails with FERRY_E_KEY. */
+int ferry_repo_unlock(struct ferry_repo *repo, const char *pass,
+		      size_t passlen);
+/* Rewrap the (unlocked) keys with NEWPASS and rewrite the config
+ * atomically; chunks and manifests are untouched. */
+int ferry_repo_change_passphrase(struct ferry_repo *repo, const char *newpass,
+				 size_t newlen);
 
 struct ferry_point {
 	char id[FERRY_ID_LEN + 1];

@@ -15,6 +15,7 @@ enum {
 	EXIT_USAGE = 2,     /* bad command line */
 	EXIT_DAMAGED = 3,   /* corrupt or missing data was found */
 	EXIT_NOTFOUND = 4,  /* no such repository or restore point */
+	EXIT_KEY = 5,       /* wrong passphrase, or none for an encrypted repository */
 	EXIT_INTERRUPTED = 130,
 };
 
@@ -38,6 +39,27 @@ int cmd_mover(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+
+/* Encryption at rest (passphrase.c): --password-file FILE is taken out
+ * of any command's arguments by main(); cli_passphrase reads FILE, else
+ * the variable ENV, else asks WHAT on the terminal (twice if CONFIRM);
+ * cli_unlock opens an encrypted repository's key (0 or an exit code). */
+#define CLI_PASS_MAX 1024
+extern const char *cli_password_file;
+int cli_take_password_file(int argc, char **argv);
+int cli_passphrase(const char *file, const char *env, const char *what,
+		   int confirm, char *buf, size_t cap, size_t *len);
+struct ferry_repo;
+int cli_unlock(struct ferry_repo *r);
+/* The backup server and its clients (src/server/). */
+int cmd_server(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
+int cmd_repo_srv(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_session(int argc, char **argv);
+int cmd_catalog(int argc, char **argv);
 
 /* Print "ferry: <what>: <detail>" for ERR and return its exit code. */
 int cli_fail(int err, const char *what);

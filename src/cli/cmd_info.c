@@ -32,7 +32,7 @@ int cmd_info(int argc, char **argv)
 	struct ferry_repo *repo;
 	struct ferry_repo_info i;
 	const char *rp = NULL;
-	int c, e, rc, json = 0;
+	int c, e, rc, json = 0, enc;
 	double dedup, comp;
 
 	while ((c = getopt_long(argc, argv, "r:jh", opts, NULL)) != -1) {
@@ -53,6 +53,7 @@ int cmd_info(int argc, char **argv)
 	if ((e = cli_open_repo(rp, &repo)) != 0)
 		return e;
 	e = ferry_repo_get_info(repo, &i);
+	enc = ferry_repo_encrypted(repo);
 	ferry_repo_free(repo);
 	if (e)
 		return cli_fail(e, "cannot read repository");
@@ -63,7 +64,8 @@ int cmd_info(int argc, char **argv)
 		       "\"compression\":\"%s\",\"level\":%d,\"points\":%llu,"
 		       "\"chunks\":%llu,\"stored_bytes\":%llu,\"chunk_bytes\":%llu,"
 		       "\"logical_bytes\":%llu,\"referenced_bytes\":%llu,"
-		       "\"dedup_ratio\":%.3f,\"compression_ratio\":%.3f}\n",
+		       "\"dedup_ratio\":%.3f,\"compression_ratio\":%.3f,"
+		       "\"encrypted\":%s}\n",
 		       i.repo_id, i.format_version, i.block_size,
 		       ferry_codec_name(i.codec), i.level,
 		       (unsigned long long)i.point_count,
@@ -71,7 +73,8 @@ int cmd_info(int argc, char **argv)
 		       (unsigned long long)i.stored_bytes,
 		       (unsigned long long)i.chunk_raw_bytes,
 		       (unsigned long long)i.logical_bytes,
-		       (unsigned long long)i.referenced_bytes, dedup, comp);
+		       (unsigned long long)i.referenced_bytes, dedup, comp,
+		       enc ? "true" : "false");
 	} else {
 		char s[32], l[32], rb[32], cb[32];
 
@@ -87,6 +90,8 @@ int cmd_info(int argc, char **argv)
 		       ferry_codec_name(i.codec));
 		if (i.codec == FERRY_CODEC_ZSTD)
 			printf(":%d", i.level);
+		if (enc)
+			printf("\nencryption:         aes-256-gcm, keyed chunk ids, scrypt");
 		printf("\n"
 		       "restore points:     %llu\n"
 		       "chunks:             %llu\n"

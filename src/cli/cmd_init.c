@@ -7,7 +7,7 @@
 
 static const char usage[] =
 	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
-	" [--immutable-days N] [--object-lock-days N]";
+	" [--immutable-days N] [--object-lock-days N] [--encrypt [--password-file FILE]]";
 
 static void help(void)
 {
@@ -35,6 +35,13 @@ static void help(void)
 	       "                        nobody, not ferry nor stolen keys, can delete a\n"
 	       "                        restore point before it expires; needs a new\n"
 	       "                        bucket (ferry creates it with Object Lock)\n"
+	       "  --encrypt             seal chunks and manifests with AES-256-GCM under a\n"
+	       "                        random key wrapped by the passphrase (scrypt); the\n"
+	       "                        passphrase comes from --password-file FILE, else\n"
+	       "                        FERRY_PASSWORD, else a prompt (asked twice).  Every\n"
+	       "                        later command asks for it the same way; change it\n"
+	       "                        with `ferry key passwd`.  Lose it and the data is\n"
+	       "                        lost: see docs/encryption.md\n"
 	       "  --json                print the new repository's settings as JSON\n%s",
 	       usage, cli_backend_help);
 }
@@ -47,6 +54,7 @@ int cmd_init(int argc, char **argv)
 		{ "compression", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "immutable-days", required_argument, NULL, 'I' },
+		{ "encrypt", no_argument, NULL, 'E' },
 		{ "object-lock-days", required_argument, NULL, 'L' },
 		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -56,7 +64,7 @@ int cmd_init(int argc, char **argv)
 	char extra[128];
 	int imm_days = 0;
 	const char *repo = NULL;
-	int c, e, rc, json = 0, lock_days = 0;
+	int c, e, rc, json = 0, lock_days = 0, encrypt = 0;
 	char days[16];
 	uint64_t bs;
 
@@ -90,6 +98,7 @@ int cmd_init(int argc, char **argv)
 				 "features = immutable\nimmutable_days = %d\n", imm_days);
 			io.extra_config = extra;
 			break;
+		case 'E': encrypt = 1; break;
 		case 'L':
 			if (cli_parse_int(optarg, 1, 36500, &lock_days)) {
 				fprintf(stderr, "ferry: --object-lock-days %s: give a whole number of days from 1 to 36500\n",
@@ -125,7 +134,20 @@ int cmd_init(int argc, char **argv)
 		if ((e = ferry_backend_set("s3-object-lock-days", days)) != 0)
 			return cli_fail(e, "cannot create repository");
 	}
-	if ((e = ferry_repo_init(repo, &io)) != 0)
+	if (encrypt) {
+		char pass[CLI_PASS_MAX];
+		size_t plen;
+
+		if ((e = cli_passphrase(cli_password_file, "FERRY_PASSWORD",
+					"new repository passphrase", 1, pass,
+					sizeof(pass), &plen)) != 0)
+			return e;
+		e = ferry_repo_init_encrypted(repo, &io, pass, plen);
+		explicit_bzero(pass, sizeof(pass));
+	} else {
+		e = ferry_repo_init(repo, &io);
+	}
+	if (e)
 		return cli_fail(e, "cannot create repository");
 	{
 		struct ferry_repo *r;
@@ -142,10 +164,10 @@ int cmd_init(int argc, char **argv)
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
 			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d,"
-			       "\"object_lock_days\":%d}\n",
+			       "\"object_lock_days\":%d,\"encrypted\":%s}\n",
 			       info.repo_id, info.format_version, info.block_size,
 			       ferry_codec_name(info.codec), info.level, imm_days,
-			       lock_days);
+			       lock_days, encrypt ? "true" : "false");
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
@@ -157,6 +179,8 @@ int cmd_init(int argc, char **argv)
 			if (imm_days)
 				printf(", hardened: restore points immutable for %d day(s)",
 				       imm_days);
+			if (encrypt)
+				printf(", encrypted: aes-256-gcm, scrypt");
 			printf(")\n");
 		}
 	}

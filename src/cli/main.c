@@ -20,6 +20,15 @@ static const struct cli_cmd commands[] = {
 	{ "mover", cmd_mover, "serve repositories to remote movers (daemon)" },
 	{ "cert", cmd_cert, "make a CA and certificates for movers" },
 	{ "copy", cmd_copy, "copy restore points to a second repository" },
+	{ "key", cmd_key, "change an encrypted repository's passphrase" },
+	/* the backup server (src/server/, docs/server.md) */
+	{ "server", cmd_server, "run the backup server (jobs, schedules, catalog, REST API)" },
+	{ "token", cmd_token, "make and list the server's API tokens" },
+	{ "proxy", cmd_proxy, "register backup proxies; run a proxy's agent" },
+	{ "repo", cmd_repo_srv, "register repositories on the server" },
+	{ "job", cmd_job, "create, run, schedule and delete backup jobs" },
+	{ "session", cmd_session, "list job sessions, their tasks, progress and log" },
+	{ "catalog", cmd_catalog, "list the restore points in the server's catalog" },
 };
 
 static void usage(FILE *f)
@@ -47,6 +56,8 @@ static void usage(FILE *f)
 		"\n"
 		"environment:\n"
 		"  FERRY_REPO   repository used when --repo is not given\n"
+		"  FERRY_PASSWORD  passphrase of an encrypted repository (or\n"
+		"               --password-file FILE with any command, or a prompt)\n"
 		"\n"
 		"exit status:\n"
 		"  0    success\n"
@@ -54,6 +65,7 @@ static void usage(FILE *f)
 		"  2    invalid command line\n"
 		"  3    damaged data: a corrupt or missing chunk or manifest was found\n"
 		"  4    repository or restore point not found, or unsupported format\n"
+		"  5    wrong passphrase, or none given, for an encrypted repository\n"
 		"  130  interrupted by a signal; nothing half-done was committed\n");
 }
 
@@ -76,6 +88,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name)) {
 			cli_install_signals();
+			argc = cli_take_password_file(argc, argv);
 			return commands[i].run(argc - 1, argv + 1);
 		}
 	fprintf(stderr, "ferry: unknown command '%s' (see ferry --help)\n",

@@ -25,6 +25,8 @@ int cli_exit_code(int err)
 		return EXIT_USAGE;
 	case FERRY_E_INTERRUPTED:
 		return EXIT_INTERRUPTED;
+	case FERRY_E_KEY:
+		return EXIT_KEY;
 	default:
 		return EXIT_FAIL;
 	}
@@ -71,6 +73,11 @@ int cli_open_repo(const char *opt, struct ferry_repo **out)
 				      : ferry_repo_open(path, out);
 	if (e)
 		return cli_fail(e, "cannot open repository");
+	if ((e = cli_unlock(*out)) != 0) {
+		ferry_repo_free(*out);
+		*out = NULL;
+		return e;
+	}
 	return 0;
 }
 

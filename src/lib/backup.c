@@ -47,7 +47,8 @@ static int process(struct bjob *j, struct slot *s, int worker)
 		s->outcome = OUT_ZERO;
 		return 0;
 	}
-	ferry_sha256(s->buf, s->len, s->hash);
+	if ((r = ferry_chunk_id(j->ctx[worker], s->buf, s->len, s->hash)) != 0)
+		return r;
 	/* The same block as in the base point: stored already. */
 	if (s->has_base && s->base_kind == FERRY_ENTRY_DATA &&
 	    !memcmp(s->hash, s->base_hash, FERRY_HASH_LEN)) {
@@ -220,6 +221,10 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	memset(&j, 0, sizeof(j));
 	pthread_mutex_init(&j.mu, NULL);
 	pthread_cond_init(&j.done, NULL);
+	/* An encrypted repository without its key: refused before the guest
+	 * is touched or anything is read. */
+	if ((e = ferry_repo_need_key(repo)) != 0)
+		goto out;
 	/* Pre-script, freeze, snapshot script, thaw (guest.c): undone by
 	 * itself when it fails, by ferry_guest_end() below otherwise. */
 	if ((e = ferry_guest_begin(opts, source, &guest)) != 0)
@@ -265,7 +270,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 			goto out;
 		}
 	for (int k = 0; k < threads; k++) {
-		j.ctx[k] = ferry_codec_ctx_new(repo->codec, repo->level);
+		j.ctx[k] = ferry_codec_ctx_for(repo, repo->codec, repo->level);
 		j.out[k] = malloc(j.outcap);
 		if (!j.ctx[k] || !j.out[k]) {
 			e = FERRY_E_NOMEM;

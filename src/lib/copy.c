@@ -360,6 +360,12 @@ int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 				   "block sizes differ: %s has %u KiB blocks, %s %u KiB; a copy keeps chunks as they are stored, so the target must use the source's block size (ferry init --block-size %uK)",
 				   from->path, from->block_size >> 10, to->path,
 				   to->block_size >> 10, from->block_size >> 10);
+	/* Sealed chunks are named and sealed with their repository's keys: a
+	 * copy as stored would be unreadable under another repository's. */
+	if (ferry_repo_encrypted(from) || ferry_repo_encrypted(to))
+		return ferry_error(FERRY_E_INVAL,
+				   "%s is encrypted: ferry copy does not copy encrypted repositories yet (back up to the second repository instead)",
+				   ferry_repo_encrypted(from) ? from->path : to->path);
 	if (from->repo_id[0] && !strcmp(from->repo_id, to->repo_id))
 		return ferry_error(FERRY_E_INVAL,
 				   "%s and %s are the same repository (id %s)",

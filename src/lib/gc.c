@@ -264,6 +264,9 @@ int ferry_gc(struct ferry_repo *repo, const struct ferry_gc_opts *opts,
 
 	memset(res, 0, sizeof(*res));
 	memset(&g, 0, sizeof(g));
+	/* gc reads every manifest to mark: it needs the key. */
+	if ((e = ferry_repo_need_key(repo)) != 0)
+		return e;
 	g.repo = repo;
 	g.opts = opts;
 	g.res = res;

@@ -62,7 +62,7 @@ static struct img_ctx *ctx_get(struct ferry_image *img)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->codec = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0);
+	c->codec = ferry_codec_ctx_for(img->repo, FERRY_CODEC_NONE, 0);
 	c->in = malloc(img->incap);
 	c->out = malloc(img->point.block_size);
 	if (!c->codec || !c->in || !c->out) {

@@ -42,6 +42,38 @@ int ferry_chunk_check(const uint8_t *in, size_t len, uint32_t *raw_len);
 int ferry_chunk_header(const uint8_t *in, size_t len, uint32_t *raw_len,
 		       uint32_t *stored_len, int *codec);
 void ferry_sha256(const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN]);
+/* Encryption at rest (seal.h): a codec context for repository R that
+ * seals and keys ids when R is encrypted (NULL with FERRY_E_KEY when R is
+ * encrypted and locked); a block's id, SHA-256 or HMAC-SHA-256 with the id
+ * key; whether a stored chunk is the sealed form. */
+struct ferry_repo;
+struct ferry_keys;
+struct ferry_codec_ctx *ferry_codec_ctx_for(const struct ferry_repo *r,
+					    int codec, int level);
+int ferry_codec_ctx_set_keys(struct ferry_codec_ctx *c,
+			     const struct ferry_keys *k);
+int ferry_chunk_id(struct ferry_codec_ctx *c, const void *buf, size_t len,
+		   uint8_t out[FERRY_HASH_LEN]);
+int ferry_chunk_is_sealed(const uint8_t *in, size_t len);
+/* A block's id in repository R without a codec context (one-shot). */
+int ferry_repo_block_id(const struct ferry_repo *r, const void *buf,
+			size_t len, uint8_t out[FERRY_HASH_LEN]);
+/* The largest stored chunk header (sealed form). */
+#define FERRY_CHUNK_HDR_MAX 36
+/* FERRY_E_KEY unless R is unencrypted or unlocked. */
+int ferry_repo_need_key(const struct ferry_repo *r);
+/* The lines a source needs to open R's key ("features = encryption" and
+ * the key lines; empty for a plain repository), for the mover's KEYS;
+ * and the client's side: take them as R's config (R is then encrypted). */
+int ferry_repo_key_text(const struct ferry_repo *r, char *buf, size_t cap,
+			size_t *len);
+int ferry_repo_key_text_take(struct ferry_repo *r, const char *text,
+			     size_t len);
+/* Check the framing of a sealed manifest file of LEN bytes whose first
+ * bytes are HEAD (at least 32) for point ID of NBLOCKS blocks, without
+ * the key (what a mover can check). */
+int ferry_sealed_manifest_check(const uint8_t *head, uint64_t len,
+				const char *id, uint64_t nblocks);
 
 /* ---- the repository store (repo.c, store_local.c) -------------------- */
 
@@ -59,6 +91,10 @@ struct ferry_repo {
 	/* The config file as read (NUL-terminated), for keys that backends
 	 * and features add: see ferry_repo_config(). */
 	char *config_text;
+	/* Encryption at rest (seal.h): set when the config names the
+	 * feature; KEYS once ferry_repo_unlock() opened the wrapped key. */
+	int encrypted;
+	struct ferry_keys *keys;
 };
 
 typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],
@@ -231,6 +267,11 @@ int ferry_mwriter_add(struct ferry_mwriter *w, int kind,
 /* Writes the footer with the stats in P, syncs chunks, commits. */
 int ferry_mwriter_commit(struct ferry_mwriter *w, const struct ferry_point *p);
 void ferry_mwriter_free(struct ferry_mwriter *w); /* aborts if uncommitted */
+/* The same manifest written to the caller's FD (a remote source builds
+ * an encrypted repository's sealed manifest this way); commit then only
+ * finishes the file: no sync, no point made, FD stays open. */
+int ferry_mwriter_begin_fd(struct ferry_repo *r, const struct ferry_point *p,
+			   int fd, struct ferry_mwriter **out);
 
 struct ferry_mreader;
 /* Open and fully check a manifest (checksum first), then stream entries. */

@@ -152,6 +152,15 @@ static int store(struct mconn *mc, const uint8_t *h, const uint8_t *chunk,
 		return ferry_error(FERRY_E_PROTO,
 				   "chunk %s holds %u bytes, more than a block", hex,
 				   raw);
+	/* The form must match the repository: sealed chunks only in an
+	 * encrypted one (the mover cannot open them, only check their
+	 * framing above), plain chunks only in a plain one. */
+	if (ferry_chunk_is_sealed(chunk, len) != ferry_repo_encrypted(repo))
+		return ferry_error(FERRY_E_PROTO,
+				   "chunk %s is %s, and repository %s is %s", hex,
+				   ferry_chunk_is_sealed(chunk, len) ? "sealed" : "not sealed",
+				   mc->r->name,
+				   ferry_repo_encrypted(repo) ? "encrypted" : "not encrypted");
 	if (mc->m->o->verify_chunks) {
 		size_t out;
 
@@ -477,6 +486,18 @@ static int read_request(struct mconn *mc, unsigned type, const uint8_t *p,
 		if (n != FERRY_PID_LEN)
 			return ferry_error(FERRY_E_PROTO, "malformed POINT_GET message");
 		return send_point(mc, p, deadline);
+	case FM_KEYS: {
+		/* The wrapped key (useless without the passphrase) so that
+		 * the source can seal; empty for a plain repository. */
+		char text[FERRY_KEYS_MAX];
+		size_t tl = 0;
+
+		if (n)
+			return ferry_error(FERRY_E_PROTO, "malformed KEYS message");
+		if ((e = ferry_repo_key_text(repo, text, sizeof(text), &tl)) != 0)
+			return answer_error(mc, e);
+		return ferry_conn_queue(mc->c, FM_KEYS_R, text, tl, NULL, 0);
+	}
 	default:
 		return ferry_error(FERRY_E_PROTO, "unexpected %s", ferry_msg_name(type));
 	}
@@ -526,6 +547,9 @@ static int handle(struct mconn *mc)
 		break;
 	case FM_COMMIT:
 		e = msess_commit(mc, p, n);
+		break;
+	case FM_SEALED:
+		e = msess_sealed(mc, p, n);
 		break;
 	case FM_ABORT:
 		if (n)
@@ -839,6 +863,12 @@ static int open_repos(struct mover *m)
 			return FERRY_E_NOMEM;
 		if ((e = ferry_repo_open(spec, &r->repo)) != 0)
 			return e;
+		/* A mover holds no key: it cannot decode what it receives
+		 * (docs/encryption.md). */
+		if (ferry_repo_encrypted(r->repo) && m->o->verify_chunks)
+			return ferry_error(FERRY_E_INVAL,
+					   "%s is encrypted: --verify-chunks needs the key, which a mover does not have (it still checks each sealed chunk's framing and checksum)",
+					   spec);
 		if ((e = msess_repo_open(r)) != 0)
 			return e;
 	}

@@ -51,6 +51,9 @@ struct msess {
 		uint32_t len;
 	} partial[FERRY_PARTIALS_MAX];
 	unsigned next_partial;
+	/* Encrypted repository: bytes of the sealed manifest the source
+	 * uploaded (SEALED), kept after the entries in the session file. */
+	uint64_t sealed_len;
 };
 
 struct mconn {
@@ -106,6 +109,8 @@ int msess_begin(struct mconn *mc, const uint8_t *p, size_t n);
 int msess_resume(struct mconn *mc, const uint8_t *p, size_t n);
 int msess_attach(struct mconn *mc, const uint8_t *p, size_t n);
 int msess_records(struct mconn *mc, const uint8_t *p, size_t n);
+/* SEALED: a piece of the sealed manifest (encrypted repository). */
+int msess_sealed(struct mconn *mc, const uint8_t *p, size_t n);
 int msess_commit(struct mconn *mc, const uint8_t *p, size_t n);
 void msess_abort(struct mconn *mc);
 /* Let go of the session: make what arrived durable and close it. */

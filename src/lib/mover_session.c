@@ -865,6 +865,111 @@ out:
 	return e;
 }
 
+/* Encrypted repository: the sealed manifest the source uploaded, after
+ * the entries in the session file, becomes the point's manifest.  The
+ * mover cannot open it; it checks the framing (header, point id, a
+ * length that fits the block count) and commits it as it commits its
+ * own manifests. */
+static uint64_t sealed_off(const struct msess *s)
+{
+	return s->entries_off + s->p.nblocks * FERRY_ENTRY_LEN;
+}
+
+/* The largest sealed manifest a point of this many blocks can have: the
+ * file header, the plaintext (header, entries, footer) and one tag per
+ * 64 KiB segment.  Nothing larger is stored. */
+static uint64_t sealed_max(const struct msess *s)
+{
+	uint64_t plain = FERRY_MANIFEST_HEADER_MAX + s->p.nblocks * FERRY_ENTRY_LEN +
+			 FERRY_MANIFEST_FOOTER;
+
+	return 32 + plain + (plain / (64u << 10) + 1) * 16;
+}
+
+int msess_sealed(struct mconn *mc, const uint8_t *pl, size_t n)
+{
+	struct msess *s = mc->s;
+	struct ferry_rd rd;
+	uint64_t off;
+	int e;
+
+	if (!ferry_repo_encrypted(mc->r->repo))
+		return ferry_error(FERRY_E_PROTO,
+				   "SEALED for repository %s, which is not encrypted",
+				   mc->r->name);
+	ferry_rd_init(&rd, pl, n);
+	if (ferry_rd_u64(&rd, &off) || !rd.left)
+		return ferry_error(FERRY_E_PROTO, "malformed SEALED message");
+	if (off > sealed_max(s) || rd.left > sealed_max(s) - off)
+		return ferry_error(FERRY_E_PROTO,
+				   "sealed manifest larger than %llu bytes, the most %llu blocks need",
+				   (unsigned long long)sealed_max(s),
+				   (unsigned long long)s->p.nblocks);
+	if ((e = ferry_pwrite_all(s->fd, rd.p, rd.left,
+				  (off_t)(sealed_off(s) + off))) != 0)
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write session file: %s", strerror(-e));
+	if (off + rd.left > s->sealed_len)
+		s->sealed_len = off + rd.left;
+	return 0;
+}
+
+static int write_sealed(struct msess *s, const struct ferry_point *p,
+			uint64_t len)
+{
+	struct ferry_repo *repo = s->r->repo;
+	uint8_t *buf = malloc(IOBUF);
+	uint64_t done = 0;
+	char *tmp = NULL;
+	int e, fd = -1;
+	ssize_t got;
+
+	if (!buf)
+		return FERRY_E_NOMEM;
+	if (len != s->sealed_len || len < FERRY_MANIFEST_FOOTER) {
+		e = ferry_error(FERRY_E_PROTO,
+				"COMMIT says the sealed manifest has %llu bytes, %llu arrived",
+				(unsigned long long)len,
+				(unsigned long long)s->sealed_len);
+		goto out;
+	}
+	got = ferry_pread_full(s->fd, buf, 64, (off_t)sealed_off(s));
+	if (got != 64) {
+		e = ferry_error(FERRY_E_IO, "read session file %s", s->sidhex);
+		goto out;
+	}
+	if ((e = ferry_sealed_manifest_check(buf, len, p->id, p->nblocks)) != 0)
+		goto out;
+	if ((e = repo->ops->point_create(repo, p->id, &fd, &tmp)) != 0)
+		goto out;
+	while (done < len) {
+		size_t want = len - done < IOBUF ? (size_t)(len - done) : IOBUF;
+
+		got = ferry_pread_full(s->fd, buf, want, (off_t)(sealed_off(s) + done));
+		if (got != (ssize_t)want) {
+			e = ferry_error(FERRY_E_IO, "read session file %s", s->sidhex);
+			goto out;
+		}
+		if ((e = ferry_write_all(fd, buf, want)) != 0) {
+			e = ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+					"write manifest %s: %s", p->id, strerror(-e));
+			goto out;
+		}
+		done += want;
+	}
+	/* Invariant 1: every chunk the manifest names is durable first. */
+	if ((e = repo->ops->sync_chunks(repo)) != 0)
+		goto out;
+	e = repo->ops->point_commit(repo, p->id, fd, tmp);
+	fd = -1;
+out:
+	if (fd >= 0)
+		repo->ops->point_abort(repo, fd, tmp);
+	free(tmp);
+	free(buf);
+	return e;
+}
+
 static void drop(struct mconn *mc)
 {
 	struct msess *s = mc->s;
@@ -885,7 +990,19 @@ int msess_commit(struct mconn *mc, const uint8_t *pl, size_t n)
 	struct ferry_point p;
 	int e, fd;
 
-	if ((e = ferry_stats6_parse(pl, n, &st)) != 0)
+	uint64_t sealed = 0;
+
+	/* An encrypted repository's COMMIT adds the sealed manifest's
+	 * length (u64) to the statistics. */
+	if (n == 56)
+		sealed = (uint64_t)ferry_le32(pl + 48) |
+			 (uint64_t)ferry_le32(pl + 52) << 32;
+	if (ferry_repo_encrypted(repo) != (n == 56))
+		return ferry_error(FERRY_E_PROTO,
+				   "COMMIT %s a sealed manifest, and repository %s is %s",
+				   n == 56 ? "announces" : "lacks", mc->r->name,
+				   ferry_repo_encrypted(repo) ? "encrypted" : "not encrypted");
+	if ((e = ferry_stats6_parse(pl, 48, &st)) != 0)
 		return e;
 	if (s->recorded != s->p.nblocks)
 		return ferry_error(FERRY_E_PROTO,
@@ -903,7 +1020,8 @@ int msess_commit(struct mconn *mc, const uint8_t *pl, size_t n)
 	/* Committed already by an earlier try whose answer was lost? */
 	if (repo->ops->point_open(repo, p.id, &fd) == 0)
 		close(fd);
-	else if ((e = write_manifest(s, &p)) != 0)
+	else if ((e = ferry_repo_encrypted(repo) ? write_sealed(s, &p, sealed)
+						 : write_manifest(s, &p)) != 0)
 		return e;
 	mover_log(mc->m, "%s session=%.8s repo=%s committed point %s: %llu blocks, %llu new chunks (%llu bytes), %llu already held",
 		  mc->tag, s->sidhex, mc->r->name, p.id,

@@ -21,6 +21,7 @@ static const char *const names[] = {
 	[FM_POINT_LIST_R] = "POINT_LIST_R", [FM_POINT_GET] = "POINT_GET",
 	[FM_POINT_DATA] = "POINT_DATA", [FM_END] = "END",
 	[FM_POINT_STATS] = "POINT_STATS", [FM_POINT_INFO] = "POINT_INFO",
+	[FM_KEYS] = "KEYS", [FM_KEYS_R] = "KEYS_R", [FM_SEALED] = "SEALED",
 };
 
 const char *ferry_msg_name(unsigned type)
@@ -51,7 +52,7 @@ uint32_t ferry_msg_limit(unsigned type, uint32_t bs)
 	case FM_PUT_REST: return FERRY_HASH_LEN + 4 + chunk;
 	case FM_RECORDS: return 10 + FERRY_RECORDS_MAX * FERRY_ENTRY_LEN;
 	case FM_ACK: return 32;
-	case FM_COMMIT: return 48;
+	case FM_COMMIT: return 56; /* 48, + the sealed manifest's length */
 	case FM_COMMITTED: return FERRY_PID_LEN;
 	case FM_ABORT:
 	case FM_INFO:
@@ -70,6 +71,9 @@ uint32_t ferry_msg_limit(unsigned type, uint32_t bs)
 	case FM_END: return 8;
 	case FM_POINT_STATS: return 0;
 	case FM_POINT_INFO: return 1 + 2 + FERRY_MANIFEST_HEADER_MAX + 48;
+	case FM_KEYS: return 0;
+	case FM_KEYS_R: return FERRY_KEYS_MAX;
+	case FM_SEALED: return 8 + FERRY_PIECE_MAX;
 	default: return 0;
 	}
 }
@@ -543,7 +547,8 @@ static int is_read_request(unsigned t)
 {
 	return t == FM_INFO || t == FM_CHUNK_HAS || t == FM_CHUNK_GET ||
 	       t == FM_CHUNK_HEAD || t == FM_CHUNK_LIST ||
-	       t == FM_POINT_LIST || t == FM_POINT_GET || t == FM_POINT_STATS;
+	       t == FM_POINT_LIST || t == FM_POINT_GET || t == FM_POINT_STATS ||
+	       t == FM_KEYS;
 }
 
 int ferry_server_accepts(enum ferry_sstate st, unsigned t)
@@ -561,7 +566,7 @@ int ferry_server_accepts(enum ferry_sstate st, unsigned t)
 	case FS_SESSION:
 		ok = t == FM_HAVE || t == FM_PUT || t == FM_PUT_REST ||
 		     t == FM_RECORDS || t == FM_COMMIT || t == FM_ABORT ||
-		     t == FM_PING;
+		     t == FM_PING || t == FM_SEALED;
 		break;
 	case FS_STREAM:
 		ok = t == FM_PUT || t == FM_PUT_REST || t == FM_PING;

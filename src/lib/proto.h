@@ -43,7 +43,11 @@ enum ferry_msg {
 	FM_CHUNK_LIST = 39, FM_CHUNK_LIST_R = 40, FM_POINT_LIST = 41,
 	FM_POINT_LIST_R = 42, FM_POINT_GET = 43, FM_POINT_DATA = 44,
 	FM_END = 45, FM_POINT_STATS = 46, FM_POINT_INFO = 47,
+	/* encryption at rest (docs/encryption.md): the repository's key
+	 * lines, and a sealed manifest the source uploads in a session */
+	FM_KEYS = 50, FM_KEYS_R = 51, FM_SEALED = 29,
 };
+#define FERRY_KEYS_MAX 2048 /* bytes of key lines in KEYS_R */
 const char *ferry_msg_name(unsigned type);
 
 /* GOODBYE reasons. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "seal.h"
 
 #define CONFIG_MAX 4096
 
@@ -168,6 +169,7 @@ const char *ferry_repo_config(const struct ferry_repo *r, const char *key,
  * it.  Add a name here when its code lands. */
 static const char *const known_features[] = {
 	"immutable", /* hardened repository: docs/hardened-repository.md */
+	FERRY_FEATURE_ENCRYPTION, /* seal.h, docs/encryption.md */
 	NULL,
 };
 
@@ -276,6 +278,8 @@ static int parse_config(struct ferry_repo *r, char *text)
 
 			if (e)
 				return e;
+			if (ferry_features_has(v, FERRY_FEATURE_ENCRYPTION))
+				r->encrypted = 1;
 		}
 	}
 	if (!have_format || !have_version || !have_bs || !have_codec)
@@ -305,12 +309,30 @@ static int check_immutable(struct ferry_repo *r, const struct ferry_backend *be,
 				   r->path);
 	return ferry_imm_probe(r->path);
 }
+static int repo_create(const char *path, const struct ferry_init_opts *opts,
+		       const char *pass, size_t passlen);
 
 int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
+{
+	return repo_create(path, opts, NULL, 0);
+}
+
+int ferry_repo_init_encrypted(const char *path,
+			      const struct ferry_init_opts *opts,
+			      const char *pass, size_t passlen)
+{
+	if (!pass)
+		return ferry_error(FERRY_E_INVAL, "no passphrase");
+	return repo_create(path, opts, pass, passlen);
+}
+
+static int repo_create(const char *path, const struct ferry_init_opts *opts,
+		       const char *pass, size_t passlen)
 {
 	struct ferry_repo r = { 0 };
 	const struct ferry_backend *be;
 	uint8_t id[16];
+	char extra[CONFIG_MAX];
 	int e;
 
 	if (!path || !*path)
@@ -336,13 +358,22 @@ int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 		return e;
 	for (int i = 0; i < 16; i++)
 		snprintf(r.repo_id + 2 * i, 3, "%02x", id[i]);
+	extra[0] = 0;
+	if (opts && opts->extra_config)
+		snprintf(extra, sizeof(extra), "%s", opts->extra_config);
+	/* Encrypted: the key is made (and the passphrase checked) before
+	 * anything is created. */
+	if (pass && (e = ferry_repo_key_lines(r.repo_id, pass, passlen,
+					      extra + strlen(extra),
+					      sizeof(extra) - strlen(extra))) != 0)
+		return e;
 	be = ferry_backend_for(path);
 	r.path = (char *)path;
 	if (opts && opts->extra_config && (e = check_immutable(&r, be, opts)) != 0)
 		return e;
 	if ((e = be->create(&r)) != 0)
 		return e;
-	e = write_config(&r, opts ? opts->extra_config : NULL);
+	e = write_config(&r, extra);
 	r.ops->close(&r);
 	return e;
 }
@@ -401,6 +432,7 @@ void ferry_repo_free(struct ferry_repo *r)
 		return;
 	if (r->ops)
 		r->ops->close(r);
+	ferry_repo_keys_free(r);
 	free(r->config_text);
 	free(r->path);
 	free(r);
@@ -609,16 +641,27 @@ struct info_walk {
 static int info_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 {
 	struct info_walk *w = arg;
-	uint8_t head[FERRY_CHUNK_HDR];
+	uint8_t head[FERRY_CHUNK_HDR_MAX];
+	size_t hn = size < sizeof(head) ? (size_t)size : sizeof(head);
 	uint32_t raw, plen;
 	int codec;
 
 	w->info->chunk_count++;
 	w->info->stored_bytes += size;
-	/* Damaged chunks are verify's business; info just skips them. */
-	if (w->repo->ops->get_chunk_head(w->repo, h, head, sizeof(head)) == 0 &&
+	/* Damaged chunks are verify's business; info just skips them.  The
+	 * header parse reads at most the header (HN bytes are there when
+	 * the chunk is not shorter than its header), then compares the
+	 * payload length with SIZE. */
+	if (w->repo->ops->get_chunk_head(w->repo, h, head, hn) == 0 &&
 	    ferry_chunk_header(head, (size_t)size, &raw, &plen, &codec) == 0)
 		w->info->chunk_raw_bytes += raw;
+	return 0;
+}
+
+static int count_point(const char *id, void *arg)
+{
+	(void)id;
+	((struct ferry_repo_info *)arg)->point_count++;
 	return 0;
 }
 
@@ -639,6 +682,10 @@ int ferry_repo_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 
 	if ((e = r->ops->list_chunks(r, info_chunk, &w)) != 0)
 		return e;
+	/* Without the key (a mover) the manifests cannot be read: points
+	 * are counted, their sizes are the source's business. */
+	if (r->encrypted && !r->keys)
+		return r->ops->point_list(r, count_point, info);
 	if ((e = collect_points(r, NULL, &pl)) != 0)
 		return e;
 	for (size_t i = 0; i < pl.n; i++) {

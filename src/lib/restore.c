@@ -79,7 +79,8 @@ static int compare_block(struct rjob *j, const struct ritem *it, int worker)
 	if (it->kind == FERRY_ENTRY_ZERO) {
 		same = ferry_is_zero(j->out[worker], len);
 	} else {
-		ferry_sha256(j->out[worker], len, h);
+		if ((r = ferry_chunk_id(j->ctx[worker], j->out[worker], len, h)) != 0)
+			return r;
 		same = !memcmp(h, it->hash, FERRY_HASH_LEN);
 	}
 	pthread_mutex_lock(&j->mu);
@@ -237,6 +238,8 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 	memset(&j, 0, sizeof(j));
 	j.fd = -1;
 	pthread_mutex_init(&j.mu, NULL);
+	if ((e = ferry_repo_need_key(repo)) != 0)
+		goto out;
 	if ((e = ferry_point_resolve(repo, spec, &p)) != 0)
 		goto out;
 	if ((e = ferry_mreader_open(repo, p.id, &m, &p)) != 0)
@@ -255,7 +258,7 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 		goto out;
 	}
 	for (int k = 0; k < threads; k++) {
-		j.ctx[k] = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0);
+		j.ctx[k] = ferry_codec_ctx_for(repo, FERRY_CODEC_NONE, 0);
 		j.in[k] = malloc(j.incap);
 		j.out[k] = malloc(p.block_size);
 		if (!j.ctx[k] || !j.in[k] || !j.out[k]) {

@@ -351,6 +351,7 @@ static int target_open(struct rnbd *r, const char *target,
 struct walk {
 	struct rnbd *r;
 	struct ferry_image *img;
+	const struct ferry_repo *repo; /* its id key, when encrypted */
 	const struct ferry_restore_opts *o;
 	struct ferry_restore_result *res;
 	const struct ferry_point *p;
@@ -465,7 +466,9 @@ static int do_block(struct walk *w, uint64_t index, int changed_only)
 		if (kind == 0) {
 			same = ferry_is_zero(w->tbuf, (size_t)blen);
 		} else {
-			ferry_sha256(w->tbuf, (size_t)blen, th);
+			if ((e = ferry_repo_block_id(w->repo, w->tbuf, (size_t)blen,
+						     th)) != 0)
+				return e;
 			same = !memcmp(th, hash, FERRY_HASH_LEN);
 		}
 		if (same) {
@@ -594,6 +597,7 @@ int ferry_restore_nbd(struct ferry_repo *repo, const char *spec,
 	for (int k = 0; k < threads; k++) {
 		ws[k].r = &r;
 		ws[k].img = img;
+		ws[k].repo = repo;
 		ws[k].o = opts;
 		ws[k].p = p;
 		ws[k].res = &acc[k];

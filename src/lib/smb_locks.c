@@ -146,9 +146,20 @@ int smb_lock_shared(struct ferry_repo *r)
 	return 0;
 }
 
-int smb_lock_exclusive(struct ferry_repo *r)
+/* Past the deadline END (0: none)?  Then the error saying so. */
+static int timed_out(struct ferry_repo *r, double end, double timeout)
+{
+	if (end <= 0 || ferry_mono_seconds() < end)
+		return 0;
+	return ferry_error(FERRY_E_TIMEOUT,
+			   "running backups held the lock of %s for %.0f s (--lock-timeout); gave up, nothing removed",
+			   r->path, timeout);
+}
+
+int smb_lock_exclusive_wait(struct ferry_repo *r, double timeout)
 {
 	struct smb *s = S(r);
+	double end = timeout > 0 ? ferry_mono_seconds() + timeout : 0;
 	char text[200];
 	int e, live;
 
@@ -175,7 +186,8 @@ int smb_lock_exclusive(struct ferry_repo *r)
 		}
 		if ((e = excl_present(s, &live)) != 0)
 			return e;
-		if (live && (e = wait_a_bit()) != 0)
+		if (live && ((e = timed_out(r, end, timeout)) != 0 ||
+			     (e = wait_a_bit()) != 0))
 			return e;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -199,6 +211,8 @@ int smb_lock_exclusive(struct ferry_repo *r)
 		free(v);
 		if (!busy)
 			return 0;
+		if ((e = timed_out(r, end, timeout)) != 0)
+			goto fail;
 		if ((e = wait_a_bit()) != 0) {
 			if (e == FERRY_E_INTERRUPTED)
 				ferry_error(e, "interrupted while waiting for running backups");
@@ -234,3 +248,7 @@ void smb_unlock(struct ferry_repo *r)
 		smbfs_unlink(s, rel);
 }
 
+int smb_lock_exclusive(struct ferry_repo *r)
+{
+	return smb_lock_exclusive_wait(r, 0);
+}

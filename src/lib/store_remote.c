@@ -394,6 +394,46 @@ static int point_info_answer(struct ferry_conn *c, void *arg)
 	return 1;
 }
 
+/* Encrypted repository: the mover cannot open the sealed manifests, so
+ * it lists ids only (POINT_LIST) and this side fetches and opens each. */
+static int point_ids_answer(struct ferry_conn *c, void *arg)
+{
+	struct ans *a = arg;
+	struct ferry_rd rd;
+	uint16_t n;
+	int e;
+
+	if (!c) {
+		a->npts = 0;
+		return 0;
+	}
+	if (c->rx_type == FM_END)
+		return 0;
+	if ((e = expect(c, FM_POINT_LIST_R)) != 0)
+		return e;
+	ferry_rd_init(&rd, c->rx, c->rx_len);
+	if (ferry_rd_u16(&rd, &n) || n > FERRY_LIST_MAX ||
+	    rd.left != (size_t)n * FERRY_PID_LEN)
+		return ferry_error(FERRY_E_PROTO, "malformed POINT_LIST_R message");
+	for (uint16_t i = 0; i < n; i++) {
+		if (a->npts == a->cappts) {
+			size_t nc = a->cappts ? a->cappts * 2 : 64;
+			void *nv;
+
+			if (nc > (4u << 20))
+				return ferry_error(FERRY_E_PROTO, "mover lists too many restore points");
+			if (!(nv = realloc(a->pts, nc * sizeof(*a->pts))))
+				return FERRY_E_NOMEM;
+			a->pts = nv;
+			a->cappts = nc;
+		}
+		memset(&a->pts[a->npts], 0, sizeof(a->pts[a->npts]));
+		ferry_pid_to_hex(ferry_rd_ptr(&rd, FERRY_PID_LEN), a->pts[a->npts].id);
+		a->npts++;
+	}
+	return 1;
+}
+
 /* One request lists every point with its header, checked by the mover
  * (a listing does not fetch manifests); point_stat answers from it. */
 static int remote_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *arg)
@@ -402,7 +442,9 @@ static int remote_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *ar
 	struct ans a = { 0 };
 	char (*ids)[FERRY_ID_LEN + 1] = NULL;
 	size_t n;
-	int e = rcall(rs, FM_POINT_STATS, NULL, 0, point_info_answer, &a, 1);
+	int e = r->encrypted
+		? rcall(rs, FM_POINT_LIST, NULL, 0, point_ids_answer, &a, 1)
+		: rcall(rs, FM_POINT_STATS, NULL, 0, point_info_answer, &a, 1);
 
 	if (e) {
 		free(a.pts);
@@ -417,9 +459,11 @@ static int remote_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *ar
 		memcpy(ids[i], a.pts[i].id, sizeof(ids[i]));
 	pthread_mutex_lock(&rs->mu);
 	free(rs->listed);
-	rs->listed = a.pts;
-	rs->nlisted = n;
+	rs->listed = r->encrypted ? NULL : a.pts; /* ids only: not headers */
+	rs->nlisted = r->encrypted ? 0 : n;
 	pthread_mutex_unlock(&rs->mu);
+	if (r->encrypted)
+		free(a.pts);
 	for (size_t i = 0; e == 0 && i < n; i++)
 		e = cb(ids[i], arg);
 	free(ids);
@@ -545,15 +589,48 @@ static int info_answer(struct ferry_conn *c, void *arg)
 	return 0;
 }
 
+static int info_point(const struct ferry_point *p, void *arg)
+{
+	struct ferry_repo_info *i = arg;
+
+	if (p->corrupt)
+		return 0;
+	i->point_count++;
+	i->logical_bytes += p->disk_size;
+	i->referenced_bytes += p->disk_size - p->bytes_zero;
+	return 0;
+}
+
 static int remote_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 {
+	int e;
+
 	memset(info, 0, sizeof(*info));
 	info->format_version = r->format_version;
 	info->block_size = r->block_size;
 	info->codec = r->codec;
 	info->level = r->level;
 	memcpy(info->repo_id, r->repo_id, sizeof(info->repo_id));
-	return rcall(RS(r), FM_INFO, NULL, 0, info_answer, info, 1);
+	if ((e = rcall(RS(r), FM_INFO, NULL, 0, info_answer, info, 1)) != 0 ||
+	    !r->encrypted)
+		return e;
+	/* The mover counts chunks; the point totals need the sealed
+	 * manifests opened here. */
+	info->point_count = info->logical_bytes = info->referenced_bytes = 0;
+	return ferry_points_list(r, NULL, info_point, info);
+}
+
+/* KEYS_R: the repository's key lines (empty: not encrypted). */
+static int keys_answer(struct ferry_conn *c, void *arg)
+{
+	struct ferry_repo *r = arg;
+	int e;
+
+	if (!c)
+		return 0;
+	if ((e = expect(c, FM_KEYS_R)) != 0)
+		return e;
+	return ferry_repo_key_text_take(r, (const char *)c->rx, c->rx_len);
 }
 
 static int remote_net_stats(struct ferry_repo *r, struct ferry_net_stats *st)
@@ -734,6 +811,13 @@ int ferry_repo_open_remote(const char *url, const struct ferry_remote_opts *o,
 	r->level = rs->w.level;
 	memcpy(r->repo_id, rs->w.repo_id, sizeof(r->repo_id));
 	pool_put(rs, c, 1);
+	/* An encrypted repository's key lines: the source seals (a mover
+	 * that predates KEYS serves no encrypted repository: it refuses
+	 * the feature). */
+	e = rcall(rs, FM_KEYS, NULL, 0, keys_answer, r, 1);
+	if (e && e != FERRY_E_PROTO && !r->encrypted)
+		goto fail;
+	/* A mover without KEYS (PROTO) serves plain repositories only. */
 	*out = r;
 	return 0;
 fail:

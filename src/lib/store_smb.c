@@ -997,6 +997,7 @@ const struct ferry_store_ops ferry_store_smb_ops = {
 	.point_list = smb_point_list,
 	.lock_shared = smb_lock_shared,
 	.lock_exclusive = smb_lock_exclusive,
+	.lock_exclusive_wait = smb_lock_exclusive_wait,
 	.unlock = smb_unlock,
 	.delete_chunk = smb_delete_chunk,
 	.delete_point = smb_delete_point,

@@ -94,6 +94,8 @@ int smbfs_owner_gone(struct smb *s, const char *rest, time_t mtime,
 /* smb_locks.c */
 int smb_lock_shared(struct ferry_repo *r);
 int smb_lock_exclusive(struct ferry_repo *r);
+/* The same, giving up after TIMEOUT seconds (<= 0: waits on). */
+int smb_lock_exclusive_wait(struct ferry_repo *r, double timeout);
 void smb_unlock(struct ferry_repo *r);
 
 /* smb_conf.c */

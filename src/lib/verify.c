@@ -315,6 +315,8 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 	memset(res, 0, sizeof(*res));
 	memset(&j, 0, sizeof(j));
 	pthread_mutex_init(&j.mu, NULL);
+	if ((e = ferry_repo_need_key(repo)) != 0)
+		return e;
 	j.repo = repo;
 	j.opts = opts;
 	j.res = res;
@@ -347,7 +349,7 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		goto out;
 	}
 	for (int k = 0; k < threads; k++) {
-		j.ctx[k] = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0);
+		j.ctx[k] = ferry_codec_ctx_for(repo, FERRY_CODEC_NONE, 0);
 		j.in[k] = malloc(j.incap);
 		j.out[k] = malloc(j.outcap);
 		if (!j.ctx[k] || !j.in[k] || !j.out[k]) {

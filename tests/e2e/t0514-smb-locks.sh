@@ -2,8 +2,8 @@
 # The repository lock on an SMB share (lock files in locks/): gc waits for
 # a running backup and then removes nothing it uses; a backup killed with
 # -9 leaves a lock that is recognised as stale (its process is gone) and
-# removed; another host's fresh lock holds gc off, its 11-minute-old one
-# is stale.
+# removed; another host's fresh lock holds gc off (--lock-timeout gives
+# up), its 11-minute-old one is stale.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/smb.sh"
 requires bc
@@ -54,6 +54,10 @@ fi
 touch "$L/s-otherhost-4242-0"
 expect_fail 124 timeout 3 "$FERRY" gc --repo "$url"
 ok "another host's fresh lock holds gc off"
+expect_fail 1 ferry gc --repo "$url" --lock-timeout 1
+grep -q "gave up, nothing removed" "$T/err" || die "unclear error: $(cat "$T/err")"
+[ ! -e "$L/x" ] || die "gc left its exclusive lock file behind"
+ok "gc --lock-timeout gives up: $(cat "$T/err")"
 touch -d '11 minutes ago' "$L/s-otherhost-4242-0"
 timeout 20 "$FERRY" gc --repo "$url" >/dev/null 2>"$T/gc.err" || die "gc with an expired lock: $(cat "$T/gc.err")"
 [ ! -e "$L/s-otherhost-4242-0" ] || die "the expired lock stayed"

@@ -29,6 +29,7 @@ static const char *const names[] = {
 	[17] = "protocol error",
 	[18] = "timed out",
 	[19] = "protected until its expiry (hardened repository)",
+	[20] = "wrong passphrase or no key",
 };
 
 const char *ferry_strerror(int err)

@@ -1,0 +1,5 @@
+#!/bin/bash
+# t0702-server-proxy-killed.sh with the catalog in a real PostgreSQL server (libpq),
+# started by server.sh on a temporary data directory and a loopback port:
+# the same schema, migrations and assertions as with SQLite.
+FERRY_TEST_DB=pg exec bash "$(dirname "$0")/t0702-server-proxy-killed.sh"

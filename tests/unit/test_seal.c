@@ -1,0 +1,415 @@
+/* test_seal.c - encryption at rest with fixed vectors: AES-256-GCM (NIST
+ * GCM test case 14), the sealed chunk, key lines and sealed manifest in
+ * tests/golden (written by make-sealed.py, an independent Python
+ * implementation of docs/format.md "Encryption"), HMAC chunk ids, round
+ * trips of every codec, and every single-byte flip refused. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "seal.h"
+#include "unit.h"
+
+static char golden_dir[PATH_MAX];
+
+static size_t slurp(const char *name, uint8_t *buf, size_t cap)
+{
+	char path[PATH_MAX + 64], src[PATH_MAX];
+	FILE *f;
+	size_t n;
+
+	if (!golden_dir[0]) {
+		const char *env = getenv("GOLDEN_DIR");
+
+		snprintf(src, sizeof(src), "%s", __FILE__);
+		snprintf(golden_dir, sizeof(golden_dir), "%s",
+			 env && *env ? env : "tests/golden");
+		snprintf(path, sizeof(path), "%s/chunk-sealed.fce", golden_dir);
+		if (access(path, R_OK))
+			snprintf(golden_dir, sizeof(golden_dir), "%s/../golden",
+				 dirname(src));
+	}
+	snprintf(path, sizeof(path), "%s/%s", golden_dir, name);
+	if (!(f = fopen(path, "rb"))) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	n = fread(buf, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+static void hex_of(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+static const struct ferry_keys *golden_keys(void)
+{
+	static struct ferry_keys k;
+
+	for (int i = 0; i < 32; i++) {
+		k.enc[i] = (uint8_t)i;
+		k.id[i] = (uint8_t)(32 + i);
+	}
+	return &k;
+}
+
+static void test_gcm_vector(void)
+{
+	/* NIST GCM test case 14: K = 0^256, IV = 0^96, P = 0^128. */
+	uint8_t key[32] = { 0 }, iv[12] = { 0 }, p[16] = { 0 }, c[16], t[16],
+		back[16];
+	char ch[33], th[33];
+
+	CHECK(ferry_seal(NULL, key, iv, NULL, 0, p, 16, c, t) == 0);
+	hex_of(c, 16, ch);
+	hex_of(t, 16, th);
+	CHECK(!strcmp(ch, "cea7403d4d606b6e074ec5d3baf39d18"));
+	CHECK(!strcmp(th, "d0d1c8a799996bf0265b98b5d48ab919"));
+	CHECK(ferry_open(NULL, key, iv, NULL, 0, c, 16, back, t) == 0);
+	CHECK(!memcmp(back, p, 16));
+	t[3] ^= 1;
+	CHECK(ferry_open(NULL, key, iv, NULL, 0, c, 16, back, t) == FERRY_E_CORRUPT);
+	t[3] ^= 1;
+	CHECK(ferry_open(NULL, key, iv, "x", 1, c, 16, back, t) == FERRY_E_CORRUPT);
+}
+
+static void golden_plain(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)((i * 7 + 3) & 255);
+}
+
+static void test_golden_chunk(void)
+{
+	static uint8_t file[1024], out[1024], bad[1024], want[300];
+	uint8_t id[32], h[32];
+	char hex[65];
+	size_t n = slurp("chunk-sealed.fce", file, sizeof(file)), outlen;
+	struct ferry_codec_ctx *c = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0),
+			       *plain = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0);
+	uint32_t raw, plen;
+	int codec;
+
+	CHECK(n == 352);
+	CHECK(c && plain && ferry_codec_ctx_set_keys(c, golden_keys()) == 0);
+	golden_plain(want, sizeof(want));
+	/* The keyed id is HMAC-SHA-256(id key, plaintext). */
+	CHECK(ferry_chunk_id(c, want, sizeof(want), id) == 0);
+	ferry_hash_hex(id, hex);
+	CHECK(!strcmp(hex, "81b13b5cb819295f938340c0cfc522f5665f686001d6685637f6d79dbe176287"));
+	CHECK(ferry_chunk_id(c, want, sizeof(want), h) == 0 && !memcmp(h, id, 32));
+	HMAC(EVP_sha256(), golden_keys()->id, 32, want, sizeof(want), h, NULL);
+	CHECK(!memcmp(h, id, 32));
+	ferry_chunk_id(plain, want, sizeof(want), h);
+	ferry_hash_hex(h, hex);
+	CHECK(!strcmp(hex, "04773f8726c81cafcfa1a09a82664b98b00d2021031a1715bca1154f2dad3472"));
+	/* Header and framing readable without the key (what a mover checks). */
+	CHECK(ferry_chunk_header(file, n, &raw, &plen, &codec) == 0 && raw == 300 &&
+	      plen == 316 && codec == FERRY_CODEC_NONE);
+	CHECK(ferry_chunk_check(file, n, &raw) == 0);
+	CHECK(ferry_chunk_is_sealed(file, n));
+	CHECK(ferry_chunk_decode(c, file, n, out, sizeof(out), &outlen, id) == 0 &&
+	      outlen == 300 && !memcmp(out, want, 300));
+	/* Without the key: refused as such, never decoded. */
+	CHECK(ferry_chunk_decode(plain, file, n, out, sizeof(out), &outlen, NULL) ==
+	      FERRY_E_KEY);
+	/* Every single-byte change fails, whatever the byte. */
+	for (size_t i = 0; i < n; i++) {
+		memcpy(bad, file, n);
+		bad[i] ^= (uint8_t)(1u << (i % 8));
+		CHECK(ferry_chunk_decode(c, bad, n, out, sizeof(out), &outlen, id) != 0);
+	}
+	/* A header made consistent again (CRCs fixed) still fails the tag. */
+	memcpy(bad, file, n);
+	bad[4] = FERRY_CODEC_LZ4; /* the codec is bound as additional data */
+	ferry_put_le32(bad + 32, ferry_crc32c(bad, 32));
+	CHECK(ferry_chunk_check(bad, n, &raw) == 0);
+	CHECK(ferry_chunk_decode(c, bad, n, out, sizeof(out), &outlen, NULL) ==
+	      FERRY_E_CORRUPT);
+	memcpy(bad, file, n);
+	bad[20] ^= 1; /* the nonce */
+	ferry_put_le32(bad + 32, ferry_crc32c(bad, 32));
+	CHECK(ferry_chunk_decode(c, bad, n, out, sizeof(out), &outlen, NULL) ==
+	      FERRY_E_CORRUPT);
+	memcpy(bad, file, n);
+	bad[40] ^= 1;
+	ferry_put_le32(bad + 28, ferry_crc32c(bad + 36, n - 36));
+	ferry_put_le32(bad + 32, ferry_crc32c(bad, 32));
+	CHECK(ferry_chunk_check(bad, n, &raw) == 0); /* framing holds */
+	CHECK(ferry_chunk_decode(c, bad, n, out, sizeof(out), &outlen, NULL) ==
+	      FERRY_E_CORRUPT);
+	/* A plain chunk is refused by a keyed context. */
+	{
+		size_t pl;
+		uint8_t enc[1024];
+
+		CHECK(ferry_chunk_encode(plain, want, 300, enc, sizeof(enc), &pl) == 0);
+		CHECK(ferry_chunk_decode(c, enc, pl, out, sizeof(out), &outlen, NULL) ==
+		      FERRY_E_CORRUPT);
+	}
+	ferry_codec_ctx_free(c);
+	ferry_codec_ctx_free(plain);
+}
+
+static void test_round_trips(void)
+{
+	static uint8_t in[256 << 10], enc[(256 << 10) + 4096], out[256 << 10],
+		enc2[(256 << 10) + 4096];
+	const int codecs[] = { FERRY_CODEC_NONE, FERRY_CODEC_ZSTD, FERRY_CODEC_LZ4 };
+	uint8_t id[32];
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i % 251 < 100 ? 'a' + i % 7 : (i * 2654435761u) >> 13);
+	for (size_t k = 0; k < 3; k++) {
+		struct ferry_codec_ctx *c = ferry_codec_ctx_new(codecs[k], 0);
+		size_t n, n2, outlen;
+		uint32_t raw, plen;
+		int codec;
+
+		CHECK(c && ferry_codec_ctx_set_keys(c, golden_keys()) == 0);
+		CHECK(ferry_chunk_bound(sizeof(in)) <= sizeof(enc));
+		CHECK(ferry_chunk_id(c, in, sizeof(in), id) == 0);
+		CHECK(ferry_chunk_encode(c, in, sizeof(in), enc, sizeof(enc), &n) == 0);
+		CHECK(ferry_chunk_header(enc, n, &raw, &plen, &codec) == 0 &&
+		      codec == codecs[k] && raw == sizeof(in));
+		CHECK(!memcmp(enc, FERRY_SCHUNK_MAGIC, 4));
+		/* No plaintext run survives sealing. */
+		CHECK(!memmem(enc, n, "abcdefg", 7));
+		CHECK(ferry_chunk_decode(c, enc, n, out, sizeof(out), &outlen, id) == 0 &&
+		      outlen == sizeof(in) && !memcmp(in, out, sizeof(in)));
+		/* Two seals of one block differ (fresh nonce) and both open. */
+		CHECK(ferry_chunk_encode(c, in, sizeof(in), enc2, sizeof(enc2), &n2) == 0);
+		CHECK(n2 == n && memcmp(enc + 16, enc2 + 16, 12) && memcmp(enc, enc2, n));
+		CHECK(ferry_chunk_decode(c, enc2, n2, out, sizeof(out), &outlen, id) == 0);
+		/* A flip anywhere in a sample of positions is refused. */
+		for (size_t i = 0; i < n; i += n / 97 + 1) {
+			enc[i] ^= 0x10;
+			CHECK(ferry_chunk_decode(c, enc, n, out, sizeof(out), &outlen, id) != 0);
+			enc[i] ^= 0x10;
+		}
+		ferry_codec_ctx_free(c);
+	}
+}
+
+static void test_key_lines(void)
+{
+	static char conf[2048], bad[2048];
+	size_t n = slurp("key-lines.conf", (uint8_t *)conf, sizeof(conf) - 1);
+	struct ferry_keyfile kf, kf2;
+	struct ferry_keys k;
+	uint8_t kek[32];
+	char hex[65], out[1024];
+	const char *pass = "correct horse battery staple";
+	const char *repo_id = "00112233445566778899aabbccddeeff";
+
+	conf[n] = 0;
+	CHECK(n > 0 && ferry_keyfile_parse(conf, &kf) == 0);
+	CHECK(kf.log_n == 10 && kf.r == 8 && kf.p == 1 && kf.salt[0] == 100);
+	CHECK(ferry_keyfile_kek(&kf, pass, strlen(pass), kek) == 0);
+	hex_of(kek, 32, hex);
+	CHECK(!strcmp(hex, "e954738222dd10fcc8ecb10bb0c3724e903bf364b519ba9a38f10c80ac36d8ba"));
+	CHECK(ferry_keyfile_unwrap(&kf, kek, repo_id, &k) == 0);
+	CHECK(!memcmp(&k, golden_keys(), sizeof(k)));
+	/* Bound to the repository id. */
+	CHECK(ferry_keyfile_unwrap(&kf, kek, "ffffffffffffffffffffffffffffffff", &k) ==
+	      FERRY_E_KEY);
+	/* A wrong passphrase. */
+	CHECK(ferry_keyfile_kek(&kf, "correct horse battery stapl", 27, kek) == 0);
+	CHECK(ferry_keyfile_unwrap(&kf, kek, repo_id, &k) == FERRY_E_KEY);
+	/* Format, parse again, same fields. */
+	CHECK(ferry_keyfile_format(&kf, out, sizeof(out)) == 0);
+	CHECK(!strcmp(out, conf));
+	CHECK(ferry_keyfile_parse(out, &kf2) == 0 && !memcmp(&kf, &kf2, sizeof(kf)));
+	/* Each line missing or damaged: refused, naming it. */
+	{
+		static const char *const drops[] = { "encryption =", "kdf =", "kdf_log_n",
+						     "kdf_r", "kdf_p", "kdf_salt", "key =" };
+
+		for (size_t i = 0; i < FERRY_ARRAY_SIZE(drops); i++) {
+			char *l;
+
+			snprintf(bad, sizeof(bad), "%s", conf);
+			l = strstr(bad, drops[i]);
+			CHECK(l != NULL);
+			if (l)
+				l[0] = '#';
+			CHECK(ferry_keyfile_parse(bad, &kf2) != 0);
+		}
+	}
+	snprintf(bad, sizeof(bad), "%s", conf);
+	memcpy(strstr(bad, "kdf_log_n = 10"), "kdf_log_n = 40", 14);
+	CHECK(ferry_keyfile_parse(bad, &kf2) == FERRY_E_CORRUPT);
+	snprintf(bad, sizeof(bad), "%s", conf);
+	memcpy(strstr(bad, "scrypt"), "bcrypt", 6);
+	CHECK(ferry_keyfile_parse(bad, &kf2) == FERRY_E_VERSION);
+	snprintf(bad, sizeof(bad), "%s", conf);
+	strstr(bad, "key = ")[10] = 'g';
+	CHECK(ferry_keyfile_parse(bad, &kf2) == FERRY_E_CORRUPT);
+	CHECK(ferry_keyfile_parse("", &kf2) == FERRY_E_CORRUPT);
+}
+
+/* The sealed manifest in a scratch repository with the golden keys. */
+static void test_golden_manifest(void)
+{
+	static uint8_t file[1024];
+	static char conf[2048], extra[2200];
+	char dir[] = "/tmp/ferry-seal-XXXXXX", path[PATH_MAX];
+	struct ferry_init_opts io = { 1u << 16, FERRY_CODEC_NONE, 0, NULL };
+	struct ferry_repo *r = NULL;
+	struct ferry_mreader *m;
+	struct ferry_point p;
+	size_t n = slurp("manifest-sealed.fmae", file, sizeof(file)),
+	       cn = slurp("key-lines.conf", (uint8_t *)conf, sizeof(conf) - 1);
+	uint8_t h[32];
+	int kind, count = 0, e;
+	FILE *f;
+
+	conf[cn] = 0;
+	CHECK(n == 317 && mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/repo", dir);
+	snprintf(extra, sizeof(extra), "features = encryption\n%s", conf);
+	io.extra_config = extra;
+	CHECK(ferry_repo_init(path, &io) == 0);
+	CHECK(ferry_repo_open(path, &r) == 0);
+	if (!r)
+		return;
+	CHECK(ferry_repo_encrypted(r));
+	/* Locked: manifests are refused with FERRY_E_KEY. */
+	CHECK(ferry_mreader_open(r, "0123456789abcdef", &m, &p) == FERRY_E_KEY);
+	/* The golden key lines were wrapped for this repository id. */
+	snprintf(r->repo_id, sizeof(r->repo_id), "00112233445566778899aabbccddeeff");
+	CHECK(ferry_repo_unlock(r, "wrong", 5) == FERRY_E_KEY);
+	CHECK(ferry_repo_unlock(r, "correct horse battery staple", 28) == 0);
+	snprintf(path, sizeof(path), "%s/repo/points/0123456789abcdef", dir);
+	for (size_t flip = 0; flip <= n; flip++) {
+		if (flip < n)
+			file[flip] ^= 0x04;
+		f = fopen(path, "wb");
+		CHECK(f && fwrite(file, 1, n, f) == n);
+		if (f)
+			fclose(f);
+		e = ferry_mreader_open(r, "0123456789abcdef", &m, &p);
+		if (flip < n) {
+			CHECK(e != 0);
+			file[flip] ^= 0x04;
+			continue;
+		}
+		CHECK(e == 0);
+		if (e)
+			break;
+		CHECK(!strcmp(p.name, "golden.img") && p.nblocks == 3 &&
+		      p.block_size == 65536 && p.bytes_stored == 1000);
+		while (ferry_mreader_next(m, &kind, h) == 1)
+			count++;
+		CHECK(count == 3);
+		CHECK(ferry_mreader_entry(m, 1, &kind, h) == 0 && kind == FERRY_ENTRY_ZERO);
+		ferry_mreader_free(m);
+	}
+	/* Truncated at any length: refused. */
+	for (size_t len = 0; len < n; len += 7) {
+		f = fopen(path, "wb");
+		CHECK(f && fwrite(file, 1, len, f) == len);
+		if (f)
+			fclose(f);
+		CHECK(ferry_mreader_open(r, "0123456789abcdef", &m, &p) != 0);
+	}
+	/* The plain v1 manifest in an encrypted repository is refused. */
+	n = slurp("manifest-v1.fman", file, sizeof(file));
+	f = fopen(path, "wb");
+	CHECK(f && fwrite(file, 1, n, f) == n);
+	if (f)
+		fclose(f);
+	CHECK(ferry_mreader_open(r, "0123456789abcdef", &m, &p) == FERRY_E_CORRUPT);
+	ferry_repo_free(r);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	CHECK(system(path) == 0);
+}
+
+/* Writer and reader agree across segment boundaries (a manifest of
+ * several 64 KiB segments), and a repository's passphrase change keeps
+ * every point readable. */
+static void test_write_read(void)
+{
+	char dir[] = "/tmp/ferry-seal-XXXXXX", path[PATH_MAX];
+	struct ferry_init_opts io = { 1u << 16, FERRY_CODEC_NONE, 0, NULL };
+	struct ferry_repo *r = NULL;
+	struct ferry_mwriter *w;
+	struct ferry_mreader *m;
+	struct ferry_point p, q;
+	uint8_t h[32];
+	int kind, e;
+	const uint64_t nb = 5000; /* 165 KB of entries: 3 segments */
+
+	setenv("FERRY_KDF_LOG_N", "10", 1);
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/repo", dir);
+	CHECK(ferry_repo_init_encrypted(path, &io, "pw", 2) == 0);
+	CHECK(ferry_repo_open(path, &r) == 0);
+	if (!r)
+		return;
+	CHECK(ferry_repo_unlock(r, "pw", 2) == 0);
+	memset(&p, 0, sizeof(p));
+	snprintf(p.id, sizeof(p.id), "00000000000000aa");
+	snprintf(p.name, sizeof(p.name), "big");
+	p.block_size = 65536;
+	p.disk_size = nb * 65536;
+	p.nblocks = nb;
+	CHECK((e = ferry_mwriter_begin(r, &p, &w)) == 0);
+	if (e)
+		return;
+	for (uint64_t i = 0; i < nb; i++) {
+		memset(h, 0, sizeof(h));
+		memcpy(h, &i, sizeof(i));
+		CHECK(ferry_mwriter_add(w, i % 3 ? FERRY_ENTRY_DATA : FERRY_ENTRY_ZERO, h) == 0);
+	}
+	p.bytes_read = 77;
+	CHECK(ferry_mwriter_commit(w, &p) == 0);
+	ferry_mwriter_free(w);
+	CHECK(ferry_repo_change_passphrase(r, "new", 3) == 0);
+	ferry_repo_free(r);
+	CHECK(ferry_repo_open(path, &r) == 0);
+	CHECK(ferry_repo_unlock(r, "pw", 2) == FERRY_E_KEY);
+	CHECK(ferry_repo_unlock(r, "new", 3) == 0);
+	CHECK((e = ferry_mreader_open(r, p.id, &m, &q)) == 0);
+	if (e == 0) {
+		uint64_t i = 0;
+
+		CHECK(q.nblocks == nb && q.bytes_read == 77);
+		while (ferry_mreader_next(m, &kind, h) == 1) {
+			uint64_t v;
+
+			memcpy(&v, h, sizeof(v));
+			if (kind == FERRY_ENTRY_DATA)
+				CHECK(v == i);
+			i++;
+		}
+		CHECK(i == nb);
+		CHECK(ferry_mreader_entry(m, 4001, &kind, h) == 0 &&
+		      kind == FERRY_ENTRY_DATA && h[0] == (4001 & 255));
+		ferry_mreader_free(m);
+	}
+	ferry_repo_free(r);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	CHECK(system(path) == 0);
+}
+
+int main(void)
+{
+	test_gcm_vector();
+	test_golden_chunk();
+	test_round_trips();
+	test_key_lines();
+	test_golden_manifest();
+	test_write_read();
+	return unit_done();
+}
