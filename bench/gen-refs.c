@@ -31,7 +31,7 @@ static int chunk_of(struct ferry_repo *r, struct ferry_codec_ctx *c,
 
 int main(int argc, char **argv)
 {
-	struct ferry_init_opts io = { 65536, FERRY_CODEC_NONE, 0 };
+	struct ferry_init_opts io = { 65536, FERRY_CODEC_NONE, 0, NULL };
 	struct ferry_codec_ctx *c;
 	struct ferry_repo *r;
 	uint64_t chunks, garbage, points, entries;

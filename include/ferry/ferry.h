@@ -55,7 +55,17 @@ struct ferry_init_opts {
 	uint32_t block_size; /* 0: default (1 MiB) */
 	int codec;           /* enum ferry_codec; -1: default */
 	int level;           /* codec level; 0: codec default */
+	/* More "key = value" lines for the config (features, backend
+	 * settings), each ending in a newline; NULL: none. */
+	const char *extra_config;
 };
+
+/* Settings for repository backends (s3 endpoint, credential file...),
+ * set by the command line before a repository is opened; a backend reads
+ * them with ferry_backend_opt(KEY), which falls back to the environment
+ * variable FERRY_<KEY> (upper case, '-' as '_').  VALUE NULL unsets. */
+int ferry_backend_set(const char *key, const char *value);
+const char *ferry_backend_opt(const char *key);
 
 struct ferry_repo_info {
 	uint32_t format_version;
@@ -192,6 +202,14 @@ struct ferry_restore_opts {
 	 * newer state of the disk); each of its blocks is read and hashed,
 	 * and only blocks that differ from POINT are written. */
 	int changed_only;
+	/* Quick rollback with change tracking (restore_nbd.c): TARGET is
+	 * qcow2:PATH or an NBD URL exporting the QEMU dirty bitmap BITMAP,
+	 * which has recorded every write since POINT was taken (POINT names
+	 * it as its checkpoint).  Only its dirty extents are read; if it
+	 * cannot be trusted, WARN says why and every block is compared. */
+	const char *bitmap;
+	void (*warn)(const char *msg, void *arg);
+	void *warn_arg;
 };
 
 struct ferry_restore_result {
@@ -201,6 +219,9 @@ struct ferry_restore_result {
 	/* changed_only: bytes of the target read and found equal. */
 	uint64_t bytes_compared, bytes_unchanged;
 	uint64_t blocks_written;
+	/* bitmap: bytes not read because the bitmap says they are clean. */
+	uint64_t bytes_clean;
+	int bitmap_used;
 };
 
 /* Restore POINT (any form ferry_point_resolve takes) to TARGET: a file,
@@ -362,6 +383,43 @@ struct ferry_files_result {
 int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
 		    void (*warn)(const char *msg, void *arg), void *warn_arg,
 		    struct ferry_files_result *res);
+/* ---- ferry mount: a restore point as read-only image files (FUSE,
+ * fuse_mount.c).  One file for the whole disk and one per partition of
+ * its GPT or MBR table; reads are fetched and checked on demand through
+ * the random-access image; a damaged block is EIO on its range. */
+struct ferry_mount_file {
+	const char *name;     /* "vm1.img", "vm1-part2.img" */
+	int partno;           /* 0: the whole disk */
+	uint64_t start, size; /* bytes of the disk */
+};
+struct ferry_mount_info {
+	const char *dir;
+	const struct ferry_point *point;
+	const char *table;    /* "GPT", "MBR", "none", or "damaged" */
+	const struct ferry_mount_file *files;
+	size_t nfiles;
+	long pid;             /* the process serving the mount */
+};
+struct ferry_mount_opts {
+	uint32_t cache_mib;   /* decoded-block cache; 0: 64 MiB */
+	int foreground;       /* 0: serve from a child once mounted */
+	int allow_other;      /* other users may read (FUSE allow_other) */
+	int threads;          /* FUSE worker threads kept idle; 0: 8 */
+	/* Log lines (bad blocks, failed reads); NULL: silent. */
+	void (*log)(const char *msg, void *arg);
+	void *log_arg;
+	/* Called once mounted (in the parent when going to the background). */
+	void (*ready)(const struct ferry_mount_info *mi, void *arg);
+	void *ready_arg;
+};
+/* Mount POINT read-only on DIR and serve it until unmounted
+ * (`fusermount3 -u DIR`, umount) or SIGINT/SIGTERM/SIGHUP (handled while
+ * their disposition is the default one; the mount is then removed).
+ * Returns 0 once unmounted, < 0 on error, and 1 in the parent when a
+ * child took over (background): the caller must then leave at once with
+ * _exit(), without closing the repository the child now uses. */
+int ferry_mount(struct ferry_repo *repo, const char *point, const char *dir,
+		const struct ferry_mount_opts *opts);
 /* ---- remote repositories and the mover daemon (docs/protocol.md) ---- */
 
 /* How to reach a repository served by `ferry mover`: ferry://HOST:PORT/NAME

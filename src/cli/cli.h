@@ -36,6 +36,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_files(int argc, char **argv);
 int cmd_mover(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 /* Print "ferry: <what>: <detail>" for ERR and return its exit code. */
 int cli_fail(int err, const char *what);

@@ -32,7 +32,7 @@ int cmd_init(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct ferry_init_opts io = { 0, -1, 0 };
+	struct ferry_init_opts io = { 0, -1, 0, NULL };
 	const char *repo = NULL;
 	int c, e, json = 0;
 	uint64_t bs;

@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "--repo PATH|URL POINT --to TARGET [--changed-only] [--json]";
+static const char usage[] = "--repo PATH|URL POINT --to TARGET [--changed-only [--bitmap NAME]] [--json]";
 
 static void help(void)
 {
@@ -19,9 +19,18 @@ static void help(void)
 	       "each block and writes only the blocks that differ from POINT.  After a\n"
 	       "1 %% change that writes about 1 %% of the disk; the result is POINT byte\n"
 	       "for byte.  Stop the VM first: the target must not change meanwhile.\n\n"
+	       "TARGET may also be a disk reached over NBD: qcow2:PATH (an existing\n"
+	       "qcow2 image, opened through qemu-nbd) or nbd://HOST:PORT/EXPORT,\n"
+	       "nbd+unix:///EXPORT?socket=PATH; it keeps its size, the point's.\n"
+	       "With --bitmap NAME as well, the QEMU dirty bitmap NAME of that target\n"
+	       "says which extents were written since POINT was taken (POINT must name\n"
+	       "NAME as its checkpoint: docs/change-tracking.md); only those are read,\n"
+	       "compared and, where they differ, written.  If the bitmap cannot be\n"
+	       "trusted, ferry says why and compares every block.\n\n"
 	       "  --repo PATH    repository (or FERRY_REPO)\n"
 	       "  --to TARGET    file or block device to write\n"
 	       "  --changed-only read TARGET and write only the blocks that differ\n"
+	       "  --bitmap NAME  with --changed-only: read only what bitmap NAME marks\n"
 	       "  --json         print a JSON summary\n"
 	       "  --threads N    worker threads (default: one per CPU)\n",
 	       usage);
@@ -35,6 +44,7 @@ int cmd_restore(int argc, char **argv)
 		{ "to", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "changed-only", no_argument, NULL, 'c' },
+		{ "bitmap", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
@@ -46,12 +56,13 @@ int cmd_restore(int argc, char **argv)
 	const char *rp = NULL, *to = NULL;
 	int c, e, rc, json = 0;
 
-	while ((c = getopt_long(argc, argv, "r:o:jct:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:o:jcb:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'o': to = optarg; break;
 		case 'j': json = 1; break;
 		case 'c': ro.changed_only = 1; break;
+		case 'b': ro.bitmap = optarg; break;
 		case 't':
 			if (cli_parse_int(optarg, 1, 256, &ro.threads)) {
 				fprintf(stderr, "ferry: --threads: give 1 to 256\n");
@@ -69,6 +80,11 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (optind + 1 != argc || !to)
 		return cli_usage("restore", usage);
+	if (ro.bitmap && !ro.changed_only) {
+		fprintf(stderr, "ferry: --bitmap needs --changed-only\n");
+		return EXIT_USAGE;
+	}
+	ro.warn = cli_warn;
 	if ((e = cli_open_repo(rp, &repo)) != 0)
 		return e;
 	ro.progress = cli_progress;
@@ -94,11 +110,30 @@ int cmd_restore(int argc, char **argv)
 			       (unsigned long long)res.bytes_compared,
 			       (unsigned long long)res.bytes_unchanged,
 			       (unsigned long long)res.blocks_written);
+		if (ro.bitmap) {
+			printf(",\"bitmap\":");
+			cli_json_str(stdout, ro.bitmap);
+			printf(",\"bitmap_used\":%s,\"bytes_clean\":%llu",
+			       res.bitmap_used ? "true" : "false",
+			       (unsigned long long)res.bytes_clean);
+		}
 		printf("}\n");
 	}
 	if (e)
 		return cli_fail(e, "restore failed");
-	if (!json && ro.changed_only) {
+	if (!json && ro.changed_only && res.bitmap_used) {
+		char t[32], w[32], r[32];
+
+		cli_human(res.bytes_total, t, sizeof(t));
+		cli_human(res.bytes_compared, r, sizeof(r));
+		cli_human(res.bytes_written, w, sizeof(w));
+		fprintf(stderr, "rolled %s back to %s with bitmap %s: %s of the %s disk read (%.1f %%), %s written in %llu block(s) (%.1f %%); %.2f s\n",
+			to, argv[optind], ro.bitmap, r, t,
+			res.bytes_total ? 100.0 * (double)res.bytes_compared / (double)res.bytes_total : 0.0,
+			w, (unsigned long long)res.blocks_written,
+			res.bytes_total ? 100.0 * (double)res.bytes_written / (double)res.bytes_total : 0.0,
+			res.seconds);
+	} else if (!json && ro.changed_only) {
 		char t[32], w[32];
 
 		cli_human(res.bytes_total, t, sizeof(t));

@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"--repo PATH POINT --nbd unix:SOCKET|HOST:PORT [--writable [--overlay FILE]]";
+	"--repo PATH|URL POINT --nbd unix:SOCKET|HOST:PORT [--writable [--overlay FILE]]";
 
 static void help(void)
 {
@@ -17,7 +17,9 @@ static void help(void)
 	       "run from its backup at once, and be migrated to real storage while it\n"
 	       "runs.  A damaged block is an I/O error for the reads that touch it,\n"
 	       "logged here, never wrong data.  The repository is only read.\n\n"
-	       "  --repo PATH       repository (or FERRY_REPO)\n"
+	       "  --repo PATH       repository (or FERRY_REPO); ferry://HOST:PORT/REPO\n"
+	       "                    serves a point of a remote mover's repository (an\n"
+	       "                    off-site copy): chunks are fetched over the link\n"
 	       "  --nbd unix:PATH   listen on a unix socket (replaces a stale socket)\n"
 	       "  --nbd HOST:PORT   listen on TCP (no TLS: keep it on a trusted network)\n"
 	       "  --writable        accept writes; they go to an overlay file, never to\n"
@@ -31,8 +33,11 @@ static void help(void)
 	       "  ferry serve --repo /backup/repo vm1.img --nbd unix:/run/vm1.sock &\n"
 	       "  qemu-system-x86_64 -drive file=nbd+unix:///?socket=/run/vm1.sock,format=raw ...\n"
 	       "  qemu-img convert -p -f raw nbd+unix:///?socket=/run/vm1.sock -O qcow2 vm1.qcow2\n"
-	       "  nbdinfo nbd://backup-host:10809\n",
+	       "  nbdinfo nbd://backup-host:10809\n"
+	       "  ferry serve --repo ferry://offsite:7700/repo --cert c.crt --key c.key \\\n"
+	       "      --ca ca.crt vm1 --nbd unix:/run/vm1.sock\n",
 	       usage);
+	fputs(cli_remote_help, stdout);
 }
 
 static void on_log(const char *msg, void *arg)
@@ -64,12 +69,13 @@ int cmd_serve(int argc, char **argv)
 		{ "max-clients", required_argument, NULL, 'm' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REMOTE_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_serve_opts so = { 0 };
 	struct ferry_repo *repo;
 	const char *rp = NULL;
-	int c, e, n;
+	int c, e, n, rc;
 
 	so.log = on_log;
 	so.ready = on_ready;
@@ -100,7 +106,12 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'q': so.log = NULL; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("serve", usage);
+		default:
+			if ((rc = cli_remote_option(c, optarg)) > 0)
+				break;
+			if (rc < 0)
+				return EXIT_USAGE;
+			return cli_usage("serve", usage);
 		}
 	}
 	if (optind + 1 != argc || !so.listen)

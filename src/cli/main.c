@@ -12,6 +12,7 @@ static const struct cli_cmd commands[] = {
 	{ "restore", cmd_restore, "restore a point to a file or block device" },
 	{ "serve", cmd_serve, "export a point as an NBD disk (instant recovery)" },
 	{ "files", cmd_files, "list and restore files from ext2/3/4 in a point" },
+	{ "mount", cmd_mount, "show a point as read-only disk and partition files (FUSE)" },
 	{ "verify", cmd_verify, "read and check every stored block" },
 	{ "info", cmd_info, "show repository format, size and ratios" },
 	{ "forget", cmd_forget, "remove restore points a keep policy drops" },

@@ -56,6 +56,9 @@ struct ferry_repo {
 	uint32_t block_size;
 	int codec, level;
 	char repo_id[33];
+	/* The config file as read (NUL-terminated), for keys that backends
+	 * and features add: see ferry_repo_config(). */
+	char *config_text;
 };
 
 typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],
@@ -124,13 +127,40 @@ struct ferry_store_ops {
 			  const char *id, void *buf, size_t cap, size_t *len);
 	int (*record_delete)(struct ferry_repo *r, const char *kind,
 			     const char *id);
+	/* The repository's config file: read whole (FERRY_E_NOTREPO when
+	 * there is none), and written atomically (by init only). */
+	int (*config_get)(struct ferry_repo *r, char *buf, size_t cap,
+			  size_t *len);
+	int (*config_put)(struct ferry_repo *r, const char *text, size_t len);
+	/* Optional: called once the config is parsed (block size known). */
+	int (*ready)(struct ferry_repo *r);
 	void (*close)(struct ferry_repo *r);
 };
 
+/* ---- backends (chosen by URL prefix in repo.c) ----------------------- */
+
+/* A repository backend.  R->path holds the URL (or local path) when these
+ * run; both set R->ops and R->state.  Backends read their own settings
+ * (endpoints, credential files) with ferry_backend_opt(). */
+struct ferry_backend {
+	const char *prefix;	/* "s3://", "smb://"; NULL: a local path */
+	/* Make an empty repository (no config yet) and attach to it;
+	 * FERRY_E_EXISTS when a repository is there already. */
+	int (*create)(struct ferry_repo *r);
+	/* Attach to an existing repository (its config is read next). */
+	int (*attach)(struct ferry_repo *r);
+};
+
+extern const struct ferry_backend ferry_backend_local;
+/* The backend for PATH (never NULL: local when no prefix matches). */
+const struct ferry_backend *ferry_backend_for(const char *path);
+/* The value of a config key the repository was created with (init's
+ * extra lines), copied into BUF; NULL when absent. */
+const char *ferry_repo_config(const struct ferry_repo *r, const char *key,
+			      char *buf, size_t cap);
+
 extern const struct ferry_store_ops ferry_store_local_ops;
 extern const struct ferry_store_ops ferry_store_remote_ops;
-int ferry_store_local_open(struct ferry_repo *r);
-int ferry_store_local_create(const char *path);
 
 int ferry_point_id_valid(const char *id);
 

@@ -1,7 +1,9 @@
 /* repo.c - opening and creating repositories (the config file, its format
  * version), listing and resolving restore points, and repository totals. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +42,160 @@ int ferry_name_valid(const char *name)
 	return 1;
 }
 
-static int write_config(const char *path, const struct ferry_repo *r)
+/* ---- backends ------------------------------------------------------- */
+
+/* Backends by URL prefix; a path no prefix matches is a local directory.
+ * (ferry:// repositories are opened by ferry_repo_open_remote.) */
+static const struct ferry_backend *const backends[] = {
+	NULL,
+};
+
+const struct ferry_backend *ferry_backend_for(const char *path)
 {
-	char file[4200], tmp[4200], text[512];
-	int fd, e, n;
+	for (size_t i = 0; backends[i]; i++)
+		if (!strncmp(path, backends[i]->prefix, strlen(backends[i]->prefix)))
+			return backends[i];
+	return &ferry_backend_local;
+}
+
+#define BOPT_MAX 32
+static struct {
+	char *key, *value;
+} bopts[BOPT_MAX];
+static pthread_mutex_t bopt_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int ferry_backend_set(const char *key, const char *value)
+{
+	int e = 0, i, slot = -1;
+
+	pthread_mutex_lock(&bopt_lock);
+	for (i = 0; i < BOPT_MAX; i++) {
+		if (bopts[i].key && !strcmp(bopts[i].key, key))
+			break;
+		if (!bopts[i].key && slot < 0)
+			slot = i;
+	}
+	if (i < BOPT_MAX) {
+		free(bopts[i].value);
+		bopts[i].value = NULL;
+		slot = i;
+	}
+	if (!value) {
+		if (i < BOPT_MAX) {
+			free(bopts[i].key);
+			bopts[i].key = NULL;
+		}
+	} else if (slot < 0) {
+		e = ferry_error(FERRY_E_INVAL, "too many backend settings");
+	} else if (!bopts[slot].key && !(bopts[slot].key = strdup(key))) {
+		e = FERRY_E_NOMEM;
+	} else if (!(bopts[slot].value = strdup(value))) {
+		e = FERRY_E_NOMEM;
+	}
+	pthread_mutex_unlock(&bopt_lock);
+	return e;
+}
+
+/* Values live until the process ends or the key is set again: callers
+ * read them while opening a repository, not across a later set. */
+const char *ferry_backend_opt(const char *key)
+{
+	const char *v = NULL;
+	char env[96];
+	size_t n = 0;
+
+	pthread_mutex_lock(&bopt_lock);
+	for (int i = 0; i < BOPT_MAX; i++)
+		if (bopts[i].key && !strcmp(bopts[i].key, key)) {
+			v = bopts[i].value;
+			break;
+		}
+	pthread_mutex_unlock(&bopt_lock);
+	if (v)
+		return v;
+	n = (size_t)snprintf(env, sizeof(env), "FERRY_");
+	for (const char *k = key; *k && n + 1 < sizeof(env); k++)
+		env[n++] = *k == '-' ? '_' : (char)toupper((unsigned char)*k);
+	env[n] = 0;
+	return getenv(env);
+}
+
+const char *ferry_repo_config(const struct ferry_repo *r, const char *key,
+			      char *buf, size_t cap)
+{
+	size_t kl = strlen(key);
+
+	if (!r->config_text || cap == 0)
+		return NULL;
+	for (const char *l = r->config_text; *l;) {
+		const char *nl = strchr(l, '\n'), *p = l, *end;
+
+		end = nl ? nl : l + strlen(l);
+		while (p < end && *p == ' ')
+			p++;
+		if (!strncmp(p, key, kl)) {
+			const char *q = p + kl;
+
+			while (q < end && *q == ' ')
+				q++;
+			if (q < end && *q == '=') {
+				size_t n;
+
+				q++;
+				while (q < end && *q == ' ')
+					q++;
+				while (end > q && end[-1] == ' ')
+					end--;
+				n = (size_t)(end - q);
+				if (n >= cap)
+					n = cap - 1;
+				memcpy(buf, q, n);
+				buf[n] = 0;
+				return buf;
+			}
+		}
+		if (!nl)
+			break;
+		l = nl + 1;
+	}
+	return NULL;
+}
+
+/* Features a repository may require (config "features = a,b"): one this
+ * ferry does not know makes it refuse the repository rather than misread
+ * it.  Add a name here when its code lands. */
+static const char *const known_features[] = {
+	NULL,
+};
+
+static int check_features(const struct ferry_repo *r, const char *list)
+{
+	char one[64];
+
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ", ");
+		int known = 0;
+
+		if (n) {
+			snprintf(one, sizeof(one), "%.*s", (int)(n < 63 ? n : 63), p);
+			for (size_t i = 0; known_features[i]; i++)
+				if (!strcmp(known_features[i], one))
+					known = 1;
+			if (!known)
+				return ferry_error(FERRY_E_VERSION,
+						   "%s needs the repository feature \"%s\", which this ferry does not have",
+						   r->path, one);
+		}
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
+static int write_config(struct ferry_repo *r, const char *extra)
+{
+	char text[CONFIG_MAX];
+	int n;
 
 	n = snprintf(text, sizeof(text),
 		     "# ferry repository: do not edit (see docs/format.md)\n"
@@ -52,27 +204,13 @@ static int write_config(const char *path, const struct ferry_repo *r)
 		     "id = %s\n"
 		     "block_size = %u\n"
 		     "compression = %s\n"
-		     "level = %d\n",
+		     "level = %d\n"
+		     "%s",
 		     r->format_version, r->repo_id, r->block_size,
-		     ferry_codec_name(r->codec), r->level);
-	snprintf(file, sizeof(file), "%s/config", path);
-	snprintf(tmp, sizeof(tmp), "%s/.config.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
-				   "create %s: %s", tmp, strerror(errno));
-	e = ferry_write_all(fd, text, (size_t)n);
-	if (e == 0 && fsync(fd) < 0)
-		e = -errno;
-	close(fd);
-	if (e == 0 && rename(tmp, file) < 0)
-		e = -errno;
-	if (e) {
-		unlink(tmp);
-		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
-				   "write %s: %s", file, strerror(-e));
-	}
-	return ferry_fsync_dir(path);
+		     ferry_codec_name(r->codec), r->level, extra ? extra : "");
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return ferry_error(FERRY_E_INVAL, "repository config too long");
+	return r->ops->config_put(r, text, (size_t)n);
 }
 
 static int parse_config(struct ferry_repo *r, char *text)
@@ -130,6 +268,11 @@ static int parse_config(struct ferry_repo *r, char *text)
 			have_codec = 1;
 		} else if (!strcmp(k, "level")) {
 			r->level = (int)strtol(v, NULL, 10);
+		} else if (!strcmp(k, "features")) {
+			int e = check_features(r, v);
+
+			if (e)
+				return e;
 		}
 	}
 	if (!have_format || !have_version || !have_bs || !have_codec)
@@ -140,10 +283,17 @@ static int parse_config(struct ferry_repo *r, char *text)
 int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 {
 	struct ferry_repo r = { 0 };
-	struct stat st;
+	const struct ferry_backend *be;
 	uint8_t id[16];
 	int e;
 
+	if (!path || !*path)
+		return ferry_error(FERRY_E_INVAL,
+				   "no repository given (use --repo or FERRY_REPO)");
+	if (ferry_is_remote_url(path))
+		return ferry_error(FERRY_E_INVAL,
+				   "%s: create the repository on the mover's host (ferry init there), then serve it",
+				   path);
 	r.format_version = FERRY_FORMAT_VERSION;
 	r.block_size = opts && opts->block_size ? opts->block_size
 						: FERRY_BLOCK_DEFAULT;
@@ -156,35 +306,25 @@ int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 		return ferry_error(FERRY_E_INVAL,
 				   "block size %u is not a power of two between 64K and 16M",
 				   r.block_size);
-	if (stat(path, &st) == 0) {
-		char cfg[4200];
-
-		snprintf(cfg, sizeof(cfg), "%s/config", path);
-		if (access(cfg, F_OK) == 0)
-			return ferry_error(FERRY_E_EXISTS,
-					   "%s is already a ferry repository", path);
-		if (!S_ISDIR(st.st_mode) || rmdir(path) < 0)
-			return ferry_error(FERRY_E_EXISTS,
-					   "%s exists and is not an empty directory",
-					   path);
-	}
 	if ((e = ferry_random(id, sizeof(id))) != 0)
 		return e;
 	for (int i = 0; i < 16; i++)
 		snprintf(r.repo_id + 2 * i, 3, "%02x", id[i]);
-	if ((e = ferry_store_local_create(path)) != 0)
+	be = ferry_backend_for(path);
+	r.path = (char *)path;
+	if ((e = be->create(&r)) != 0)
 		return e;
-	/* The config is written last: a half-made repository has none and
-	 * is refused as "not a repository". */
-	return write_config(path, &r);
+	e = write_config(&r, opts ? opts->extra_config : NULL);
+	r.ops->close(&r);
+	return e;
 }
 
 int ferry_repo_open(const char *path, struct ferry_repo **out)
 {
 	struct ferry_repo *r;
-	char file[4200], *text = NULL;
-	ssize_t n;
-	int fd, e;
+	char *text = NULL;
+	size_t n;
+	int e;
 
 	if (!path || !*path)
 		return ferry_error(FERRY_E_INVAL,
@@ -196,30 +336,19 @@ int ferry_repo_open(const char *path, struct ferry_repo **out)
 		free(r);
 		return FERRY_E_NOMEM;
 	}
-	snprintf(file, sizeof(file), "%s/config", path);
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno == ENOENT || errno == ENOTDIR
-			    ? ferry_error(FERRY_E_NOTREPO,
-					  "%s is not a ferry repository (no config file)",
-					  path)
-			    : ferry_error(FERRY_E_IO, "open %s: %s", file,
-					  strerror(errno));
+	if ((e = ferry_backend_for(path)->attach(r)) != 0)
 		goto fail;
-	}
-	text = calloc(1, CONFIG_MAX + 1);
-	if (!text) {
-		close(fd);
+	if (!(text = calloc(1, CONFIG_MAX + 1))) {
 		e = FERRY_E_NOMEM;
 		goto fail;
 	}
-	n = ferry_pread_full(fd, text, CONFIG_MAX, 0);
-	close(fd);
-	if (n < 0) {
-		e = ferry_error(FERRY_E_IO, "read %s: %s", file, strerror((int)-n));
+	if ((e = r->ops->config_get(r, text, CONFIG_MAX, &n)) != 0)
+		goto fail;
+	text[n] = 0;
+	if (!(r->config_text = strdup(text))) {
+		e = FERRY_E_NOMEM;
 		goto fail;
 	}
-	text[n] = 0;
 	if ((e = parse_config(r, text)) != 0) {
 		if (e == FERRY_E_NOTREPO)
 			ferry_error(e, "%s is not a ferry repository (bad config)",
@@ -228,14 +357,13 @@ int ferry_repo_open(const char *path, struct ferry_repo **out)
 	}
 	free(text);
 	text = NULL;
-	if ((e = ferry_store_local_open(r)) != 0)
+	if (r->ops->ready && (e = r->ops->ready(r)) != 0)
 		goto fail;
 	*out = r;
 	return 0;
 fail:
 	free(text);
-	free(r->path);
-	free(r);
+	ferry_repo_free(r);
 	return e;
 }
 
@@ -245,6 +373,7 @@ void ferry_repo_free(struct ferry_repo *r)
 		return;
 	if (r->ops)
 		r->ops->close(r);
+	free(r->config_text);
 	free(r->path);
 	free(r);
 }

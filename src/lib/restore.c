@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "vmsrc.h"
 
 struct rjob {
 	struct ferry_repo *repo;
@@ -240,6 +240,14 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 	double t0 = ferry_mono_seconds(), last = 0;
 	int e, qe, is_dev = 0;
 
+	if (ferry_source_nbd_spec(target))
+		return ferry_restore_nbd(repo, spec, target, opts, res);
+	if (opts && opts->bitmap) {
+		memset(res, 0, sizeof(*res));
+		return ferry_error(FERRY_E_INVAL,
+				   "--bitmap needs a target that exports the bitmap: qcow2:PATH or an NBD URL, not %s",
+				   target);
+	}
 	memset(res, 0, sizeof(*res));
 	memset(&j, 0, sizeof(j));
 	j.fd = -1;

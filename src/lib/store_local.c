@@ -578,6 +578,72 @@ static void local_close(struct ferry_repo *r)
 	r->state = NULL;
 }
 
+/* ---- config, attach, create --------------------------------------- */
+
+static int local_config_get(struct ferry_repo *r, char *buf, size_t cap,
+			    size_t *len)
+{
+	int fd = openat(L(r)->root_fd, "config", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR
+			       ? ferry_error(FERRY_E_NOTREPO,
+					     "%s is not a ferry repository (no config file)",
+					     r->path)
+			       : ferry_error(FERRY_E_IO, "open %s/config: %s",
+					     r->path, strerror(errno));
+	n = ferry_pread_full(fd, buf, cap, 0);
+	close(fd);
+	if (n < 0)
+		return ferry_error(FERRY_E_IO, "read %s/config: %s", r->path,
+				   strerror((int)-n));
+	*len = (size_t)n;
+	return 0;
+}
+
+/* The config is written last by init: a half-made repository has none
+ * and is refused as "not a repository". */
+static int local_config_put(struct ferry_repo *r, const char *text,
+			    size_t len)
+{
+	int root = L(r)->root_fd, fd, e;
+
+	fd = openat(root, ".config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		return ferry_error(ferry_errno_code(errno, FERRY_E_IO),
+				   "create %s/.config.tmp: %s", r->path,
+				   strerror(errno));
+	e = ferry_write_all(fd, text, len);
+	if (e == 0 && fsync(fd) < 0)
+		e = -errno;
+	close(fd);
+	if (e == 0 && renameat(root, ".config.tmp", root, "config") < 0)
+		e = -errno;
+	if (e == 0 && fsync(root) < 0)
+		e = -errno;
+	if (e) {
+		unlinkat(root, ".config.tmp", 0);
+		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
+				   "write %s/config: %s", r->path, strerror(-e));
+	}
+	return 0;
+}
+
+static int local_ready(struct ferry_repo *r)
+{
+	struct local *l = L(r);
+
+	l->chunks_fd = openat(l->root_fd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	l->points_fd = openat(l->root_fd, "points", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->chunks_fd < 0 || l->points_fd < 0)
+		return ferry_error(FERRY_E_NOTREPO,
+				   "%s is not a ferry repository (missing chunks/ or points/)",
+				   r->path);
+	return 0;
+}
+
 const struct ferry_store_ops ferry_store_local_ops = {
 	.name = "local",
 	.has_chunk = local_has_chunk,
@@ -600,10 +666,13 @@ const struct ferry_store_ops ferry_store_local_ops = {
 	.record_put = local_record_put,
 	.record_get = local_record_get,
 	.record_delete = local_record_delete,
+	.config_get = local_config_get,
+	.config_put = local_config_put,
+	.ready = local_ready,
 	.close = local_close,
 };
 
-int ferry_store_local_open(struct ferry_repo *r)
+static int local_attach(struct ferry_repo *r)
 {
 	struct local *l = calloc(1, sizeof(*l));
 
@@ -613,25 +682,38 @@ int ferry_store_local_open(struct ferry_repo *r)
 	r->state = l;
 	r->ops = &ferry_store_local_ops;
 	l->root_fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (l->root_fd < 0)
-		goto fail;
-	l->chunks_fd = openat(l->root_fd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	l->points_fd = openat(l->root_fd, "points", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (l->chunks_fd < 0 || l->points_fd < 0)
-		goto fail;
+	if (l->root_fd < 0) {
+		int e = errno;
+
+		local_close(r);
+		r->ops = NULL;
+		return e == ENOENT || e == ENOTDIR
+			       ? ferry_error(FERRY_E_NOTREPO,
+					     "%s is not a ferry repository (no config file)",
+					     r->path)
+			       : ferry_error(FERRY_E_IO, "open %s: %s", r->path,
+					     strerror(e));
+	}
 	return 0;
-fail:
-	local_close(r);
-	return ferry_error(FERRY_E_NOTREPO,
-			   "%s is not a ferry repository (missing chunks/ or points/)",
-			   r->path);
 }
 
-int ferry_store_local_create(const char *path)
+static int local_create(struct ferry_repo *r)
 {
+	const char *path = r->path;
 	char buf[4200];
+	struct stat st;
 	int e;
 
+	if (stat(path, &st) == 0) {
+		snprintf(buf, sizeof(buf), "%s/config", path);
+		if (access(buf, F_OK) == 0)
+			return ferry_error(FERRY_E_EXISTS,
+					   "%s is already a ferry repository", path);
+		if (!S_ISDIR(st.st_mode) || rmdir(path) < 0)
+			return ferry_error(FERRY_E_EXISTS,
+					   "%s exists and is not an empty directory",
+					   path);
+	}
 	snprintf(buf, sizeof(buf), "%s/points", path);
 	if ((e = ferry_mkdir_p(buf, 0755)) != 0)
 		goto fail;
@@ -640,8 +722,14 @@ int ferry_store_local_create(const char *path)
 		if ((e = ferry_mkdir_p(buf, 0755)) != 0)
 			goto fail;
 	}
-	return 0;
+	return local_attach(r);
 fail:
 	return ferry_error(ferry_errno_code(-e, FERRY_E_IO), "create %s: %s",
 			   buf, strerror(-e));
 }
+
+const struct ferry_backend ferry_backend_local = {
+	.prefix = NULL,
+	.create = local_create,
+	.attach = local_attach,
+};

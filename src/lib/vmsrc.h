@@ -124,6 +124,17 @@ struct ferry_qcow2_bitmap {
 int ferry_qcow2_find_bitmap(ferry_read_fn rd, void *arg, uint64_t file_size,
 			    const char *name, struct ferry_qcow2_bitmap *out);
 
+/* ---- restore into a disk over NBD (restore_nbd.c) ------------------ */
+
+/* ferry_restore() for a TARGET that ferry_source_nbd_spec() accepts:
+ * qcow2:PATH (a writable qemu-nbd of our own) or an NBD URL; the target
+ * keeps its size, which must be the point's.  With opts->changed_only
+ * only what differs is written; with opts->bitmap too, only the bitmap's
+ * dirty extents are read. */
+int ferry_restore_nbd(struct ferry_repo *repo, const char *spec,
+		      const char *target, const struct ferry_restore_opts *opts,
+		      struct ferry_restore_result *res);
+
 /* ---- guest interaction (quiesce.c, guest.c) -------------------------- */
 
 struct ferry_qga;

@@ -10,6 +10,9 @@ requires qemu-img qemu-io nbdinfo nbdcopy
 # serve_start SOCK ARGS...: start ferry serve, wait for its socket.
 serve_start() {
 	local sock=$1; shift
+	# (The background shell truncates serve.out only once it runs: remove
+	# the last run's file first, or its "serving" line is seen too early.)
+	rm -f "$T/serve.out"
 	"$FERRY" serve --repo "$T/repo" --nbd "unix:$sock" "$@" >"$T/serve.out" 2>"$T/serve.err" &
 	spid=$!
 	cleanup_fn "kill $spid"
