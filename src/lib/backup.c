@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "vmsrc.h"
 
@@ -15,7 +16,8 @@ enum { OUT_ZERO, OUT_NEW, OUT_REUSED };
 
 struct slot {
 	uint8_t *buf;
-	uint64_t index;
+	const uint8_t *data; /* the block: BUF, or the source's mapping */
+	uint64_t index, off;
 	size_t len;
 	int state, outcome;
 	uint64_t stored;
@@ -26,6 +28,7 @@ struct slot {
 
 struct bjob {
 	struct ferry_target *t;
+	struct ferry_source *src;
 	struct slot *slots;
 	size_t nslots;
 	struct ferry_codec_ctx **ctx;
@@ -36,19 +39,66 @@ struct bjob {
 	int failed;
 };
 
+/* What touches the block's bytes, inside ferry_map_call() when they
+ * are mapped. */
+struct touch {
+	struct bjob *j;
+	struct slot *s;
+	int worker;
+	size_t clen;
+};
+
+static int touch_hash(void *arg)
+{
+	struct touch *t = arg;
+	struct slot *s = t->s;
+
+	if (ferry_is_zero(s->data, s->len)) {
+		s->outcome = OUT_ZERO;
+		return 0;
+	}
+	/* SHA-256, or the keyed id of an encrypted repository. */
+	return ferry_chunk_id(t->j->ctx[t->worker], s->data, s->len, s->hash);
+}
+
+static int touch_encode(void *arg)
+{
+	struct touch *t = arg;
+
+	return ferry_chunk_encode(t->j->ctx[t->worker], t->s->data, t->s->len,
+				  t->j->out[t->worker], t->j->outcap, &t->clen);
+}
+
+static int touch(struct touch *t, int (*fn)(void *))
+{
+	struct slot *s = t->s;
+	int r;
+
+	if (s->data == s->buf)
+		return fn(t);
+	if ((r = ferry_map_call(fn, t)) != FERRY_MAP_FAULT)
+		return r;
+	/* The mapping failed us (the file shrank, a bad sector): read it
+	 * for the real error, or the bytes if they are there now. */
+	s->data = s->buf;
+	if ((r = ferry_source_pread(t->j->src, s->off,
+				    s->buf, s->len)) != 0)
+		return r;
+	return fn(t);
+}
+
 static int process(struct bjob *j, struct slot *s, int worker)
 {
-	size_t clen;
+	struct touch t = { j, s, worker, 0 };
 	int r;
 
 	if (atomic_load(&ferry_cancelled))
 		return ferry_error(FERRY_E_INTERRUPTED, "backup interrupted");
-	if (ferry_is_zero(s->buf, s->len)) {
-		s->outcome = OUT_ZERO;
-		return 0;
-	}
-	if ((r = ferry_chunk_id(j->ctx[worker], s->buf, s->len, s->hash)) != 0)
+	s->outcome = OUT_NEW;
+	if ((r = touch(&t, touch_hash)) != 0)
 		return r;
+	if (s->outcome == OUT_ZERO)
+		return 0;
 	/* The same block as in the base point: stored already. */
 	if (s->has_base && s->base_kind == FERRY_ENTRY_DATA &&
 	    !memcmp(s->hash, s->base_hash, FERRY_HASH_LEN)) {
@@ -61,13 +111,12 @@ static int process(struct bjob *j, struct slot *s, int worker)
 		s->outcome = OUT_REUSED;
 		return 0;
 	}
-	if ((r = ferry_chunk_encode(j->ctx[worker], s->buf, s->len,
-				    j->out[worker], j->outcap, &clen)) != 0)
+	if ((r = touch(&t, touch_encode)) != 0)
 		return r;
-	if ((r = j->t->ops->put(j->t, s->hash, j->out[worker], clen)) < 0)
+	if ((r = j->t->ops->put(j->t, s->hash, j->out[worker], t.clen)) < 0)
 		return r;
 	s->outcome = r == 1 ? OUT_REUSED : OUT_NEW;
-	s->stored = r == 1 ? 0 : clen;
+	s->stored = r == 1 ? 0 : t.clen;
 	return 0;
 }
 
@@ -76,6 +125,12 @@ static int work(void *item, int worker, void *arg)
 	struct bjob *j = arg;
 	struct slot *s = *(struct slot **)item;
 	int r = process(j, s, worker);
+
+	/* Unmap the block's pages (they stay in the page cache): mapped
+	 * pages count in the RSS, and a disk is larger than memory. */
+	if (s->data != s->buf)
+		madvise((void *)((uintptr_t)s->data & ~(uintptr_t)4095),
+			s->len + ((uintptr_t)s->data & 4095), MADV_DONTNEED);
 
 	pthread_mutex_lock(&j->mu);
 	if (r)
@@ -280,6 +335,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	if ((e = ferry_target_new(repo, &t)) != 0)
 		goto out;
 	j.t = t;
+	j.src = src;
 	if ((e = t->ops->begin(t, &p)) != 0)
 		goto out;
 	if ((e = ferry_workq_new(threads, sizeof(struct slot *), j.nslots, work,
@@ -300,6 +356,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 			collected++;
 		}
 		s->index = i;
+		s->off = off;
 		s->len = p.disk_size - off < bs ? (size_t)(p.disk_size - off) : bs;
 		s->stored = 0;
 		s->has_base = 0;
@@ -310,8 +367,22 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 			/* A short last block of the base is not this one. */
 			s->has_base = base.disk_size - off >= s->len;
 		}
-		if ((e = src->ops->read(src, off, s->buf, s->len, &kind)) != 0)
+		s->data = s->buf;
+		if (src->ops->map) {
+			const uint8_t *mp;
+
+			if ((e = src->ops->map(src, off, s->len, &mp, &kind)) != 0)
+				break;
+			if (mp)
+				s->data = mp;
+			else if (kind == FERRY_BLK_DATA &&
+				 (e = src->ops->read(src, off, s->buf, s->len,
+						     &kind)) != 0)
+				break;
+		} else if ((e = src->ops->read(src, off, s->buf, s->len,
+					       &kind)) != 0) {
 			break;
+		}
 		if (kind == FERRY_BLK_UNCHANGED && !(use_unchanged && s->has_base)) {
 			e = ferry_error(FERRY_E_SOURCE,
 					"source reported block %llu unchanged without a base point",

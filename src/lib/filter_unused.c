@@ -364,6 +364,42 @@ static int uf_read(struct ferry_source *s, uint64_t off, void *buf,
 	return 0;
 }
 
+/* Like uf_read without reading: a block wholly unused is zero, one with
+ * no unused byte comes from the next source's mapping, and one partly
+ * unused is left to uf_read (*p NULL), which zeroes the unused part. */
+static int uf_map(struct ferry_source *s, uint64_t off, size_t len,
+		  const uint8_t **p, int *kind)
+{
+	struct ufilter *f = s->state;
+	uint64_t end = off + len, per[FERRY_SKIP_N] = { 0 }, covered = 0;
+	size_t i;
+
+	*p = NULL;
+	*kind = FERRY_BLK_DATA;
+	if (f->cursor > 0 && f->cursor <= f->n &&
+	    f->r[f->cursor - 1].off + f->r[f->cursor - 1].len > off)
+		f->cursor = 0;
+	while (f->cursor < f->n && f->r[f->cursor].off + f->r[f->cursor].len <= off)
+		f->cursor++;
+	for (i = f->cursor; i < f->n && f->r[i].off < end; i++) {
+		uint64_t a = f->r[i].off > off ? f->r[i].off : off;
+		uint64_t b = f->r[i].off + f->r[i].len < end ? f->r[i].off + f->r[i].len
+							      : end;
+
+		per[f->r[i].reason] += b - a;
+		covered += b - a;
+	}
+	if (covered == len) {
+		*kind = FERRY_BLK_ZERO;
+		for (int k = 0; k < FERRY_SKIP_N; k++)
+			s->skipped[k] += per[k];
+		return 0;
+	}
+	if (covered || !f->next->ops->map)
+		return 0;
+	return f->next->ops->map(f->next, off, len, p, kind);
+}
+
 static int uf_pread(struct ferry_source *s, uint64_t off, void *buf, size_t len)
 {
 	struct ufilter *f = s->state;
@@ -389,6 +425,7 @@ static const struct ferry_source_ops uf_ops = {
 	.read = uf_read,
 	.pread = uf_pread,
 	.close = uf_close,
+	.map = uf_map,
 };
 
 int ferry_filter_unused_wrap(struct ferry_source **sp,

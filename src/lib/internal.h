@@ -319,6 +319,13 @@ struct ferry_source_ops {
 	int (*pread)(struct ferry_source *s, uint64_t off, void *buf,
 		     size_t len);
 	void (*close)(struct ferry_source *s);
+	/* Optional, instead of read(): classify the block at OFF like
+	 * read() and, for FERRY_BLK_DATA, point *P at its bytes in a
+	 * read-only mapping of the source (no copy); *P NULL means "call
+	 * read() for it".  The bytes are touched only inside
+	 * ferry_map_call(). */
+	int (*map)(struct ferry_source *s, uint64_t off, size_t len,
+		   const uint8_t **p, int *kind);
 };
 struct ferry_source {
 	const struct ferry_source_ops *ops;
@@ -340,6 +347,12 @@ void ferry_source_warn(struct ferry_source *s, const char *fmt, ...)
 int ferry_source_pread(struct ferry_source *s, uint64_t off, void *buf,
 		       size_t len);
 extern const struct ferry_source_ops ferry_source_file_ops;
+/* Run FN(ARG), which reads bytes of a source mapping (source_file.c):
+ * its result, or FERRY_MAP_FAULT when touching them raised SIGBUS (the
+ * file shrank, or the disk failed to read): read them with read() then,
+ * for the real error. */
+#define FERRY_MAP_FAULT 1000
+int ferry_map_call(int (*fn)(void *arg), void *arg);
 
 /* ---- the pipe to the target-side data mover (target_local.c) --------- */
 

@@ -1,13 +1,17 @@
 /* source_file.c - the raw transport: a disk image file or a block device,
- * read with large preads; holes of sparse files are found with
- * SEEK_DATA/SEEK_HOLE and never read. */
+ * read with large preads, or for an image file straight from a read-only
+ * mapping (no copy out of the page cache); holes of sparse files are
+ * found with SEEK_DATA/SEEK_HOLE and never read. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +23,77 @@ struct file_src {
 	uint64_t data_until;   /* [.., data_until) known to be data */
 	uint64_t hole_until;   /* [.., hole_until) known to be a hole */
 	uint64_t known_from;
+	const uint8_t *map;    /* the whole file, read-only; or NULL */
+	size_t map_len;
 };
+
+/* A mapped file that shrinks, or a page the disk cannot read, raises
+ * SIGBUS where read() returns an error.  While a thread is inside
+ * ferry_map_call() such a SIGBUS returns there instead; anywhere else it
+ * kills the process as it would without this handler.  Installed once,
+ * and only over the default disposition: a program with its own SIGBUS
+ * handler gets no mappings (pread only). */
+static __thread sigjmp_buf *map_jb;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static int guard_ok;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	sigjmp_buf *jb = map_jb;
+
+	(void)si;
+	(void)uc;
+	if (jb) {
+		map_jb = NULL;
+		siglongjmp(*jb, 1);
+	}
+	signal(sig, SIG_DFL); /* not ours: fault again, the default way */
+}
+
+static void guard_install(void)
+{
+	struct sigaction old, sa;
+
+	if (sigaction(SIGBUS, NULL, &old) < 0 || (old.sa_flags & SA_SIGINFO) ||
+	    old.sa_handler != SIG_DFL)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	guard_ok = sigaction(SIGBUS, &sa, NULL) == 0;
+}
+
+int ferry_map_call(int (*fn)(void *arg), void *arg)
+{
+	sigjmp_buf jb;
+	int r;
+
+	if (sigsetjmp(jb, 1)) /* SIGBUS: map_jb was cleared */
+		return FERRY_MAP_FAULT;
+	map_jb = &jb;
+	r = fn(arg);
+	map_jb = NULL;
+	return r;
+}
+
+/* Map a regular file whole (address space only: pages are mapped as the
+ * workers touch them and dropped after each block, see backup.c). */
+static void file_mmap(struct file_src *f, uint64_t size)
+{
+	const char *no = getenv("FERRY_NO_MMAP");
+	void *m;
+
+	pthread_once(&guard_once, guard_install);
+	if (!guard_ok || size == 0 || size > SIZE_MAX ||
+	    (no && *no && strcmp(no, "0")))
+		return;
+	m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd, 0);
+	if (m == MAP_FAILED)
+		return; /* pread it is */
+	f->map = m;
+	f->map_len = (size_t)size;
+}
 
 static int file_open(struct ferry_source *s, const char *spec)
 {
@@ -58,6 +132,8 @@ static int file_open(struct ferry_source *s, const char *spec)
 				   spec);
 	}
 	posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (S_ISREG(st.st_mode))
+		file_mmap(f, s->size);
 	return 0;
 bad:
 	{
@@ -128,6 +204,22 @@ static int file_read(struct ferry_source *s, uint64_t off, void *buf,
 	return 0;
 }
 
+static int file_map(struct ferry_source *s, uint64_t off, size_t len,
+		    const uint8_t **p, int *kind)
+{
+	struct file_src *f = s->state;
+
+	*p = NULL;
+	if (in_hole(f, off, len)) {
+		*kind = FERRY_BLK_ZERO;
+		return 0;
+	}
+	*kind = FERRY_BLK_DATA;
+	if (f->map && off <= f->map_len && len <= f->map_len - off)
+		*p = f->map + off;
+	return 0;
+}
+
 static int file_pread(struct ferry_source *s, uint64_t off, void *buf,
 		      size_t len)
 {
@@ -151,6 +243,8 @@ static void file_close(struct ferry_source *s)
 
 	if (!f)
 		return;
+	if (f->map)
+		munmap((void *)f->map, f->map_len);
 	close(f->fd);
 	free(f);
 	s->state = NULL;
@@ -162,6 +256,7 @@ const struct ferry_source_ops ferry_source_file_ops = {
 	.read = file_read,
 	.pread = file_pread,
 	.close = file_close,
+	.map = file_map,
 };
 
 void ferry_source_warn(struct ferry_source *s, const char *fmt, ...)

@@ -566,6 +566,33 @@ static int put_file(struct s3 *s, const char *key, int fd, uint64_t size,
 	return e;
 }
 
+/* The manifest this thread is committing, opened by s3_point_open()
+ * from its local file (an encrypted repository's sealed manifest is read
+ * through the manifest reader, which authenticates and opens it). */
+static __thread int pending_fd = -1;
+static __thread char pending_id[FERRY_ID_LEN + 1];
+
+static int retain_sealed(struct ferry_repo *r, const char *id, int fd)
+{
+	struct ferry_mreader *m;
+	struct ferry_point p;
+	uint8_t h[FERRY_HASH_LEN];
+	int kind, e;
+
+	pending_fd = fd;
+	snprintf(pending_id, sizeof(pending_id), "%s", id);
+	e = ferry_mreader_open(r, id, &m, &p);
+	pending_fd = -1;
+	if (e)
+		return e;
+	while ((e = ferry_mreader_next(m, &kind, h)) == 1)
+		if (kind == FERRY_ENTRY_DATA &&
+		    (e = ensure_retention(S(r), h, 0, 0)) < 0)
+			break;
+	ferry_mreader_free(m);
+	return e < 0 ? e : 0;
+}
+
 static int s3_point_commit(struct ferry_repo *r, const char *id, int fd,
 			   const char *tmp)
 {
@@ -581,7 +608,9 @@ static int s3_point_commit(struct ferry_repo *r, const char *id, int fd,
 		e = ferry_error(FERRY_E_IO, "s3: stat the manifest: %s", strerror(errno));
 		goto out;
 	}
-	if (s->lock_days && (e = retain_entries(s, fd, (uint64_t)st.st_size)) != 0)
+	if (s->lock_days &&
+	    (e = r->encrypted ? retain_sealed(r, id, fd)
+			      : retain_entries(s, fd, (uint64_t)st.st_size)) != 0)
 		goto out;
 	/* A backup whose lock went stale may have lost chunks to a gc that
 	 * no longer saw it: then it must not commit. */
@@ -611,6 +640,11 @@ static int s3_point_open(struct ferry_repo *r, const char *id, int *fd)
 
 	if (!ferry_point_id_valid(id))
 		return ferry_error(FERRY_E_NOTFOUND, "restore point %s not found", id);
+	if (pending_fd >= 0 && !strcmp(id, pending_id)) {
+		if ((*fd = dup(pending_fd)) < 0)
+			return ferry_error(FERRY_E_IO, "s3: dup: %s", strerror(errno));
+		return 0;
+	}
 	if ((e = tmp_file(s, fd)) != 0)
 		return e;
 	snprintf(rel, sizeof(rel), "points/%s", id);
@@ -696,6 +730,15 @@ static int s3_point_stat(struct ferry_repo *r, const char *id,
 
 	if (!hdr)
 		return FERRY_E_NOMEM;
+	if (r->encrypted) {
+		/* Sealed: only the reader (with the key) can read the header. */
+		struct ferry_mreader *m;
+
+		free(hdr);
+		if ((e = ferry_mreader_open(r, id, &m, p)) == 0)
+			ferry_mreader_free(m);
+		return e;
+	}
 	snprintf(rel, sizeof(rel), "points/%s", id);
 	key_of(s, rel, key, sizeof(key));
 	if ((e = get_range(s, key, 0, FERRY_MANIFEST_HEADER_MAX, hdr, &got, &total)) != 0)

@@ -52,12 +52,18 @@ run() {
 gpt_disk "$T/d.img"
 flip "$T/d.img" $((512 + 40))
 run "GPT header" "$T/d.img" "GPT: header checksum mismatch"
-[ "$(json_num "$json" bytes_read)" -eq $((40 * MiB)) ] || die "corrupt GPT: not everything read"
+# nothing skipped as unused (a block the file system reports as a hole
+# right after mke2fs is a zero block, not a read one, with the mapped read)
+[ "$(json_num "$json" bytes_skipped_free)" -eq 0 ] && [ "$(json_num "$json" bytes_skipped_swap)" -eq 0 ] &&
+	[ $(( $(json_num "$json" bytes_read) + $(json_num "$json" bytes_zero) )) -ge $((40 * MiB)) ] || die "corrupt GPT: not everything read"
 
 gpt_disk "$T/d.img"
 flip "$T/d.img" $((1024 + 128 + 33))
 run "GPT entries" "$T/d.img" "GPT: entry array checksum mismatch"
-[ "$(json_num "$json" bytes_read)" -eq $((40 * MiB)) ] || die "corrupt GPT entries: not everything read"
+# nothing skipped as unused (a block the file system reports as a hole
+# right after mke2fs is a zero block, not a read one, with the mapped read)
+[ "$(json_num "$json" bytes_skipped_free)" -eq 0 ] && [ "$(json_num "$json" bytes_skipped_swap)" -eq 0 ] &&
+	[ $(( $(json_num "$json" bytes_read) + $(json_num "$json" bytes_zero) )) -ge $((40 * MiB)) ] || die "corrupt GPT entries: not everything read"
 
 gpt_disk "$T/d.img"
 flip "$T/d.img" $((MiB + 1024 + 8))

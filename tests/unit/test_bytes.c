@@ -49,5 +49,19 @@ int main(void)
 		for (size_t n = 0; n < 300; n += 7)
 			CHECK(ferry_crc32c(big + off, n) ==
 			      ferry_crc32c_portable(big + off, n));
+	/* lengths around the three-lane stride (3 x 4096) and a block */
+	{
+		size_t lens[] = { 12287, 12288, 12289, 24576 + 13, 1u << 20 };
+		uint8_t *huge = malloc((1u << 20) + 8);
+
+		CHECK(huge != NULL);
+		for (size_t i = 0; huge && i < (1u << 20) + 8; i++)
+			huge[i] = (uint8_t)(i * 2654435761u >> 13);
+		for (size_t k = 0; huge && k < sizeof(lens) / sizeof(lens[0]); k++)
+			for (size_t off = 0; off < 3; off++)
+				CHECK(ferry_crc32c(huge + off, lens[k]) ==
+				      ferry_crc32c_portable(huge + off, lens[k]));
+		free(huge);
+	}
 	return unit_done();
 }
