@@ -94,16 +94,24 @@ build/tools/%: tests/tools/%.c
 # Fuzz targets: libFuzzer with ASan/UBSan (clang).
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-build/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h src/lib/common/*.h)
+# The library is compiled once for all targets (coverage-instrumented,
+# ASan/UBSan), then each target is linked against it.
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c $(wildcard include/ferry/*.h src/lib/*.h src/lib/common/*.h)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+build/fuzz/libferry.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+build/fuzz/%: fuzz/%.c build/fuzz/libferry.a
 	@mkdir -p build/fuzz
-	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
+	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libferry.a $(LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
 	  echo "fuzz: $$n for $${FUZZ_SECONDS:-10} s"; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-10} -max_len=65536 \
-	      build/fuzz-corpus/$$n fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
+	      build/fuzz-corpus/$$n $$(test -d fuzz/corpus/$$n && echo fuzz/corpus/$$n) >build/fuzz/$$n.log 2>&1 \
 	  || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 	  tail -1 build/fuzz/$$n.log; \
 	done
