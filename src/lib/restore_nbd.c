@@ -187,27 +187,6 @@ static int qcow2_bitmap_ok(const char *path, const char *bitmap, char *why,
 	return 1;
 }
 
-static const char *extra_val(const char *extra, const char *key, char *out,
-			     size_t len)
-{
-	size_t kl = strlen(key);
-
-	for (const char *p = extra; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-
-		if (ll > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-			size_t vl = ll - kl - 1 < len - 1 ? ll - kl - 1 : len - 1;
-
-			memcpy(out, p + kl + 1, vl);
-			out[vl] = 0;
-			return out;
-		}
-		p = nl ? nl + 1 : NULL;
-	}
-	return NULL;
-}
-
 static void warn(const struct ferry_restore_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void warn(const struct ferry_restore_opts *o, const char *fmt, ...)
@@ -325,7 +304,7 @@ static int target_open(struct rnbd *r, const char *target,
 	} else if (nbd_can_meta_context(r->h, r->dirty_ctx) != 1) {
 		snprintf(why, sizeof(why), "the target does not export bitmap '%s' (missing, or not exported: qemu-nbd -B / block-export-add bitmaps)",
 			 bm);
-	} else if (!extra_val(p->extra, "checkpoint", cp, sizeof(cp))) {
+	} else if (!ferry_extra_val(p->extra, "checkpoint", cp, sizeof(cp))) {
 		snprintf(why, sizeof(why), "restore point %s names no checkpoint bitmap (it was not taken with change tracking)",
 			 p->id);
 	} else if (strcmp(cp, bm)) {
@@ -339,7 +318,7 @@ static int target_open(struct rnbd *r, const char *target,
 	}
 	if (!r->use_dirty)
 		warn(o, "bitmap: %s; comparing every block", why);
-	else if (extra_val(p->extra, "filter", cp, sizeof(cp)) && *cp &&
+	else if (ferry_extra_val(p->extra, "filter", cp, sizeof(cp)) && *cp &&
 		 strcmp(cp, "none") && may_have_dropped(img, p))
 		warn(o, "restore point %s dropped unused blocks (filter=%s): where the VM did not write, they keep the disk's content instead of the point's zeros (the file systems are the same)",
 		     p->id, cp);

@@ -356,8 +356,8 @@ fail:
 
 /* ---- change tracking ---------------------------------------------------- */
 
-static const char *extra_val(const char *extra, const char *key, char *out,
-			     size_t len)
+const char *ferry_extra_val(const char *extra, const char *key, char *out,
+			    size_t len)
 {
 	size_t kl = strlen(key);
 
@@ -405,8 +405,8 @@ static const char *chain_broken(struct ferry_source *s,
 	}
 	if (!base)
 		return NULL; /* the first point: a full read, nothing to say */
-	if (!extra_val(base->extra, "checkpoint", cp, sizeof(cp)) ||
-	    !extra_val(base->extra, "bitmap_generation", g, sizeof(g))) {
+	if (!ferry_extra_val(base->extra, "checkpoint", cp, sizeof(cp)) ||
+	    !ferry_extra_val(base->extra, "bitmap_generation", g, sizeof(g))) {
 		snprintf(why, len,
 			 "the base point %s names no checkpoint bitmap (it was not taken with change tracking, or its bitmap was missing)",
 			 base->id);

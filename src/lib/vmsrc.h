@@ -168,4 +168,9 @@ int ferry_guest_read_done(struct ferry_guest *g);
  * RESULT). */
 int ferry_guest_end(struct ferry_guest *g, int result, const char *point_id);
 
+/* The value of KEY in a manifest's extra "key=value" lines, copied into
+ * OUT (LEN bytes, truncated); NULL when absent (source_nbd.c). */
+const char *ferry_extra_val(const char *extra, const char *key, char *out,
+			    size_t len);
+
 #endif
