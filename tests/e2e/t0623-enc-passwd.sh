@@ -63,13 +63,14 @@ if command -v tmux >/dev/null; then
 	ok "two different entries: refused (exit 2), nothing created"
 	tmux -S "$sock" kill-server
 	sock=$T/tmux3.sock
-	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD $FERRY init --repo $T/prompted3 --encrypt; echo EXIT=\$?; stty -a | grep -o ' echo '; sleep 30" ||
+	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD $FERRY init --repo $T/prompted3 --encrypt; echo EXIT=\$?; stty -a | grep -o ' echo '; echo STTY-DONE; sleep 30" ||
 		die "tmux did not start"
 	cleanup_fn tmux -S "$sock" kill-server
 	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'passphrase:' && break; sleep 0.1; done
 	tmux -S "$sock" send-keys 'half'
 	tmux -S "$sock" send-keys C-c
-	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'EXIT=' && break; sleep 0.1; done
+	# Wait for the marker after stty, not for EXIT=: stty's line comes later.
+	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'STTY-DONE' && break; sleep 0.1; done
 	tmux -S "$sock" capture-pane -p >"$T/pane3"
 	grep -q 'EXIT=130' "$T/pane3" || { cat "$T/pane3"; die "Ctrl-C at the prompt did not exit 130"; }
 	grep -q '^ echo' "$T/pane3" || { cat "$T/pane3"; die "echo was not restored after Ctrl-C"; }
