@@ -61,6 +61,9 @@ struct ferry_init_opts {
 	/* More "key = value" lines for the config (features, backend
 	 * settings), each ending in a newline; NULL: none. */
 	const char *extra_config;
+	/* 1: no feature "delta" (backups store whole blocks only, and
+	 * ferry releases without sub-block deltas can read it). */
+	int no_delta;
 };
 
 /* Settings for repository backends (s3 endpoint, credential file...),

@@ -7,7 +7,8 @@
 
 static const char usage[] =
 	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
-	" [--immutable-days N] [--object-lock-days N] [--encrypt [--password-file FILE]]";
+	" [--immutable-days N] [--object-lock-days N] [--encrypt [--password-file FILE]]"
+	" [--no-delta]";
 
 static void help(void)
 {
@@ -42,6 +43,12 @@ static void help(void)
 	       "                        later command asks for it the same way; change it\n"
 	       "                        with `ferry key passwd`.  Lose it and the data is\n"
 	       "                        lost: see docs/encryption.md\n"
+	       "  --no-delta            store whole blocks only: no sub-block deltas\n"
+	       "                        (feature \"delta\", on by default: a block with a\n"
+	       "                        few changed 4 KiB pages is stored as those pages\n"
+	       "                        against the previous point's block).  For\n"
+	       "                        repositories older ferry releases must read;\n"
+	       "                        implied by --object-lock-days\n"
 	       "  --json                print the new repository's settings as JSON\n%s",
 	       usage, cli_backend_help);
 }
@@ -56,11 +63,12 @@ int cmd_init(int argc, char **argv)
 		{ "immutable-days", required_argument, NULL, 'I' },
 		{ "encrypt", no_argument, NULL, 'E' },
 		{ "object-lock-days", required_argument, NULL, 'L' },
+		{ "no-delta", no_argument, NULL, 'D' },
 		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct ferry_init_opts io = { 0, -1, 0, NULL };
+	struct ferry_init_opts io = { 0, -1, 0, NULL, 0 };
 	char extra[128];
 	int imm_days = 0;
 	const char *repo = NULL;
@@ -99,6 +107,7 @@ int cmd_init(int argc, char **argv)
 			io.extra_config = extra;
 			break;
 		case 'E': encrypt = 1; break;
+		case 'D': io.no_delta = 1; break;
 		case 'L':
 			if (cli_parse_int(optarg, 1, 36500, &lock_days)) {
 				fprintf(stderr, "ferry: --object-lock-days %s: give a whole number of days from 1 to 36500\n",
@@ -123,6 +132,9 @@ int cmd_init(int argc, char **argv)
 		fprintf(stderr, "ferry: --immutable-days is for local repositories, --object-lock-days for s3://: give one\n");
 		return EXIT_USAGE;
 	}
+	/* A delta's base chunk would outlive no retention of its own. */
+	if (lock_days)
+		io.no_delta = 1;
 	if (lock_days) {
 		if (strncmp(repo, "s3://", 5)) {
 			fprintf(stderr, "ferry: --object-lock-days needs an s3:// repository (object storage with Object Lock)\n");
@@ -164,10 +176,11 @@ int cmd_init(int argc, char **argv)
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
 			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d,"
-			       "\"object_lock_days\":%d,\"encrypted\":%s}\n",
+			       "\"object_lock_days\":%d,\"encrypted\":%s,\"delta\":%s}\n",
 			       info.repo_id, info.format_version, info.block_size,
 			       ferry_codec_name(info.codec), info.level, imm_days,
-			       lock_days, encrypt ? "true" : "false");
+			       lock_days, encrypt ? "true" : "false",
+			       io.no_delta ? "false" : "true");
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,

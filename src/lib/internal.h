@@ -95,6 +95,8 @@ struct ferry_repo {
 	 * feature; KEYS once ferry_repo_unlock() opened the wrapped key. */
 	int encrypted;
 	struct ferry_keys *keys;
+	/* Feature "delta" (delta.c): kind-2 manifest entries are valid. */
+	int delta;
 };
 
 typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],
@@ -440,5 +442,58 @@ void ferry_imm_time(uint64_t ns, char *buf, size_t cap);
 int ferry_session_file_chunks(int dfd, const char *name,
 			      void (*cb)(const uint8_t *h, void *arg),
 			      void *arg, uint64_t *refs, uint64_t *created_ns);
+
+/* ---- sub-block deltas (delta.c; docs/format.md "Delta blocks") ------- */
+
+/* Manifest entry kind 2: the id names a delta chunk (feature "delta"). */
+#define FERRY_ENTRY_DELTA 2
+#define FERRY_FEATURE_DELTA "delta"
+#define FERRY_DELTA_MAGIC "FDL1"
+#define FERRY_DELTA_HDR 76
+#define FERRY_DELTA_PAGE 4096u
+/* A parsed delta record (pointers into the caller's buffer). */
+struct ferry_delta {
+	uint32_t block_len, n;
+	uint8_t full[FERRY_HASH_LEN], base[FERRY_HASH_LEN];
+	const uint8_t *ext, *data;
+	size_t data_len;
+};
+/* Check a delta record's every field against its limits (fuzz_delta). */
+int ferry_delta_parse(const uint8_t *buf, size_t len, struct ferry_delta *d);
+/* Overwrite BLOCK's changed pages (BLOCK holds the base's plaintext). */
+void ferry_delta_apply(const struct ferry_delta *d, uint8_t *block);
+/* The record turning BASE into BLK (LEN bytes each) into OUT; 0 when more
+ * than MAX_DATA bytes changed (or none, or it does not fit CAP). */
+size_t ferry_delta_build(const uint8_t *base, const uint8_t *blk, size_t len,
+			 const uint8_t full[FERRY_HASH_LEN],
+			 const uint8_t base_id[FERRY_HASH_LEN], size_t max_data,
+			 uint8_t *out, size_t cap);
+/* Buffers a reader of kind-2 entries needs: a stored chunk and a record. */
+struct ferry_dbufs {
+	uint8_t *in, *rec;
+	size_t incap, reccap;
+};
+int ferry_dbufs_init(struct ferry_dbufs *b, uint32_t block_size);
+void ferry_dbufs_free(struct ferry_dbufs *b);
+/* Fetch, check and parse delta chunk ID into B->rec. */
+int ferry_delta_load(struct ferry_repo *r, struct ferry_codec_ctx *c,
+		     const uint8_t id[FERRY_HASH_LEN], uint8_t *in,
+		     size_t incap, uint8_t *rec, size_t reccap,
+		     struct ferry_delta *d);
+/* The plaintext of the block of entry (KIND, ID), kind 1 or 2, checked
+ * (a kind-2 block is rebuilt and checked against its recorded id);
+ * errors name the chunk that failed. */
+int ferry_block_read(struct ferry_repo *r, struct ferry_codec_ctx *c,
+		     int kind, const uint8_t id[FERRY_HASH_LEN],
+		     struct ferry_dbufs *b, uint8_t *out, size_t cap,
+		     size_t *raw);
+/* The id of the whole block of entry (KIND, ID): ID itself for kind 1,
+ * the delta record's for kind 2 (reads the delta chunk). */
+int ferry_entry_block_id(struct ferry_repo *r, struct ferry_codec_ctx *c,
+			 int kind, const uint8_t id[FERRY_HASH_LEN],
+			 struct ferry_dbufs *b, uint8_t full[FERRY_HASH_LEN]);
+/* Whether R's config announces feature "delta" (kind-2 entries allowed;
+ * new backups may write them). */
+int ferry_repo_delta(const struct ferry_repo *r);
 
 #endif

@@ -189,13 +189,14 @@ int ferry_manifest_footer_parse(const uint8_t *buf, struct ferry_point *p)
 	return footer_parse(buf, p);
 }
 
-static int entry_check(const uint8_t *e)
+/* DELTA: the repository has feature "delta" (kind 2 is valid). */
+static int entry_check(const uint8_t *e, int delta)
 {
 	static const uint8_t zero[FERRY_HASH_LEN];
 
 	if (e[0] == FERRY_ENTRY_ZERO)
 		return memcmp(e + 1, zero, FERRY_HASH_LEN) ? FERRY_E_CORRUPT : 0;
-	if (e[0] == FERRY_ENTRY_DATA)
+	if (e[0] == FERRY_ENTRY_DATA || (e[0] == FERRY_ENTRY_DELTA && delta))
 		return 0;
 	return FERRY_E_CORRUPT;
 }
@@ -220,7 +221,7 @@ int ferry_manifest_parse_buffer(const uint8_t *buf, size_t len,
 	if (memcmp(h, buf + body, FERRY_HASH_LEN))
 		return ferry_error(FERRY_E_CORRUPT, "manifest checksum mismatch");
 	for (uint64_t i = 0; i < p->nblocks; i++)
-		if (entry_check(buf + hl + i * FERRY_ENTRY_LEN))
+		if (entry_check(buf + hl + i * FERRY_ENTRY_LEN, 0))
 			return ferry_error(FERRY_E_CORRUPT,
 					   "manifest entry %llu is invalid",
 					   (unsigned long long)i);
@@ -388,8 +389,11 @@ int ferry_mwriter_add(struct ferry_mwriter *w, int kind,
 
 	if (w->entries >= w->nblocks)
 		return ferry_error(FERRY_E_INVAL, "too many manifest entries");
+	if (kind == FERRY_ENTRY_DELTA && !w->repo->delta)
+		return ferry_error(FERRY_E_INVAL,
+				   "a delta block in a repository without feature \"delta\"");
 	e[0] = (uint8_t)kind;
-	if (kind == FERRY_ENTRY_DATA)
+	if (kind == FERRY_ENTRY_DATA || kind == FERRY_ENTRY_DELTA)
 		memcpy(e + 1, hash, FERRY_HASH_LEN);
 	w->entries++;
 	return mw_put(w, e, sizeof(e));
@@ -468,6 +472,7 @@ struct ferry_mreader {
 	EVP_CIPHER_CTX *cc;
 	pthread_mutex_t mu;
 	int mu_init;
+	int delta; /* kind-2 entries valid (feature "delta") */
 };
 
 /* Open segment I into the cache (under M->mu). */
@@ -627,6 +632,7 @@ int ferry_mreader_open(struct ferry_repo *r, const char *id,
 	if (!m)
 		return FERRY_E_NOMEM;
 	m->fd = -1;
+	m->delta = r->delta;
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	if (pthread_mutex_init(&m->mu, NULL) == 0)
 		m->mu_init = 1;
@@ -742,8 +748,11 @@ int ferry_mreader_next(struct ferry_mreader *m, int *kind,
 	if (m->pos == m->have && (r = mr_fill(m)) != 0)
 		return r;
 	e = m->buf + m->pos;
-	if (entry_check(e))
-		return ferry_error(FERRY_E_CORRUPT, "manifest entry is invalid");
+	if (entry_check(e, m->delta))
+		return ferry_error(FERRY_E_CORRUPT, "%s",
+				   e[0] == FERRY_ENTRY_DELTA
+					   ? "manifest entry is a delta block (kind 2), in a repository without feature \"delta\""
+					   : "manifest entry is invalid");
 	*kind = e[0];
 	memcpy(hash, e + 1, FERRY_HASH_LEN);
 	m->pos += FERRY_ENTRY_LEN;
@@ -766,7 +775,7 @@ int ferry_mreader_entry(struct ferry_mreader *m, uint64_t index, int *kind,
 	if (n != (ssize_t)sizeof(e))
 		return ferry_error(FERRY_E_IO, "read manifest entry %llu: short read",
 				   (unsigned long long)index);
-	if (entry_check(e))
+	if (entry_check(e, m->delta))
 		return ferry_error(FERRY_E_CORRUPT, "manifest entry %llu is invalid",
 				   (unsigned long long)index);
 	*kind = e[0];

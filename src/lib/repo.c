@@ -170,6 +170,7 @@ const char *ferry_repo_config(const struct ferry_repo *r, const char *key,
 static const char *const known_features[] = {
 	"immutable", /* hardened repository: docs/hardened-repository.md */
 	FERRY_FEATURE_ENCRYPTION, /* seal.h, docs/encryption.md */
+	FERRY_FEATURE_DELTA, /* delta.c, docs/format.md "Delta blocks" */
 	NULL,
 };
 
@@ -280,6 +281,8 @@ static int parse_config(struct ferry_repo *r, char *text)
 				return e;
 			if (ferry_features_has(v, FERRY_FEATURE_ENCRYPTION))
 				r->encrypted = 1;
+			if (ferry_features_has(v, FERRY_FEATURE_DELTA))
+				r->delta = 1;
 		}
 	}
 	if (!have_format || !have_version || !have_bs || !have_codec)
@@ -367,6 +370,13 @@ static int repo_create(const char *path, const struct ferry_init_opts *opts,
 					      extra + strlen(extra),
 					      sizeof(extra) - strlen(extra))) != 0)
 		return e;
+	/* Sub-block deltas (delta.c): on unless asked not to. */
+	if (!(opts && opts->no_delta)) {
+		size_t el = strlen(extra);
+
+		snprintf(extra + el, sizeof(extra) - el,
+			 "features = " FERRY_FEATURE_DELTA "\n");
+	}
 	be = ferry_backend_for(path);
 	r.path = (char *)path;
 	if (opts && opts->extra_config && (e = check_immutable(&r, be, opts)) != 0)

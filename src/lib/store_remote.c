@@ -818,6 +818,9 @@ int ferry_repo_open_remote(const char *url, const struct ferry_remote_opts *o,
 	if (e && e != FERRY_E_PROTO && !r->encrypted)
 		goto fail;
 	/* A mover without KEYS (PROTO) serves plain repositories only. */
+	/* Kind-2 entries (delta.c) are read as the mover's repository holds
+	 * them: it refuses manifests its features do not allow. */
+	r->delta = 1;
 	*out = r;
 	return 0;
 fail:

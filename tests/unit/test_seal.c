@@ -264,7 +264,7 @@ static void test_golden_manifest(void)
 	static uint8_t file[1024];
 	static char conf[2048], extra[2200];
 	char dir[] = "/tmp/ferry-seal-XXXXXX", path[PATH_MAX];
-	struct ferry_init_opts io = { 1u << 16, FERRY_CODEC_NONE, 0, NULL };
+	struct ferry_init_opts io = { 1u << 16, FERRY_CODEC_NONE, 0, NULL, 0 };
 	struct ferry_repo *r = NULL;
 	struct ferry_mreader *m;
 	struct ferry_point p;
@@ -341,7 +341,7 @@ static void test_golden_manifest(void)
 static void test_write_read(void)
 {
 	char dir[] = "/tmp/ferry-seal-XXXXXX", path[PATH_MAX];
-	struct ferry_init_opts io = { 1u << 16, FERRY_CODEC_NONE, 0, NULL };
+	struct ferry_init_opts io = { 1u << 16, FERRY_CODEC_NONE, 0, NULL, 0 };
 	struct ferry_repo *r = NULL;
 	struct ferry_mwriter *w;
 	struct ferry_mreader *m;
