@@ -201,6 +201,9 @@ struct ferry_backup_result {
 	uint64_t bytes_skipped_swap, bytes_skipped_free, bytes_skipped_excluded;
 	char base_id[FERRY_ID_LEN + 1]; /* point unchanged blocks came from */
 	double seconds;
+	/* Blocks stored as sub-block deltas (feature "delta"): their
+	 * changed pages count in bytes_new, the rest in bytes_reused. */
+	uint64_t blocks_delta;
 };
 
 int ferry_backup(struct ferry_repo *repo, const char *source,
@@ -390,7 +393,8 @@ int ferry_image_open(struct ferry_repo *repo, const char *point,
  * with FERRY_E_CORRUPT or FERRY_E_MISSING; nothing unchecked is copied. */
 int ferry_image_pread(struct ferry_image *img, void *buf, size_t len,
 		      uint64_t off);
-/* The manifest entry of block INDEX: 0 zero block, 1 data (HASH set). */
+/* The manifest entry of block INDEX: 0 zero block, 1 data (HASH set to
+ * the whole block's id, also for a sub-block delta). */
 int ferry_image_entry(struct ferry_image *img, uint64_t index,
 		      uint8_t hash[FERRY_HASH_LEN]);
 const struct ferry_point *ferry_image_point(const struct ferry_image *img);

@@ -109,6 +109,17 @@ struct gc {
 	uint64_t sess_since;
 	int chunks_fd;
 	double t0, last;
+	/* Delta blocks (delta.c): a delta chunk keeps its base chunk; the
+	 * base ids of recently read delta chunks, direct-mapped (bounded). */
+	struct ferry_codec_ctx *dctx;
+	struct ferry_dbufs db;
+	struct gc_dslot *dcache;
+};
+
+#define GC_DCACHE 4096
+struct gc_dslot {
+	uint8_t id[FERRY_HASH_LEN], base[FERRY_HASH_LEN];
+	int used;
 };
 
 static uint64_t id_key(const char *id)
@@ -136,6 +147,48 @@ static void progress(struct gc *g, uint64_t done)
 		g->opts->progress(&pr, g->opts->progress_arg);
 		g->last = now;
 	}
+}
+
+static void bloom_add(struct bloom *b, const uint8_t h[FERRY_HASH_LEN]);
+
+/* Mark the base chunk of delta chunk ID.  A delta chunk that is damaged
+ * or gone has lost its block already (verify names it): its base is kept
+ * only by whatever else names it. */
+static int mark_delta(struct gc *g, const uint8_t id[FERRY_HASH_LEN])
+{
+	struct gc_dslot *s;
+	struct ferry_delta d;
+	int e;
+
+	if (!g->dcache) {
+		g->dctx = ferry_codec_ctx_for(g->repo, FERRY_CODEC_NONE, 0);
+		g->dcache = calloc(GC_DCACHE, sizeof(*g->dcache));
+		if (!g->dctx || !g->dcache ||
+		    ferry_dbufs_init(&g->db, g->repo->block_size))
+			return FERRY_E_NOMEM;
+	}
+	s = &g->dcache[load64(id) % GC_DCACHE];
+	if (s->used && !memcmp(s->id, id, FERRY_HASH_LEN)) {
+		bloom_add(&g->bf, s->base);
+		return 0;
+	}
+	e = ferry_delta_load(g->repo, g->dctx, id, g->db.in, g->db.incap,
+			     g->db.rec, g->db.reccap, &d);
+	if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING)
+		return 0;
+	if (e) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e,
+				   "%s; gc cannot tell which base chunks it needs and removes nothing",
+				   why);
+	}
+	bloom_add(&g->bf, d.base);
+	memcpy(s->id, id, FERRY_HASH_LEN);
+	memcpy(s->base, d.base, FERRY_HASH_LEN);
+	s->used = 1;
+	return 0;
 }
 
 /* Mark one manifest's chunks.  A manifest removed meanwhile (forget) is
@@ -201,8 +254,10 @@ static int mark_point(const char *id, void *arg)
 		}
 	}
 	while ((e = ferry_mreader_next(m, &kind, h)) == 1) {
-		if (kind != FERRY_ENTRY_DATA)
+		if (kind == FERRY_ENTRY_ZERO)
 			continue;
+		if (kind == FERRY_ENTRY_DELTA && (e = mark_delta(g, h)) != 0)
+			break;
 		bloom_add(&g->bf, h);
 		g->res->references++;
 		if ((g->res->references & 0xffff) == 0)
@@ -424,6 +479,9 @@ out:
 	res->seconds = ferry_mono_seconds() - g.t0;
 	free(g.bf.w);
 	free(g.seen);
+	ferry_codec_ctx_free(g.dctx);
+	ferry_dbufs_free(&g.db);
+	free(g.dcache);
 	if (g.chunks_fd >= 0)
 		close(g.chunks_fd);
 	return e;

@@ -22,6 +22,7 @@ struct img_slot {
 struct img_ctx {
 	struct ferry_codec_ctx *codec;
 	uint8_t *in, *out;
+	uint8_t *rec; /* a delta record (kind-2 entries, delta.c) */
 	struct img_ctx *next;
 };
 
@@ -45,6 +46,7 @@ static void ctx_free(struct img_ctx *c)
 	ferry_codec_ctx_free(c->codec);
 	free(c->in);
 	free(c->out);
+	free(c->rec);
 	free(c);
 }
 
@@ -65,7 +67,9 @@ static struct img_ctx *ctx_get(struct ferry_image *img)
 	c->codec = ferry_codec_ctx_for(img->repo, FERRY_CODEC_NONE, 0);
 	c->in = malloc(img->incap);
 	c->out = malloc(img->point.block_size);
-	if (!c->codec || !c->in || !c->out) {
+	if (img->repo->delta)
+		c->rec = malloc(img->point.block_size);
+	if (!c->codec || !c->in || !c->out || (img->repo->delta && !c->rec)) {
 		ctx_free(c);
 		return NULL;
 	}
@@ -140,14 +144,34 @@ const struct ferry_point *ferry_image_point(const struct ferry_image *img)
 	return &img->point;
 }
 
+static void report_bad(struct ferry_image *img, uint64_t index,
+		       const uint8_t *hash, int err);
+
 int ferry_image_entry(struct ferry_image *img, uint64_t index,
 		      uint8_t hash[FERRY_HASH_LEN])
 {
+	struct img_ctx *c;
 	int kind, e;
 
 	if ((e = ferry_mreader_entry(img->m, index, &kind, hash)) != 0)
 		return e;
-	return kind == FERRY_ENTRY_DATA;
+	if (kind != FERRY_ENTRY_DELTA)
+		return kind == FERRY_ENTRY_DATA;
+	/* A delta block: the id of the whole block, from its record. */
+	if (!(c = ctx_get(img)))
+		return FERRY_E_NOMEM;
+	{
+		struct ferry_dbufs b = { c->in, c->rec, img->incap,
+					 img->point.block_size };
+		uint8_t did[FERRY_HASH_LEN];
+
+		memcpy(did, hash, FERRY_HASH_LEN);
+		e = ferry_entry_block_id(img->repo, c->codec, kind, did, &b, hash);
+		if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING)
+			report_bad(img, index, did, e);
+	}
+	ctx_put(img, c);
+	return e ? e : 1;
 }
 
 static uint32_t block_len(const struct ferry_image *img, uint64_t index)
@@ -227,7 +251,7 @@ static int fetch_block(struct ferry_image *img, uint64_t index, size_t skip,
 {
 	uint8_t hash[FERRY_HASH_LEN];
 	struct img_ctx *c;
-	size_t len, raw;
+	size_t raw;
 	int kind, e;
 
 	if (cache_copy(img, index, skip, n, buf))
@@ -240,10 +264,14 @@ static int fetch_block(struct ferry_image *img, uint64_t index, size_t skip,
 	}
 	if (!(c = ctx_get(img)))
 		return FERRY_E_NOMEM;
-	e = img->repo->ops->get_chunk(img->repo, hash, c->in, img->incap, &len);
-	if (e == 0)
-		e = ferry_chunk_decode(c->codec, c->in, len, c->out,
-				       img->point.block_size, &raw, hash);
+	{
+		struct ferry_dbufs b = { c->in, c->rec, img->incap,
+					 img->point.block_size };
+
+		/* A whole chunk, or a delta block rebuilt and checked. */
+		e = ferry_block_read(img->repo, c->codec, kind, hash, &b, c->out,
+				     img->point.block_size, &raw);
+	}
 	if (e == 0 && raw != block_len(img, index))
 		e = ferry_error(FERRY_E_CORRUPT,
 				"chunk length does not fit the block");

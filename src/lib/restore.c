@@ -28,6 +28,7 @@ struct rjob {
 	uint32_t bs;
 	struct ferry_codec_ctx **ctx;
 	uint8_t **in, **out;
+	uint8_t **rec; /* delta records (kind-2 entries, delta.c) */
 	size_t incap;
 	pthread_mutex_t mu;
 	uint64_t bad, written, blocks_written, compared, unchanged;
@@ -86,9 +87,21 @@ static int compare_block(struct rjob *j, const struct ritem *it, int worker)
 	if (it->kind == FERRY_ENTRY_ZERO) {
 		same = ferry_is_zero(j->out[worker], len);
 	} else {
+		struct ferry_dbufs b = { j->in[worker], j->rec[worker], j->incap,
+					 j->bs };
+		uint8_t full[FERRY_HASH_LEN];
+
+		/* A delta block: the id of the whole block, from its record
+		 * (a damaged one: the block is written, and reported). */
+		r = ferry_entry_block_id(j->repo, j->ctx[worker], it->kind,
+					 it->hash, &b, full);
+		if (r == FERRY_E_CORRUPT || r == FERRY_E_MISSING)
+			return 1;
+		if (r)
+			return r;
 		if ((r = ferry_chunk_id(j->ctx[worker], j->out[worker], len, h)) != 0)
 			return r;
-		same = !memcmp(h, it->hash, FERRY_HASH_LEN);
+		same = !memcmp(h, full, FERRY_HASH_LEN);
 	}
 	pthread_mutex_lock(&j->mu);
 	j->compared += len;
@@ -97,7 +110,7 @@ static int compare_block(struct rjob *j, const struct ritem *it, int worker)
 	pthread_mutex_unlock(&j->mu);
 	if (same)
 		return 0;
-	if (it->kind == FERRY_ENTRY_DATA)
+	if (it->kind != FERRY_ENTRY_ZERO)
 		return 1;
 	/* A zero block that is not zero on the target: punch a hole in a
 	 * file, write zeros to a device. */
@@ -118,18 +131,17 @@ static int restore_block(void *item, int worker, void *arg)
 	struct rjob *j = arg;
 	struct ritem *it = item;
 	uint64_t off = it->index * j->bs;
-	size_t len, raw;
+	struct ferry_dbufs b = { j->in[worker], j->rec[worker], j->incap, j->bs };
+	size_t raw;
 	int r;
 
 	if (atomic_load(&ferry_cancelled))
 		return ferry_error(FERRY_E_INTERRUPTED, "restore interrupted");
 	if (j->changed_only && (r = compare_block(j, it, worker)) != 1)
 		return r;
-	r = j->repo->ops->get_chunk(j->repo, it->hash, j->in[worker], j->incap,
-				    &len);
-	if (r == 0)
-		r = ferry_chunk_decode(j->ctx[worker], j->in[worker], len,
-				       j->out[worker], j->bs, &raw, it->hash);
+	/* A whole chunk, or a delta block rebuilt and checked (delta.c). */
+	r = ferry_block_read(j->repo, j->ctx[worker], it->kind, it->hash, &b,
+			     j->out[worker], j->bs, &raw);
 	if (r == 0 && raw != (j->disk_size - off < j->bs ? j->disk_size - off
 							   : j->bs))
 		r = ferry_error(FERRY_E_CORRUPT,
@@ -270,7 +282,8 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 	j.ctx = calloc((size_t)threads, sizeof(*j.ctx));
 	j.in = calloc((size_t)threads, sizeof(*j.in));
 	j.out = calloc((size_t)threads, sizeof(*j.out));
-	if (!j.ctx || !j.in || !j.out) {
+	j.rec = calloc((size_t)threads, sizeof(*j.rec));
+	if (!j.ctx || !j.in || !j.out || !j.rec) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
@@ -280,7 +293,10 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 		/* Aligned for O_DIRECT. */
 		if (posix_memalign((void **)&j.out[k], 4096, p.block_size))
 			j.out[k] = NULL;
-		if (!j.ctx[k] || !j.in[k] || !j.out[k]) {
+		if (repo->delta)
+			j.rec[k] = malloc(p.block_size);
+		if (!j.ctx[k] || !j.in[k] || !j.out[k] ||
+		    (repo->delta && !j.rec[k])) {
 			e = FERRY_E_NOMEM;
 			goto out;
 		}
@@ -398,6 +414,9 @@ out:
 		free(j.in[k]);
 	for (int k = 0; j.out && k < threads; k++)
 		free(j.out[k]);
+	for (int k = 0; j.rec && k < threads; k++)
+		free(j.rec[k]);
+	free(j.rec);
 	free(j.ctx);
 	free(j.in);
 	free(j.out);

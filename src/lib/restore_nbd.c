@@ -413,8 +413,15 @@ static int do_block(struct walk *w, uint64_t index, int changed_only)
 	uint64_t dirty_len = 0;
 	int kind, e, wrote = 0;
 
-	if ((kind = ferry_image_entry(w->img, index, hash)) < 0)
-		return kind;
+	if ((kind = ferry_image_entry(w->img, index, hash)) < 0) {
+		if (kind != FERRY_E_CORRUPT && kind != FERRY_E_MISSING)
+			return kind;
+		/* A damaged delta record: reported, never written. */
+		w->bad++;
+		if (!w->bad_err || kind == FERRY_E_MISSING)
+			w->bad_err = kind;
+		return 0;
+	}
 	if (kind == 0)
 		w->res->bytes_zero += blen;
 	if (changed_only && w->r->use_dirty &&

@@ -12,6 +12,7 @@ struct vjob {
 	struct ferry_verify_result *res;
 	struct ferry_codec_ctx **ctx;
 	uint8_t **in, **out;
+	uint8_t **rec; /* delta records (kind-2 entries, delta.c) */
 	size_t incap, outcap;
 	pthread_mutex_t mu;
 	uint8_t (*bad)[FERRY_HASH_LEN]; /* chunks that failed (sorted later) */
@@ -66,6 +67,7 @@ static void record(struct vjob *j, const char *id, int bad)
 struct vitem {
 	uint64_t index;
 	uint8_t hash[FERRY_HASH_LEN];
+	int kind; /* FERRY_ENTRY_DELTA: rebuild the block (delta.c) */
 };
 
 static void report_bs(struct vjob *j, const char *point, uint64_t index,
@@ -102,11 +104,23 @@ static int check_chunk(void *item, int worker, void *arg)
 
 	if (atomic_load(&ferry_cancelled))
 		return ferry_error(FERRY_E_INTERRUPTED, "verify interrupted");
-	r = j->repo->ops->get_chunk(j->repo, it->hash, j->in[worker], j->incap,
-				    &len);
-	if (r == 0)
-		r = ferry_chunk_decode(j->ctx[worker], j->in[worker], len,
-				       j->out[worker], j->outcap, &raw, it->hash);
+	if (it->kind == FERRY_ENTRY_DELTA) {
+		/* A delta block: its chunk, its base, and the rebuilt
+		 * block's id are all checked. */
+		struct ferry_dbufs b = { j->in[worker], j->rec[worker],
+					 j->incap, j->outcap };
+
+		r = ferry_block_read(j->repo, j->ctx[worker], it->kind,
+				     it->hash, &b, j->out[worker], j->outcap,
+				     &raw);
+	} else {
+		r = j->repo->ops->get_chunk(j->repo, it->hash, j->in[worker],
+					    j->incap, &len);
+		if (r == 0)
+			r = ferry_chunk_decode(j->ctx[worker], j->in[worker],
+					       len, j->out[worker], j->outcap,
+					       &raw, it->hash);
+	}
 	pthread_mutex_lock(&j->mu);
 	j->res->chunks_checked++;
 	j->res->bytes_checked += raw;
@@ -147,7 +161,7 @@ struct walk {
 static int push_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 {
 	struct walk *w = arg;
-	struct vitem it = { UINT64_MAX, { 0 } };
+	struct vitem it = { UINT64_MAX, { 0 }, FERRY_ENTRY_DATA };
 
 	(void)size;
 	memcpy(it.hash, h, FERRY_HASH_LEN);
@@ -171,7 +185,8 @@ static int push_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 /* Check one point's references against the known-bad set and the store.
  * Runs on the pool (one point per item): shared counters and reports are
  * taken under j->mu. */
-static int check_refs(struct vjob *j, const struct ferry_point *pt)
+static int check_refs(struct vjob *j, const struct ferry_point *pt,
+		      int worker)
 {
 	struct ferry_mreader *m;
 	struct ferry_point p;
@@ -205,7 +220,7 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 			e = ferry_error(FERRY_E_INTERRUPTED, "verify interrupted");
 			break;
 		}
-		if (kind != FERRY_ENTRY_DATA)
+		if (kind == FERRY_ENTRY_ZERO)
 			continue;
 		/* j->bad is sorted and no longer changes in this phase. */
 		if (j->nbad && bsearch(h, j->bad, j->nbad, FERRY_HASH_LEN, hash_cmp)) {
@@ -230,6 +245,24 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt)
 			pthread_mutex_unlock(&j->mu);
 			missing++;
 			bad = 1;
+		} else if (kind == FERRY_ENTRY_DELTA) {
+			/* Its chunk was checked; its base and the rebuilt
+			 * block are checked here (delta.c). */
+			struct ferry_dbufs b = { j->in[worker], j->rec[worker],
+						 j->incap, j->outcap };
+			size_t raw;
+
+			e = ferry_block_read(j->repo, j->ctx[worker], kind, h,
+					     &b, j->out[worker], j->outcap, &raw);
+			if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING) {
+				pthread_mutex_lock(&j->mu);
+				report_bs(j, pt->id, i, bs, h, e,
+					  ferry_last_error());
+				pthread_mutex_unlock(&j->mu);
+				bad = 1;
+			} else if (e) {
+				break;
+			}
 		}
 	}
 	ferry_mreader_free(m);
@@ -268,9 +301,8 @@ static int collect_point(const struct ferry_point *p, void *arg)
 
 static int refs_item(void *item, int worker, void *arg)
 {
-	(void)worker;
 	/* A damaged manifest is opened again there, for its reason. */
-	return check_refs(arg, *(const struct ferry_point **)item);
+	return check_refs(arg, *(const struct ferry_point **)item, worker);
 }
 
 /* Every point's references, one point per pool thread, points in the
@@ -344,7 +376,8 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 	j.ctx = calloc((size_t)threads, sizeof(*j.ctx));
 	j.in = calloc((size_t)threads, sizeof(*j.in));
 	j.out = calloc((size_t)threads, sizeof(*j.out));
-	if (!j.ctx || !j.in || !j.out) {
+	j.rec = calloc((size_t)threads, sizeof(*j.rec));
+	if (!j.ctx || !j.in || !j.out || !j.rec) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
@@ -352,7 +385,10 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		j.ctx[k] = ferry_codec_ctx_for(repo, FERRY_CODEC_NONE, 0);
 		j.in[k] = malloc(j.incap);
 		j.out[k] = malloc(j.outcap);
-		if (!j.ctx[k] || !j.in[k] || !j.out[k]) {
+		if (repo->delta)
+			j.rec[k] = malloc(j.outcap);
+		if (!j.ctx[k] || !j.in[k] || !j.out[k] ||
+		    (repo->delta && !j.rec[k])) {
 			e = FERRY_E_NOMEM;
 			goto out;
 		}
@@ -368,8 +404,9 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 		res->points_checked = 1;
 		for (it.index = 0; (e = ferry_mreader_next(m, &kind, it.hash)) == 1;
 		     it.index++) {
-			if (kind != FERRY_ENTRY_DATA)
+			if (kind == FERRY_ENTRY_ZERO)
 				continue;
+			it.kind = kind;
 			if (sampled(&j, it.hash)) {
 				if ((e = ferry_workq_push(q, &it)) != 0)
 					break;
@@ -437,6 +474,9 @@ out:
 		free(j.in[k]);
 	for (int k = 0; j.out && k < threads; k++)
 		free(j.out[k]);
+	for (int k = 0; j.rec && k < threads; k++)
+		free(j.rec[k]);
+	free(j.rec);
 	free(j.ctx);
 	free(j.in);
 	free(j.out);
