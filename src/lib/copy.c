@@ -24,6 +24,8 @@ struct cjob {
 	uint32_t stored;   /* bytes sent (stored form), 0 when not sent */
 	uint32_t raw;
 	int sent;          /* 1 put, 0 the target had it */
+	int kind;          /* FERRY_ENTRY_DELTA: a delta chunk (delta.c) */
+	uint8_t full[FERRY_HASH_LEN]; /* flattened delta block: its id */
 };
 
 struct cctx {
@@ -33,7 +35,14 @@ struct cctx {
 	uint8_t **in, **out;
 	size_t incap, outcap;
 	const char *id;
+	/* Delta blocks (delta.c): REC holds a record; FLATTEN when the
+	 * target cannot take kind-2 entries (no feature "delta", or a
+	 * mover), which then gets each such block whole, as kind 1. */
+	uint8_t **rec;
+	int flatten;
 };
+
+static int copy_delta(struct cctx *c, struct cjob *j, int worker);
 
 /* One chunk: skip it when the target holds it; else read it, check it
  * fully, and hand its stored form to the target. */
@@ -44,6 +53,8 @@ static int copy_chunk(void *item, int worker, void *arg)
 	size_t len, plain;
 	int e;
 
+	if (j->kind == FERRY_ENTRY_DELTA)
+		return copy_delta(c, j, worker);
 	if ((e = c->t->ops->have(c->t, j->hash)) < 0)
 		return e;
 	if (e == 1)
@@ -77,10 +88,93 @@ static int copy_chunk(void *item, int worker, void *arg)
 	return 0;
 }
 
+/* Chunk H of the source into the target when it lacks it (read into
+ * IN, checked by decoding into OUT); adds to J's counts. */
+static int copy_one(struct cctx *c, struct cjob *j, int worker,
+		    const uint8_t h[FERRY_HASH_LEN])
+{
+	size_t len, plain;
+	int e;
+
+	if ((e = c->t->ops->have(c->t, h)) != 0)
+		return e < 0 ? e : 0;
+	if ((e = c->from->ops->get_chunk(c->from, h, c->in[worker], c->incap,
+					 &len)) == 0)
+		e = ferry_chunk_decode(c->codec[worker], c->in[worker], len,
+				       c->out[worker], c->outcap, &plain, h);
+	if (e)
+		return e;
+	if ((e = c->t->ops->put(c->t, h, c->in[worker], len)) < 0)
+		return e;
+	if (e == 0) {
+		j->sent = 1;
+		j->stored += (uint32_t)len;
+		j->raw += (uint32_t)plain;
+	}
+	return 0;
+}
+
+/* A delta block: its delta chunk and its base chunk, each when the
+ * target lacks it; or (FLATTEN) the block rebuilt, checked and stored
+ * whole under its own id. */
+static int copy_delta(struct cctx *c, struct cjob *j, int worker)
+{
+	struct ferry_dbufs b = { c->in[worker], c->rec[worker], c->incap,
+				 c->outcap };
+	struct ferry_delta d;
+	uint8_t base[FERRY_HASH_LEN];
+	size_t raw, len;
+	int e;
+
+	if (c->flatten) {
+		e = ferry_block_read(c->from, c->codec[worker], j->kind, j->hash,
+				     &b, c->out[worker], c->outcap, &raw);
+		if (e == 0)
+			e = ferry_chunk_id(c->codec[worker], c->out[worker], raw,
+					   j->full);
+		if (e)
+			goto bad;
+		if ((e = c->t->ops->have(c->t, j->full)) != 0)
+			return e < 0 ? e : 0;
+		if ((e = ferry_chunk_encode(c->codec[worker], c->out[worker], raw,
+					    c->in[worker], c->incap, &len)) != 0)
+			return e;
+		if ((e = c->t->ops->put(c->t, j->full, c->in[worker], len)) < 0)
+			return e;
+		if (e == 0) {
+			j->sent = 1;
+			j->stored = (uint32_t)len;
+			j->raw = (uint32_t)raw;
+		}
+		return 0;
+	}
+	/* The base first: a delta chunk on the target always has its
+	 * base there. */
+	if ((e = ferry_delta_load(c->from, c->codec[worker], j->hash, b.in,
+				  b.incap, b.rec, b.reccap, &d)) != 0)
+		goto bad;
+	memcpy(base, d.base, FERRY_HASH_LEN);
+	if ((e = copy_one(c, j, worker, base)) != 0)
+		goto bad;
+	if ((e = copy_one(c, j, worker, j->hash)) != 0)
+		goto bad;
+	return 0;
+bad:
+	if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e,
+				   "restore point %s: a delta block is damaged in the source repository (%s); nothing of this point was committed on the target",
+				   c->id, why);
+	}
+	return e;
+}
+
 /* Read the committed manifest back from the target and compare it with
  * the source's, entry by entry. */
 static int check_target(struct ferry_repo *from, struct ferry_repo *to,
-			const char *id)
+			const char *id, struct cctx *c)
 {
 	struct ferry_mreader *a = NULL, *b = NULL;
 	struct ferry_point pa, pb;
@@ -113,7 +207,18 @@ static int check_target(struct ferry_repo *from, struct ferry_repo *to,
 			e = ra < 0 ? ra : rb;
 			goto out;
 		}
-		if (ra != rb || (ra && (ka != kb || (ka == FERRY_ENTRY_DATA &&
+		/* A flattened delta block: the whole block's id. */
+		if (ra == 1 && rb == 1 && c->flatten && ka == FERRY_ENTRY_DELTA &&
+		    kb == FERRY_ENTRY_DATA) {
+			struct ferry_dbufs db = { c->in[0], c->rec[0], c->incap,
+						  c->outcap };
+
+			if ((e = ferry_entry_block_id(from, c->codec[0], ka, ha,
+						      &db, ha)) != 0)
+				goto out;
+			ka = FERRY_ENTRY_DATA;
+		}
+		if (ra != rb || (ra && (ka != kb || (ka != FERRY_ENTRY_ZERO &&
 						     memcmp(ha, hb, FERRY_HASH_LEN))))) {
 			e = ferry_error(FERRY_E_CORRUPT,
 					"restore point %s: the copy's manifest differs from the source's",
@@ -155,7 +260,9 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 	c.codec = calloc((size_t)threads, sizeof(*c.codec));
 	c.in = calloc((size_t)threads, sizeof(*c.in));
 	c.out = calloc((size_t)threads, sizeof(*c.out));
-	if (!c.codec || !c.in || !c.out) {
+	c.rec = calloc((size_t)threads, sizeof(*c.rec));
+	c.flatten = !to->delta || to->ops->target_new;
+	if (!c.codec || !c.in || !c.out || !c.rec) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
@@ -163,7 +270,8 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 		c.codec[k] = ferry_codec_ctx_new(from->codec, from->level);
 		c.in[k] = malloc(c.incap);
 		c.out[k] = malloc(c.outcap);
-		if (!c.codec[k] || !c.in[k] || !c.out[k]) {
+		c.rec[k] = malloc(c.outcap);
+		if (!c.codec[k] || !c.in[k] || !c.out[k] || !c.rec[k]) {
 			e = FERRY_E_NOMEM;
 			goto out;
 		}
@@ -192,7 +300,7 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 						"manifest %s ended early", p.id);
 				goto out;
 			}
-			if (kinds[n] == FERRY_ENTRY_DATA) {
+			if (kinds[n] != FERRY_ENTRY_ZERO) {
 				size_t k;
 
 				for (k = 0; k < nu; k++)
@@ -201,6 +309,7 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 				if (k == nu) {
 					memset(&jobs[nu], 0, sizeof(jobs[nu]));
 					memcpy(jobs[nu].hash, hashes[n], FERRY_HASH_LEN);
+					jobs[nu].kind = kinds[n];
 					uniq[nu] = &jobs[nu];
 					nu++;
 				}
@@ -223,9 +332,19 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 		}
 		/* Records follow their chunks: a remote target has every chunk
 		 * of the batch queued before the entries that name it. */
-		for (size_t k = 0; k < n; k++)
+		for (size_t k = 0; k < n; k++) {
+			if (c.flatten && kinds[k] == FERRY_ENTRY_DELTA) {
+				/* The whole block, under its own id. */
+				for (size_t u = 0; u < nu; u++)
+					if (!memcmp(jobs[u].hash, hashes[k],
+						    FERRY_HASH_LEN))
+						memcpy(hashes[k], jobs[u].full,
+						       FERRY_HASH_LEN);
+				kinds[k] = FERRY_ENTRY_DATA;
+			}
 			if ((e = t->ops->record(t, kinds[k], hashes[k])) != 0)
 				goto out;
+		}
 		for (size_t k = 0; k < nu; k++) {
 			if (jobs[k].sent) {
 				br.blocks_new++;
@@ -264,7 +383,7 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 	res->chunks_sent += br.blocks_new;
 	res->bytes_sent += br.bytes_stored;
 	res->bytes_raw_sent += br.bytes_new;
-	e = check_target(from, to, p.id);
+	e = check_target(from, to, p.id, &c);
 out:
 	if (t)
 		t->ops->free(t);
@@ -276,7 +395,10 @@ out:
 			free(c.in[k]);
 		if (c.out)
 			free(c.out[k]);
+		if (c.rec)
+			free(c.rec[k]);
 	}
+	free(c.rec);
 	free(c.codec);
 	free(c.in);
 	free(c.out);
