@@ -199,6 +199,8 @@ int cmd_backup(int argc, char **argv)
 		       res.base_id[0] ? "\"" : "", res.base_id[0] ? res.base_id : "null",
 		       res.base_id[0] ? "\"" : "", res.seconds);
 		cli_json_extra(stdout, res.point.extra);
+		/* Sub-block deltas (feature "delta"). */
+		printf(",\"blocks_delta\":%llu", (unsigned long long)res.blocks_delta);
 		if (remote)
 			printf(",\"net\":{\"bytes_sent\":%llu,\"bytes_received\":%llu,"
 			       "\"connects\":%llu,\"resumes\":%llu,\"resumed_at_block\":%llu,"
@@ -243,6 +245,9 @@ int cmd_backup(int argc, char **argv)
 				ch, res.base_id[0] ? " since " : "",
 				res.base_id[0] ? res.base_id : "", sw, fr, ex);
 		}
+		if (res.blocks_delta)
+			fprintf(stderr, "%llu changed block(s) stored as their changed 4 KiB pages (sub-block deltas)\n",
+				(unsigned long long)res.blocks_delta);
 		if (remote) {
 			char sent[32];
 

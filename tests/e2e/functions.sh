@@ -152,3 +152,22 @@ restores_to() {
 under_strace() {
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace "$@"
 }
+
+# delta_scatter FILE N BS: N random 64 KiB writes into N different blocks
+# of BS bytes (at a random 64 KiB-aligned place in each); the changed
+# bytes are N * 65536.  Sub-block delta tests (t0530-t0539).
+delta_scatter() {
+	local f=$1 n=$2 bs=$3 nb b used=" "
+	nb=$(($(stat -c %s "$f") / bs))
+	for _ in $(seq "$n"); do
+		b=$(rnd "$nb")
+		while [[ $used == *" $b "* ]]; do b=$(rnd "$nb"); done
+		used="$used$b "
+		head -c 65536 /dev/urandom | dd of="$f" bs=65536 conv=notrunc status=none \
+			seek=$((b * (bs / 65536) + $(rnd $((bs / 65536)))))
+	done
+}
+# chunk_bytes REPO: bytes of every stored chunk.
+chunk_bytes() { find "$1/chunks" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+# jnum JSON KEY: a number field of a --json line.
+jnum() { echo "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
