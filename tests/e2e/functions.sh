@@ -171,3 +171,10 @@ delta_scatter() {
 chunk_bytes() { find "$1/chunks" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 # jnum JSON KEY: a number field of a --json line.
 jnum() { echo "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
+# entry_of REPO POINT INDEX: "KIND HASH" of a manifest entry (plain repo).
+entry_of() {
+	local f=$1/points/$2 h
+	h=$(od -An -tu4 -j8 -N4 "$f" | tr -d ' ')
+	od -An -tx1 -v -j $((h + 33 * $3)) -N 33 "$f" | tr -d ' \n' |
+		sed -E 's/^(..)(.*)$/\1 \2/' | sed -E 's/^0//'
+}
