@@ -36,8 +36,9 @@ struct cctx {
 	size_t incap, outcap;
 	const char *id;
 	/* Delta blocks (delta.c): REC holds a record; FLATTEN when the
-	 * target cannot take kind-2 entries (no feature "delta", or a
-	 * mover), which then gets each such block whole, as kind 1. */
+	 * target cannot take kind-2 entries (no feature "delta"; through a
+	 * mover: its repository's, told by FEATURES), which then gets each
+	 * such block whole, as kind 1. */
 	uint8_t **rec;
 	int flatten;
 };
@@ -261,7 +262,7 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 	c.in = calloc((size_t)threads, sizeof(*c.in));
 	c.out = calloc((size_t)threads, sizeof(*c.out));
 	c.rec = calloc((size_t)threads, sizeof(*c.rec));
-	c.flatten = !to->delta || to->ops->target_new;
+	c.flatten = !to->delta;
 	if (!c.codec || !c.in || !c.out || !c.rec) {
 		e = FERRY_E_NOMEM;
 		goto out;

@@ -520,6 +520,17 @@ static int read_request(struct mconn *mc, unsigned type, const uint8_t *p,
 			return answer_error(mc, e);
 		return ferry_conn_queue(mc->c, FM_KEYS_R, text, tl, NULL, 0);
 	}
+	case FM_FEATURES: {
+		/* What a client must know of to read or write kind-2 entries
+		 * (a mover without FEATURES: none of them). */
+		static const char delta[] = FERRY_FEATURE_DELTA "\n";
+
+		if (n)
+			return ferry_error(FERRY_E_PROTO, "malformed FEATURES message");
+		return ferry_conn_queue(mc->c, FM_FEATURES_R, delta,
+					ferry_repo_delta(repo) ? sizeof(delta) - 1 : 0,
+					NULL, 0);
+	}
 	default:
 		return ferry_error(FERRY_E_PROTO, "unexpected %s", ferry_msg_name(type));
 	}

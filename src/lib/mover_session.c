@@ -656,7 +656,9 @@ static int load(struct msess *s, const char *sidhex)
 				good++;
 				continue;
 			}
-			if (en[0] != FERRY_ENTRY_DATA ||
+			if ((en[0] != FERRY_ENTRY_DATA &&
+			     !(en[0] == FERRY_ENTRY_DELTA &&
+			       ferry_repo_delta(r->repo))) ||
 			    r->repo->ops->has_chunk(r->repo, en + 1) != 1) {
 				stop = 1;
 				break;
@@ -849,6 +851,48 @@ static int streams(struct mconn *mc)
 
 /* With several streams a block's entry may come before its chunk, which
  * travels on another connection: wait for it, a while. */
+static int wait_chunk(struct mconn *mc, const uint8_t *h);
+
+/* A delta block's record (delta.c) is read and checked here, and its base
+ * chunk must be held too: a committed point never names a delta whose
+ * base is missing. */
+static int delta_base_held(struct mconn *mc, const uint8_t *id,
+			   uint64_t block)
+{
+	struct ferry_repo *repo = mc->r->repo;
+	struct ferry_codec_ctx *c = NULL;
+	struct ferry_dbufs b;
+	struct ferry_delta d;
+	char hex[65];
+	int e;
+
+	if (ferry_repo_encrypted(repo))
+		return ferry_error(FERRY_E_PROTO,
+				   "block %llu is a delta block: a mover cannot check those in an encrypted repository",
+				   (unsigned long long)block);
+	if ((e = ferry_dbufs_init(&b, repo->block_size)) != 0)
+		return e;
+	if (!(c = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0))) {
+		ferry_dbufs_free(&b);
+		return FERRY_E_NOMEM;
+	}
+	e = ferry_delta_load(repo, c, id, b.in, b.incap, b.rec, b.reccap, &d);
+	if (e == 0 && (e = repo->ops->has_chunk(repo, d.base)) == 0 &&
+	    streams(mc))
+		e = wait_chunk(mc, d.base);
+	if (e == 0) {
+		ferry_hash_hex(d.base, hex);
+		e = ferry_error(FERRY_E_MISSING,
+				"block %llu: the base chunk %s of its delta is not held by the mover",
+				(unsigned long long)block, hex);
+	} else if (e == 1) {
+		e = 0;
+	}
+	ferry_codec_ctx_free(c);
+	ferry_dbufs_free(&b);
+	return e;
+}
+
 static int wait_chunk(struct mconn *mc, const uint8_t *h)
 {
 	struct ferry_repo *repo = mc->r->repo;
@@ -891,7 +935,11 @@ int msess_records(struct mconn *mc, const uint8_t *p, size_t n)
 		const uint8_t *en = ent + (size_t)i * FERRY_ENTRY_LEN;
 		char hex[65];
 
-		if (en[0] != FERRY_ENTRY_DATA)
+		if (en[0] == FERRY_ENTRY_DELTA && !ferry_repo_delta(repo))
+			return ferry_error(FERRY_E_PROTO,
+					   "block %llu is a delta block (kind 2), and the mover's repository has no feature \"delta\"",
+					   (unsigned long long)(first + i));
+		if (en[0] != FERRY_ENTRY_DATA && en[0] != FERRY_ENTRY_DELTA)
 			continue;
 		if ((e = repo->ops->has_chunk(repo, en + 1)) < 0)
 			return e;
@@ -905,6 +953,9 @@ int msess_records(struct mconn *mc, const uint8_t *p, size_t n)
 					   "block %llu names chunk %s, which the mover does not hold",
 					   (unsigned long long)(first + i), hex);
 		}
+		if (en[0] == FERRY_ENTRY_DELTA &&
+		    (e = delta_base_held(mc, en + 1, first + i)) != 0)
+			return e;
 	}
 	if ((e = ferry_pwrite_all(s->fd, ent, (size_t)count * FERRY_ENTRY_LEN,
 				  (off_t)(s->entries_off +
@@ -1205,7 +1256,8 @@ int ferry_session_file_chunks(int dfd, const char *name,
 		 * truncated it, or ended): what is left was marked. */
 		want = (size_t)got - (size_t)got % FERRY_ENTRY_LEN;
 		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN)
-			if (buf[i] == FERRY_ENTRY_DATA) {
+			if (buf[i] == FERRY_ENTRY_DATA ||
+			    buf[i] == FERRY_ENTRY_DELTA) {
 				cb(buf + i + 1, arg);
 				(*refs)++;
 			}

@@ -22,6 +22,7 @@ static const char *const names[] = {
 	[FM_POINT_DATA] = "POINT_DATA", [FM_END] = "END",
 	[FM_POINT_STATS] = "POINT_STATS", [FM_POINT_INFO] = "POINT_INFO",
 	[FM_KEYS] = "KEYS", [FM_KEYS_R] = "KEYS_R", [FM_SEALED] = "SEALED",
+	[FM_FEATURES] = "FEATURES", [FM_FEATURES_R] = "FEATURES_R",
 };
 
 const char *ferry_msg_name(unsigned type)
@@ -74,6 +75,8 @@ uint32_t ferry_msg_limit(unsigned type, uint32_t bs)
 	case FM_KEYS: return 0;
 	case FM_KEYS_R: return FERRY_KEYS_MAX;
 	case FM_SEALED: return 8 + FERRY_PIECE_MAX;
+	case FM_FEATURES: return 0;
+	case FM_FEATURES_R: return FERRY_FEATURES_MAX;
 	default: return 0;
 	}
 }
@@ -343,7 +346,8 @@ int ferry_records_parse(const uint8_t *p, size_t n, uint64_t *first,
 	for (uint16_t i = 0; i < *count; i++) {
 		const uint8_t *e = *entries + (size_t)i * FERRY_ENTRY_LEN;
 
-		if (e[0] == FERRY_ENTRY_DATA)
+		/* Kind 2 (delta.c): the mover checks its repository allows it. */
+		if (e[0] == FERRY_ENTRY_DATA || e[0] == FERRY_ENTRY_DELTA)
 			continue;
 		if (e[0] != FERRY_ENTRY_ZERO || !ferry_is_zero(e + 1, FERRY_HASH_LEN))
 			return ferry_error(FERRY_E_PROTO,
@@ -548,7 +552,7 @@ static int is_read_request(unsigned t)
 	return t == FM_INFO || t == FM_CHUNK_HAS || t == FM_CHUNK_GET ||
 	       t == FM_CHUNK_HEAD || t == FM_CHUNK_LIST ||
 	       t == FM_POINT_LIST || t == FM_POINT_GET || t == FM_POINT_STATS ||
-	       t == FM_KEYS;
+	       t == FM_KEYS || t == FM_FEATURES;
 }
 
 int ferry_server_accepts(enum ferry_sstate st, unsigned t)

@@ -46,7 +46,11 @@ enum ferry_msg {
 	/* encryption at rest (docs/encryption.md): the repository's key
 	 * lines, and a sealed manifest the source uploads in a session */
 	FM_KEYS = 50, FM_KEYS_R = 51, FM_SEALED = 29,
+	/* the repository's features a client must know of (text lines,
+	 * "delta": kind-2 manifest entries; docs/protocol.md) */
+	FM_FEATURES = 52, FM_FEATURES_R = 53,
 };
+#define FERRY_FEATURES_MAX 256 /* bytes of FEATURES_R */
 #define FERRY_KEYS_MAX 2048 /* bytes of key lines in KEYS_R */
 const char *ferry_msg_name(unsigned type);
 

@@ -633,6 +633,30 @@ static int keys_answer(struct ferry_conn *c, void *arg)
 	return ferry_repo_key_text_take(r, (const char *)c->rx, c->rx_len);
 }
 
+/* FEATURES_R: "delta" when the mover's repository has the feature. */
+static int features_answer(struct ferry_conn *c, void *arg)
+{
+	struct ferry_repo *r = arg;
+	int e;
+
+	if (!c)
+		return 0;
+	if ((e = expect(c, FM_FEATURES_R)) != 0)
+		return e;
+	for (size_t i = 0; i < c->rx_len;) {
+		const char *l = (const char *)c->rx + i;
+		size_t k = 0;
+
+		while (i + k < c->rx_len && l[k] != '\n')
+			k++;
+		if (k == sizeof(FERRY_FEATURE_DELTA) - 1 &&
+		    !memcmp(l, FERRY_FEATURE_DELTA, k))
+			r->delta = 1;
+		i += k + 1;
+	}
+	return 0;
+}
+
 static int remote_net_stats(struct ferry_repo *r, struct ferry_net_stats *st)
 {
 	struct rstore *rs = RS(r);
@@ -818,9 +842,11 @@ int ferry_repo_open_remote(const char *url, const struct ferry_remote_opts *o,
 	if (e && e != FERRY_E_PROTO && !r->encrypted)
 		goto fail;
 	/* A mover without KEYS (PROTO) serves plain repositories only. */
-	/* Kind-2 entries (delta.c) are read as the mover's repository holds
-	 * them: it refuses manifests its features do not allow. */
-	r->delta = 1;
+	/* Kind-2 entries (delta.c): valid when the mover's repository has
+	 * feature "delta" (a mover without FEATURES predates it: PROTO). */
+	e = rcall(rs, FM_FEATURES, NULL, 0, features_answer, r, 1);
+	if (e && e != FERRY_E_PROTO)
+		goto fail;
 	*out = r;
 	return 0;
 fail:

@@ -929,7 +929,7 @@ static int tr_record(struct ferry_target *tg, int kind,
 	it->type = IT_RECORD;
 	it->state = S_NEW;
 	it->kind = (uint8_t)kind;
-	if (kind == FERRY_ENTRY_DATA)
+	if (kind == FERRY_ENTRY_DATA || kind == FERRY_ENTRY_DELTA)
 		memcpy(it->hash, h, FERRY_HASH_LEN);
 	it->block = t->next_block++;
 	t->tail++;
