@@ -602,6 +602,34 @@ static int parse_header(const uint8_t *b, size_t got, uint8_t *sid,
 	return 0;
 }
 
+/* 1 when delta chunk ID reads and its base chunk is held (a parked
+ * session's delta whose base gc removed is cut off and sent again), 0
+ * when not, < 0 on error. */
+static int delta_base_present(struct ferry_repo *repo, const uint8_t *id)
+{
+	struct ferry_codec_ctx *c;
+	struct ferry_dbufs b;
+	struct ferry_delta d;
+	int e;
+
+	if (ferry_repo_encrypted(repo))
+		return 0;
+	if ((e = ferry_dbufs_init(&b, repo->block_size)) != 0)
+		return e;
+	if (!(c = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0))) {
+		ferry_dbufs_free(&b);
+		return FERRY_E_NOMEM;
+	}
+	e = ferry_delta_load(repo, c, id, b.in, b.incap, b.rec, b.reccap, &d);
+	if (e == 0)
+		e = repo->ops->has_chunk(repo, d.base);
+	else if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING)
+		e = 0;
+	ferry_codec_ctx_free(c);
+	ferry_dbufs_free(&b);
+	return e;
+}
+
 /* Read a session file back: header checks, then every entry (a data
  * entry counts only while its chunk is present: anything after a lost
  * chunk is cut off and will be sent again). */
@@ -659,7 +687,9 @@ static int load(struct msess *s, const char *sidhex)
 			if ((en[0] != FERRY_ENTRY_DATA &&
 			     !(en[0] == FERRY_ENTRY_DELTA &&
 			       ferry_repo_delta(r->repo))) ||
-			    r->repo->ops->has_chunk(r->repo, en + 1) != 1) {
+			    r->repo->ops->has_chunk(r->repo, en + 1) != 1 ||
+			    (en[0] == FERRY_ENTRY_DELTA &&
+			     delta_base_present(r->repo, en + 1) != 1)) {
 				stop = 1;
 				break;
 			}
