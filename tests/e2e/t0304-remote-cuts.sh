@@ -55,8 +55,8 @@ for mode in rst fin streams; do
 	pct=$(( (c2s - base) * 1000 / base ))
 	# one stream: within 5 %; three streams (a cut drops the windows of
 	# the other two as well): within 10 %
-	# Over three streams each cut also loses what the other two had in
-	# flight and unacknowledged (more on a loaded machine, where acks lag):
+	# Over three streams more is in flight and unacknowledged when a cut
+	# comes (more still on a loaded machine, where acks lag):
 	# 15 % still tells a resume from a restart (+100 %).
 	limit=$((base + base / 20)); [ $mode = streams ] && limit=$((base + base * 15 / 100))
 	[ "$c2s" -le "$limit" ] || die "$mode: $c2s bytes crossed, more than $limit"
