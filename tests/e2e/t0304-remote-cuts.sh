@@ -54,10 +54,9 @@ for mode in rst fin streams; do
 		die "$mode: the first resume started from block 0"
 	pct=$(( (c2s - base) * 1000 / base ))
 	# one stream: within 5 %; three streams (a cut drops the windows of
-	# the other two as well): within 10 %
-	# Over three streams more is in flight and unacknowledged when a cut
-	# comes (more still on a loaded machine, where acks lag):
-	# 15 % still tells a resume from a restart (+100 %).
+	# the other two as well, and more so on a loaded machine where acks
+	# lag: +10.9 % seen at load 16): within 15 %, which still tells a
+	# resume from a restart (+100 %).
 	limit=$((base + base / 20)); [ $mode = streams ] && limit=$((base + base * 15 / 100))
 	[ "$c2s" -le "$limit" ] || die "$mode: $c2s bytes crossed, more than $limit"
 	ok "$mode: $cuts cuts every $cut bytes, $resumed resumes (one session), restores byte-identical; $c2s bytes crossed = +$((pct / 10)).$((pct % 10)) % over unbroken"
