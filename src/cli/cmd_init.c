@@ -44,9 +44,10 @@ static void help(void)
 	       "                        with `ferry key passwd`.  Lose it and the data is\n"
 	       "                        lost: see docs/encryption.md\n"
 	       "  --no-delta            store whole blocks only: no sub-block deltas\n"
-	       "                        (feature \"delta\", on by default: a block with a\n"
-	       "                        few changed 4 KiB pages is stored as those pages\n"
-	       "                        against the previous point's block).  For\n"
+	       "                        (feature \"delta\", on by default: a block of which\n"
+	       "                        at most half the 4 KiB pages changed is stored as\n"
+	       "                        those pages against the previous point's\n"
+	       "                        block).  For\n"
 	       "                        repositories older ferry releases must read;\n"
 	       "                        implied by --object-lock-days\n"
 	       "  --json                print the new repository's settings as JSON\n%s",

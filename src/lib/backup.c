@@ -87,9 +87,11 @@ static int touch_delta(void *arg)
 	struct slot *s = t->s;
 	struct ferry_dbufs *b = &t->j->db[t->worker];
 
-	/* At most a quarter of the block changed, else a whole chunk. */
+	/* At most half of the block changed, else a whole chunk: a delta
+	 * stores less than the block (the changed pages only), but its
+	 * reads fetch the base too, and the base stays while it is used. */
 	t->clen = ferry_delta_build(t->j->basebuf[t->worker], s->data, s->len,
-				    s->hash, t->base_id, s->len / 4, b->rec,
+				    s->hash, t->base_id, s->len / 2, b->rec,
 				    b->reccap);
 	return 0;
 }
@@ -146,7 +148,7 @@ static int delta_base(struct bjob *j, struct slot *s, int worker,
 }
 
 /* Store the block as a delta against chunk BASE_ID when at most a
- * quarter of its pages changed: 1 when done (S says how), 0 when the
+ * half of its pages changed: 1 when done (S says how), 0 when the
  * block is to be stored whole. */
 static int try_delta(struct bjob *j, struct slot *s, int worker,
 		     const uint8_t base_id[FERRY_HASH_LEN])
