@@ -13,6 +13,9 @@ struct vjob {
 	struct ferry_codec_ctx **ctx;
 	uint8_t **in, **out;
 	uint8_t **rec; /* delta records (kind-2 entries, delta.c) */
+	/* Delta blocks found good in this run (direct-mapped by id): the
+	 * next point naming one does not rebuild it again. */
+	uint8_t (*dok)[FERRY_HASH_LEN];
 	size_t incap, outcap;
 	pthread_mutex_t mu;
 	uint8_t (*bad)[FERRY_HASH_LEN]; /* chunks that failed (sorted later) */
@@ -247,13 +250,24 @@ static int check_refs(struct vjob *j, const struct ferry_point *pt,
 			bad = 1;
 		} else if (kind == FERRY_ENTRY_DELTA) {
 			/* Its chunk was checked; its base and the rebuilt
-			 * block are checked here (delta.c). */
+			 * block are checked here (delta.c), once per run. */
 			struct ferry_dbufs b = { j->in[worker], j->rec[worker],
 						 j->incap, j->outcap };
-			size_t raw;
+			size_t raw, slot = ((size_t)h[0] << 8 | h[1]) % 4096;
+			int known;
 
+			pthread_mutex_lock(&j->mu);
+			known = j->dok && !memcmp(j->dok[slot], h, FERRY_HASH_LEN);
+			pthread_mutex_unlock(&j->mu);
+			if (known)
+				continue;
 			e = ferry_block_read(j->repo, j->ctx[worker], kind, h,
 					     &b, j->out[worker], j->outcap, &raw);
+			if (e == 0 && j->dok) {
+				pthread_mutex_lock(&j->mu);
+				memcpy(j->dok[slot], h, FERRY_HASH_LEN);
+				pthread_mutex_unlock(&j->mu);
+			}
 			if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING) {
 				pthread_mutex_lock(&j->mu);
 				report_bs(j, pt->id, i, bs, h, e,
@@ -377,7 +391,9 @@ int ferry_verify(struct ferry_repo *repo, const char *spec,
 	j.in = calloc((size_t)threads, sizeof(*j.in));
 	j.out = calloc((size_t)threads, sizeof(*j.out));
 	j.rec = calloc((size_t)threads, sizeof(*j.rec));
-	if (!j.ctx || !j.in || !j.out || !j.rec) {
+	if (repo->delta)
+		j.dok = calloc(4096, sizeof(*j.dok));
+	if (!j.ctx || !j.in || !j.out || !j.rec || (repo->delta && !j.dok)) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
@@ -477,6 +493,7 @@ out:
 	for (int k = 0; j.rec && k < threads; k++)
 		free(j.rec[k]);
 	free(j.rec);
+	free(j.dok);
 	free(j.ctx);
 	free(j.in);
 	free(j.out);

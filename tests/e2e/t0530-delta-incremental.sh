@@ -6,7 +6,7 @@
 # base (depth 1); an unchanged disk stores nothing.
 . "$(dirname "$0")/functions.sh"
 
-mib=100
+mib=64
 bs=1048576
 ferry init --repo "$T/repo" --json | grep -q '"delta":true' || die "init: delta not on by default"
 grep -q '^features = delta$' "$T/repo/config" || die "config lacks features = delta"
