@@ -43,6 +43,7 @@ struct bjob {
 	 * base chunk page by page; per worker a stored chunk and record
 	 * buffer (DB) and the base block's plaintext (BASEBUF). */
 	int delta;
+	int delta_read; /* only reuse the base point's unchanged delta blocks */
 	struct ferry_repo *repo;
 	struct ferry_dbufs *db;
 	uint8_t **basebuf;
@@ -221,8 +222,11 @@ static int process(struct bjob *j, struct slot *s, int worker)
 		s->outcome = OUT_REUSED;
 		return 0;
 	}
-	if (j->delta && (db = delta_base(j, s, worker, base_id)) < 0)
+	if ((j->delta || j->delta_read) &&
+	    (db = delta_base(j, s, worker, base_id)) < 0)
 		return db;
+	if (db == 1 && !j->delta)
+		db = 0; /* a new delta is made in-process only */
 	if (db == 2) {
 		/* The base point's delta block, unchanged: its entry. */
 		s->outcome = OUT_REUSED;
@@ -473,7 +477,11 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 	j.repo = repo;
 	j.delta = repo->delta && bm && !repo->ops->target_new &&
 		  !ferry_repo_config(repo, "object_lock_days", (char[16]){ 0 }, 16);
-	if (j.delta) {
+	/* Through a mover: a block equal to the base point's delta block
+	 * keeps that entry (its record is one small CHUNK_GET), rather than
+	 * being sent whole. */
+	j.delta_read = !j.delta && repo->delta && bm;
+	if (j.delta || j.delta_read) {
 		j.db = calloc((size_t)threads, sizeof(*j.db));
 		j.basebuf = calloc((size_t)threads, sizeof(*j.basebuf));
 		if (!j.db || !j.basebuf) {
@@ -483,7 +491,7 @@ int ferry_backup(struct ferry_repo *repo, const char *source,
 		for (int k = 0; k < threads; k++) {
 			if ((e = ferry_dbufs_init(&j.db[k], bs)) != 0)
 				goto out;
-			if (!(j.basebuf[k] = malloc(bs))) {
+			if (j.delta && !(j.basebuf[k] = malloc(bs))) {
 				e = FERRY_E_NOMEM;
 				goto out;
 			}

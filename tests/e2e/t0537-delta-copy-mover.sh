@@ -47,6 +47,21 @@ ferry verify --repo "$url" $(src_tls) >/dev/null 2>"$T/err" || { cat "$T/err"; d
 ferry verify --repo "$T/off" >/dev/null 2>"$T/err" || { cat "$T/err"; die "verify off"; }
 ok "the off-site repository verifies (through the mover and locally)"
 
+# A backup through the mover of the same disk: its base point (the copy)
+# has delta blocks; equal blocks keep their kind-2 entries, nothing is sent.
+json=$(ferry backup --repo "$url" $(src_tls) --json "$T/disk.img" 2>"$T/err") || { cat "$T/err"; die "backup through the mover"; }
+[ "$(jnum "$json" bytes_stored)" -eq 0 ] || die "an unchanged disk stored bytes through the mover: $json"
+id3=$(echo "$json" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4)
+n2=0
+for i in $(seq 0 47); do
+	read -r k _ <<<"$(entry_of "$T/off" "$id3" "$i")"
+	[ "$k" = 2 ] && n2=$((n2 + 1))
+done
+[ $n2 -eq 3 ] || die "the backup through the mover has $n2 delta entries, expected 3 kept"
+ferry restore --repo "$T/off" "$id3" --to "$out" 2>/dev/null || die "restore id3"
+[ "$(md5 "$out")" = "$s2" ] || die "the backup through the mover does not restore"
+ok "a backup through the mover keeps the base point's equal delta blocks (stored 0 bytes)"
+
 # A mover's repository without the feature: whole blocks.
 url2=ferry://127.0.0.1:$m_port/old
 ferry copy --from "$T/a" --to "$url2" $(src_tls) >/dev/null 2>"$T/err" || { cat "$T/err"; die "copy to old"; }
