@@ -202,7 +202,9 @@ static void test_batches(void)
 	CHECK(ferry_records_parse(b, 10 + 2 * FERRY_ENTRY_LEN, &first, &count, &p) ==
 	      FERRY_E_PROTO);
 	b[10 + FERRY_ENTRY_LEN + 5] = 0;
-	b[10] = 2; /* the reserved kind */
+	b[10] = 2; /* a delta block: parsed; the mover checks its repository */
+	CHECK(ferry_records_parse(b, 10 + 2 * FERRY_ENTRY_LEN, &first, &count, &p) == 0);
+	b[10] = 3; /* no such kind */
 	CHECK(ferry_records_parse(b, 10 + 2 * FERRY_ENTRY_LEN, &first, &count, &p) ==
 	      FERRY_E_PROTO);
 
