@@ -157,6 +157,7 @@ static void reload(struct srv *s, struct srv_http **http, const char *port_file)
 		struct srv_conf old = s->conf;
 
 		s->conf = nc;
+		srv_cache_clear(s); /* for a catalog changed with SQL behind our back */
 		if (strcmp(nc.log, old.log)) {
 			if (!strcmp(nc.log, "syslog"))
 				openlog("ferry-server", LOG_PID, LOG_DAEMON);
@@ -298,6 +299,7 @@ int cmd_server(int argc, char **argv)
 	}
 	srv_log("stopping");
 	srv_http_stop(http);
+	srv_cache_clear(&s);
 	srv_db_close(s.db);
 	free(s.proxies);
 	pthread_mutex_destroy(&s.mu);
