@@ -54,7 +54,13 @@ static const char *const migration2[] = {
 	"CREATE INDEX points_name ON points (name, created)",
 	NULL,
 };
-static const char *const *const migrations[] = { migration1, migration2 };
+/* 3: token scopes (read, operate, admin); tokens made before are admin,
+ * which is what every token could do then. */
+static const char *const migration3[] = {
+	"ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'",
+	NULL,
+};
+static const char *const *const migrations[] = { migration1, migration2, migration3 };
 
 /* ---- write generations (the listing cache, cache.c) ----------------- */
 static const char *const table_names[SRV_NTABLES] = {

@@ -167,7 +167,7 @@ struct srv {
 	int nproxies, cproxies;
 	long long next_session, next_task, next_log, next_token;
 	/* counters for /metrics */
-	uint64_t http_requests, http_unauthorized, http_bad;
+	uint64_t http_requests, http_unauthorized, http_bad, http_forbidden;
 	struct srv_cache_ent cache[SRV_CACHE_SLOTS];
 	unsigned long long cache_tick, cache_hits, cache_misses;
 	int use_syslog;
@@ -199,8 +199,17 @@ struct srv_resp {
 };
 void srv_api_handle(struct srv *s, const struct srv_req *rq, struct srv_resp *rs);
 void srv_api_metrics(struct srv *s, struct srv_resp *rs);   /* metrics.c */
-/* SHA-256 of TOKEN, hex; 1 when a token with that hash exists. */
-int srv_token_check(struct srv *s, const char *token);
+/* Token scopes, each allowing what the one before allows and more:
+ * read (GET), operate (run, enable and disable jobs; the proxy agents'
+ * endpoints), admin (everything: inventory, jobs, tokens). */
+enum { SRV_SCOPE_NONE, SRV_SCOPE_READ, SRV_SCOPE_OPERATE, SRV_SCOPE_ADMIN };
+const char *srv_scope_name(int scope);
+int srv_scope_parse(const char *s);   /* SRV_SCOPE_NONE when unknown */
+/* The scope of the token (by its SHA-256), SRV_SCOPE_NONE when no token
+ * has that hash; NAME (may be NULL) gets the token's label. */
+int srv_token_check(struct srv *s, const char *token, char *name, size_t namelen);
+/* The scope METHOD PATH needs (api.c). */
+int srv_api_scope(const char *method, const char *path);
 void srv_sha256_hex(const char *s, char out[65]);
 
 /* sched.c: under s->mu */
