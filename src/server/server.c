@@ -414,7 +414,7 @@ int cmd_token(int argc, char **argv)
 			       "                  operate  read, and run, enable or disable jobs;\n"
 			       "                           what proxy agents need\n"
 			       "                  admin    everything: proxies, repositories, jobs\n"
-			       "  --json          print {\"token\":...} or a JSON array\n",
+			       "  --json          print {\"token\":...} or {\"tokens\":[...]}\n",
 			       token_usage);
 			return EXIT_OK;
 		default: return cli_usage("token", token_usage);
