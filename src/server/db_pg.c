@@ -16,10 +16,9 @@ static void pg_notice(void *arg, const char *msg)
 
 /* Rows are taken one at a time as they arrive (single-row mode) rather
  * than after the whole result is in memory: the caller writes its reply
- * while PostgreSQL is still sending, and libpq never holds the 10,000-row
- * listing at once (bench/README-server.md: the full points listing went
- * from 68 to 36 ms per query as libpq sees it on the loaded bench
- * machine, and 11 to 7 ms of CPU).  A CB that stops early still drains
+ * while PostgreSQL is still sending, and libpq never holds a 10,000-row
+ * listing at once (its wall-time gain is within the bench machine's
+ * noise, bench/README-server.md).  A CB that stops early still drains
  * the rest so the connection stays usable. */
 static int pg_exec(struct srv_db *db, const char *sql, int n,
 		   const char *const *params, srv_row_cb cb, void *arg)
