@@ -61,21 +61,6 @@ void srv_sha256_hex(const char *s, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static const char *const scope_names[] = { "none", "read", "operate", "admin" };
-
-const char *srv_scope_name(int scope)
-{
-	return scope >= SRV_SCOPE_READ && scope <= SRV_SCOPE_ADMIN ? scope_names[scope] : "none";
-}
-
-int srv_scope_parse(const char *s)
-{
-	for (int i = SRV_SCOPE_READ; i <= SRV_SCOPE_ADMIN; i++)
-		if (!strcmp(s, scope_names[i]))
-			return i;
-	return SRV_SCOPE_NONE;
-}
-
 int srv_token_check(struct srv *s, const char *token, char *name, size_t namelen)
 {
 	char h[65];
