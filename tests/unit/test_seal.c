@@ -351,6 +351,8 @@ static void test_write_read(void)
 	const uint64_t nb = 5000; /* 165 KB of entries: 3 segments */
 
 	setenv("FERRY_KDF_LOG_N", "10", 1);
+	setenv("FERRY_KDF_OPSLIMIT", "1", 1);
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "64", 1);
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/repo", dir);
 	CHECK(ferry_repo_init_encrypted(path, &io, "pw", 2) == 0);
@@ -403,12 +405,113 @@ static void test_write_read(void)
 	CHECK(system(path) == 0);
 }
 
+/* Argon2id key lines: the KEK against the reference implementation
+ * (argon2 CLI 20171227: `echo -n "correct horse battery staple" | argon2
+ * @ABCDEFGHIJKLMNO -id -t 2 -k 64 -p 1 -l 32 -r`), format/parse round
+ * trip, wrap/unwrap, the cost bound to the wrap, and every out-of-range
+ * or malformed cost refused before derivation. */
+static void test_key_lines_argon2id(void)
+{
+	struct ferry_keyfile kf, kf2;
+	struct ferry_keys k;
+	uint8_t kek[32];
+	char hex[65], out[1024], bad[1024];
+	const char *pass = "correct horse battery staple";
+	const char *repo_id = "00112233445566778899aabbccddeeff";
+
+	setenv("FERRY_KDF_OPSLIMIT", "2", 1);
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "64", 1);
+	CHECK(ferry_keyfile_new_kdf(&kf, FERRY_KDF_ARGON2ID) == 0);
+	CHECK(kf.kdf == FERRY_KDF_ARGON2ID && kf.opslimit == 2 &&
+	      kf.memlimit == 65536 && kf.salt_len == 16);
+	for (int i = 0; i < 16; i++)
+		kf.salt[i] = (uint8_t)(0x40 + i);
+	CHECK(ferry_keyfile_kek(&kf, pass, strlen(pass), kek) == 0);
+	hex_of(kek, 32, hex);
+	CHECK(!strcmp(hex, "87d00dbc034a0cf41fc403f50e84d82084422b02c439e2c62bbba398bb9ee9b2"));
+	CHECK(ferry_keyfile_wrap(&kf, kek, repo_id, golden_keys()) == 0);
+	CHECK(ferry_keyfile_format(&kf, out, sizeof(out)) == 0);
+	CHECK(strstr(out, "kdf = argon2id\nkdf_opslimit = 2\nkdf_memlimit = 65536\n"
+			  "kdf_salt = 404142434445464748494a4b4c4d4e4f\n") != NULL);
+	CHECK(ferry_keyfile_parse(out, &kf2) == 0 && !memcmp(&kf, &kf2, sizeof(kf)));
+	CHECK(ferry_keyfile_unwrap(&kf2, kek, repo_id, &k) == 0 &&
+	      !memcmp(&k, golden_keys(), sizeof(k)));
+	CHECK(ferry_keyfile_kek(&kf2, "correct horse battery stapl", 27, kek) == 0);
+	CHECK(ferry_keyfile_unwrap(&kf2, kek, repo_id, &k) == FERRY_E_KEY);
+	/* The cost is bound to the wrapped key: an in-range change does
+	 * not open it (with the right passphrase). */
+	snprintf(bad, sizeof(bad), "%s", out);
+	memcpy(strstr(bad, "kdf_opslimit = 2"), "kdf_opslimit = 3", 16);
+	CHECK(ferry_keyfile_parse(bad, &kf2) == 0);
+	CHECK(ferry_keyfile_kek(&kf2, pass, strlen(pass), kek) == 0);
+	CHECK(ferry_keyfile_unwrap(&kf2, kek, repo_id, &k) == FERRY_E_KEY);
+	/* Out of range or malformed: FERRY_E_CORRUPT at parse time. */
+	{
+		static const char *const subs[][2] = {
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 1099511627776" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 1073742848" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 4096" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 65537" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = -65536" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 065536" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 65536k" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 99999999999999999999999" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit =" },
+			{ "kdf_memlimit = 65536", "#" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = 0" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = 33" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = 4294967298" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = +2" },
+			{ "kdf_opslimit = 2", "#" },
+			{ "kdf_salt = 40", "kdf_salt = 4040" },
+			{ "kdf_salt = 40", "#" },
+		};
+
+		for (size_t i = 0; i < FERRY_ARRAY_SIZE(subs); i++) {
+			char *at, tail[1024];
+
+			snprintf(bad, sizeof(bad), "%s", out);
+			at = strstr(bad, subs[i][0]);
+			CHECK(at != NULL);
+			if (!at)
+				continue;
+			snprintf(tail, sizeof(tail), "%s", at + strlen(subs[i][0]));
+			snprintf(at, sizeof(bad) - (size_t)(at - bad), "%s%s",
+				 subs[i][1], tail);
+			if (ferry_keyfile_parse(bad, &kf2) != FERRY_E_CORRUPT) {
+				fprintf(stderr, "accepted: %s -> %s\n", subs[i][0],
+					subs[i][1]);
+				CHECK(0);
+			}
+		}
+	}
+	/* A keyfile out of range is not derived from (not even allocated). */
+	kf2 = kf;
+	kf2.memlimit = 1ull << 40;
+	CHECK(ferry_keyfile_kek(&kf2, pass, strlen(pass), kek) == FERRY_E_CORRUPT);
+	/* Environment overrides are bounded too. */
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "2000000", 1);
+	CHECK(ferry_keyfile_new_kdf(&kf2, FERRY_KDF_ARGON2ID) == FERRY_E_INVAL);
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "64", 1);
+	setenv("FERRY_KDF_OPSLIMIT", "0", 1);
+	CHECK(ferry_keyfile_new_kdf(&kf2, FERRY_KDF_ARGON2ID) == FERRY_E_INVAL);
+	setenv("FERRY_KDF_OPSLIMIT", "1", 1);
+	/* Same KDF, same cost, new salt. */
+	CHECK(ferry_keyfile_new_like(&kf2, &kf) == 0);
+	CHECK(kf2.kdf == kf.kdf && kf2.opslimit == 2 && kf2.memlimit == 65536 &&
+	      memcmp(kf2.salt, kf.salt, 16));
+	CHECK(ferry_kdf_by_name(NULL) == FERRY_KDF_ARGON2ID &&
+	      ferry_kdf_by_name("scrypt") == FERRY_KDF_SCRYPT &&
+	      ferry_kdf_by_name("bcrypt") == -1);
+}
+
 int main(void)
 {
 	test_gcm_vector();
 	test_golden_chunk();
 	test_round_trips();
 	test_key_lines();
+	test_key_lines_argon2id();
 	test_golden_manifest();
 	test_write_read();
 	return unit_done();
