@@ -101,6 +101,11 @@ int ferry_repo_unlock(struct ferry_repo *r, const char *pass, size_t passlen)
 			return ferry_error(e, "wrong passphrase for %s", r->path);
 		return e;
 	}
+	if (!(r->id_mac = ferry_hmac_new(k->id, sizeof(k->id)))) {
+		ferry_keys_wipe(k);
+		free(k);
+		return ferry_error(FERRY_E_NOMEM, "no HMAC-SHA-256 context");
+	}
 	r->keys = k;
 	return 0;
 }
@@ -112,6 +117,8 @@ void ferry_repo_keys_free(struct ferry_repo *r)
 		free(r->keys);
 		r->keys = NULL;
 	}
+	ferry_hmac_free(r->id_mac);
+	r->id_mac = NULL;
 }
 
 static int is_key_line(const char *l, size_t n)

@@ -3,6 +3,7 @@
  * derived from the passphrase with Argon2id (libsodium) or scrypt
  * (OpenSSL), kept as config lines. */
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -11,7 +12,30 @@
 #include "internal.h"
 #include "seal.h"
 
-int ferry_seal(EVP_CIPHER_CTX *ctx, const uint8_t key[FERRY_KEY_LEN],
+EVP_CIPHER_CTX *ferry_gcm_ctx_new(const uint8_t key[FERRY_KEY_LEN], int enc)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+
+	if (c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, NULL,
+				   enc ? 1 : 0) != 1) {
+		EVP_CIPHER_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* Set up C for one object: with KEY, a full (re)initialisation; without
+ * (C made by ferry_gcm_ctx_new), only the nonce. */
+static int gcm_start(EVP_CIPHER_CTX *c, const uint8_t *key,
+		     const uint8_t nonce[FERRY_NONCE_LEN], int enc)
+{
+	if (key)
+		return EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce,
+					 enc) == 1;
+	return EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, enc) == 1;
+}
+
+int ferry_seal(EVP_CIPHER_CTX *ctx, const uint8_t *key,
 	       const uint8_t nonce[FERRY_NONCE_LEN], const void *aad,
 	       size_t aadlen, const void *in, size_t len, void *out,
 	       uint8_t tag[FERRY_TAG_LEN])
@@ -21,8 +45,8 @@ int ferry_seal(EVP_CIPHER_CTX *ctx, const uint8_t key[FERRY_KEY_LEN],
 
 	if (!c)
 		return FERRY_E_NOMEM;
-	ok = len <= INT32_MAX && aadlen <= INT32_MAX &&
-	     EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+	ok = (key || ctx) && len <= INT32_MAX && aadlen <= INT32_MAX &&
+	     gcm_start(c, key, nonce, 1) &&
 	     (!aadlen || EVP_EncryptUpdate(c, NULL, &n, aad, (int)aadlen) == 1) &&
 	     (!len || EVP_EncryptUpdate(c, out, &n, in, (int)len) == 1) &&
 	     EVP_EncryptFinal_ex(c, (uint8_t *)out + len, &n) == 1 &&
@@ -32,7 +56,7 @@ int ferry_seal(EVP_CIPHER_CTX *ctx, const uint8_t key[FERRY_KEY_LEN],
 	return ok ? 0 : ferry_error(FERRY_E_IO, "AES-256-GCM seal failed");
 }
 
-int ferry_open(EVP_CIPHER_CTX *ctx, const uint8_t key[FERRY_KEY_LEN],
+int ferry_open(EVP_CIPHER_CTX *ctx, const uint8_t *key,
 	       const uint8_t nonce[FERRY_NONCE_LEN], const void *aad,
 	       size_t aadlen, const void *in, size_t len, void *out,
 	       const uint8_t tag[FERRY_TAG_LEN])
@@ -44,8 +68,8 @@ int ferry_open(EVP_CIPHER_CTX *ctx, const uint8_t key[FERRY_KEY_LEN],
 	if (!c)
 		return FERRY_E_NOMEM;
 	memcpy(t, tag, sizeof(t));
-	ok = len <= INT32_MAX && aadlen <= INT32_MAX &&
-	     EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+	ok = (key || ctx) && len <= INT32_MAX && aadlen <= INT32_MAX &&
+	     gcm_start(c, key, nonce, 0) &&
 	     (!aadlen || EVP_DecryptUpdate(c, NULL, &n, aad, (int)aadlen) == 1) &&
 	     (!len || EVP_DecryptUpdate(c, out, &n, in, (int)len) == 1) &&
 	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, FERRY_TAG_LEN, t) == 1 &&
@@ -53,6 +77,73 @@ int ferry_open(EVP_CIPHER_CTX *ctx, const uint8_t key[FERRY_KEY_LEN],
 	if (!ctx)
 		EVP_CIPHER_CTX_free(c);
 	return ok ? 0 : FERRY_E_CORRUPT;
+}
+
+/* ---- HMAC-SHA-256 with the key's pads hashed once ---------------------- */
+
+struct ferry_hmac {
+	EVP_MD_CTX *inner, *outer; /* SHA-256 after K^ipad, after K^opad */
+};
+
+void ferry_hmac_free(struct ferry_hmac *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->inner);
+	EVP_MD_CTX_free(h->outer);
+	free(h);
+}
+
+struct ferry_hmac *ferry_hmac_new(const uint8_t *key, size_t keylen)
+{
+	struct ferry_hmac *h = calloc(1, sizeof(*h));
+	uint8_t k0[64], pad[64];
+	int ok;
+
+	if (!h)
+		return NULL;
+	/* RFC 2104: a key longer than the block is hashed first; then
+	 * zero-padded to the 64-byte block. */
+	memset(k0, 0, sizeof(k0));
+	if (keylen > sizeof(k0))
+		SHA256(key, keylen, k0);
+	else if (keylen)
+		memcpy(k0, key, keylen);
+	h->inner = EVP_MD_CTX_new();
+	h->outer = EVP_MD_CTX_new();
+	ok = h->inner && h->outer &&
+	     EVP_DigestInit_ex(h->inner, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestInit_ex(h->outer, EVP_sha256(), NULL) == 1;
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k0[i] ^ 0x36;
+	ok = ok && EVP_DigestUpdate(h->inner, pad, sizeof(pad)) == 1;
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k0[i] ^ 0x5c;
+	ok = ok && EVP_DigestUpdate(h->outer, pad, sizeof(pad)) == 1;
+	explicit_bzero(k0, sizeof(k0));
+	explicit_bzero(pad, sizeof(pad));
+	if (!ok) {
+		ferry_hmac_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+int ferry_hmac_sha256(const struct ferry_hmac *h, EVP_MD_CTX *work,
+		      const void *buf, size_t len, uint8_t out[FERRY_HASH_LEN])
+{
+	uint8_t ih[FERRY_HASH_LEN];
+	unsigned int n = 0, m = 0;
+	int ok;
+
+	ok = EVP_MD_CTX_copy_ex(work, h->inner) == 1 &&
+	     (!len || EVP_DigestUpdate(work, buf, len) == 1) &&
+	     EVP_DigestFinal_ex(work, ih, &n) == 1 && n == FERRY_HASH_LEN &&
+	     EVP_MD_CTX_copy_ex(work, h->outer) == 1 &&
+	     EVP_DigestUpdate(work, ih, sizeof(ih)) == 1 &&
+	     EVP_DigestFinal_ex(work, out, &m) == 1 && m == FERRY_HASH_LEN;
+	explicit_bzero(ih, sizeof(ih));
+	return ok ? 0 : ferry_error(FERRY_E_IO, "HMAC-SHA-256 failed");
 }
 
 /* ---- keys ------------------------------------------------------------ */

@@ -94,18 +94,36 @@ void ferry_keys_wipe(struct ferry_keys *keys);
 
 /* AES-256-GCM of LEN bytes IN -> OUT (may be IN), tag to TAG.  CTX may
  * be NULL (one is made for the call); pass a per-thread one on hot
- * paths. */
+ * paths.  KEY NULL: CTX was keyed once by ferry_gcm_ctx_new (the AES key
+ * schedule and GHASH key are not recomputed per object; only the nonce
+ * is set). */
 struct evp_cipher_ctx_st;
-int ferry_seal(struct evp_cipher_ctx_st *ctx, const uint8_t key[FERRY_KEY_LEN],
+int ferry_seal(struct evp_cipher_ctx_st *ctx, const uint8_t *key,
 	       const uint8_t nonce[FERRY_NONCE_LEN], const void *aad,
 	       size_t aadlen, const void *in, size_t len, void *out,
 	       uint8_t tag[FERRY_TAG_LEN]);
 /* The reverse; FERRY_E_CORRUPT when the tag does not match (OUT must then
  * be ignored). */
-int ferry_open(struct evp_cipher_ctx_st *ctx, const uint8_t key[FERRY_KEY_LEN],
+int ferry_open(struct evp_cipher_ctx_st *ctx, const uint8_t *key,
 	       const uint8_t nonce[FERRY_NONCE_LEN], const void *aad,
 	       size_t aadlen, const void *in, size_t len, void *out,
 	       const uint8_t tag[FERRY_TAG_LEN]);
+/* A context keyed with KEY for sealing (ENC 1) or opening (ENC 0) many
+ * objects: pass it with KEY NULL.  EVP_CIPHER_CTX_free() it. */
+struct evp_cipher_ctx_st *ferry_gcm_ctx_new(const uint8_t key[FERRY_KEY_LEN],
+					    int enc);
+
+/* HMAC-SHA-256 under one key, the two padded key blocks hashed once
+ * (RFC 2104: the SHA-256 states after K^ipad and K^opad); a message then
+ * costs two state copies, not a re-keying.  The same bytes as
+ * HMAC(EVP_sha256(), key, ...) (test_seal checks it).  H is only read:
+ * threads share it, each with its own WORK (EVP_MD_CTX_new()). */
+struct ferry_hmac;
+struct evp_md_ctx_st;
+struct ferry_hmac *ferry_hmac_new(const uint8_t *key, size_t keylen);
+void ferry_hmac_free(struct ferry_hmac *h);
+int ferry_hmac_sha256(const struct ferry_hmac *h, struct evp_md_ctx_st *work,
+		      const void *buf, size_t len, uint8_t out[32]);
 
 /* ---- the repository's key (repo_key.c) ---- */
 struct ferry_repo;

@@ -505,6 +505,94 @@ static void test_key_lines_argon2id(void)
 	      ferry_kdf_by_name("bcrypt") == -1);
 }
 
+/* The fast paths give the same bytes as the plain calls: ids from the
+ * prepared HMAC pads (ferry_hmac, the codec context's ferry_chunk_id,
+ * ferry_repo_block_id) equal HMAC(EVP_sha256(), key, ...) for every
+ * length around the SHA-256 block and key lengths 0..100; a GCM context
+ * keyed once and re-used (only the nonce set) seals and opens exactly as
+ * a fresh one, also after a failed open. */
+static void test_fast_paths(void)
+{
+	static uint8_t msg[(1u << 20) + 3], out[(1u << 20) + 3 + 16],
+		out2[(1u << 20) + 3 + 16];
+	static const size_t lens[] = { 0, 1, 31, 55, 56, 63, 64, 65, 119, 127,
+				       128, 129, 1000, 65536, 65537, 1u << 20,
+				       (1u << 20) + 3 };
+	uint8_t key[100], h1[32], h2[32], tag1[16], tag2[16], nonce[12];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int hl;
+
+	CHECK(md != NULL);
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 37 + 11);
+	for (size_t kl = 0; kl <= sizeof(key); kl += kl < 70 ? 1 : 10) {
+		struct ferry_hmac *h = ferry_hmac_new(key, kl);
+
+		CHECK(h != NULL);
+		if (!h)
+			continue;
+		for (size_t i = 0; i < FERRY_ARRAY_SIZE(lens); i++) {
+			if (kl % 8 && lens[i] > 65537)
+				continue; /* the big ones for a few keys */
+			HMAC(EVP_sha256(), key, (int)kl, msg, lens[i], h1, &hl);
+			CHECK(ferry_hmac_sha256(h, md, msg, lens[i], h2) == 0);
+			if (memcmp(h1, h2, 32)) {
+				fprintf(stderr, "hmac differs: key %zu, len %zu\n", kl,
+					lens[i]);
+				CHECK(0);
+			}
+		}
+		ferry_hmac_free(h);
+	}
+	/* Through the codec context and the repository. */
+	{
+		struct ferry_codec_ctx *c = ferry_codec_ctx_new(FERRY_CODEC_ZSTD, 0);
+		struct ferry_repo r;
+
+		CHECK(c && ferry_codec_ctx_set_keys(c, golden_keys()) == 0);
+		memset(&r, 0, sizeof(r));
+		r.encrypted = 1;
+		r.keys = (struct ferry_keys *)golden_keys();
+		r.id_mac = ferry_hmac_new(golden_keys()->id, 32);
+		for (size_t i = 0; c && i < FERRY_ARRAY_SIZE(lens); i++) {
+			HMAC(EVP_sha256(), golden_keys()->id, 32, msg, lens[i], h1, &hl);
+			CHECK(ferry_chunk_id(c, msg, lens[i], h2) == 0 && !memcmp(h1, h2, 32));
+			CHECK(ferry_repo_block_id(&r, msg, lens[i], h2) == 0 &&
+			      !memcmp(h1, h2, 32));
+		}
+		ferry_hmac_free(r.id_mac);
+		ferry_codec_ctx_free(c);
+	}
+	/* GCM: keyed once vs fresh, sealing and opening in turn. */
+	{
+		struct evp_cipher_ctx_st *s = ferry_gcm_ctx_new(golden_keys()->enc, 1);
+		struct evp_cipher_ctx_st *o = ferry_gcm_ctx_new(golden_keys()->enc, 0);
+		const uint8_t *k = golden_keys()->enc;
+
+		CHECK(s && o);
+		for (size_t i = 0; s && o && i < FERRY_ARRAY_SIZE(lens); i++) {
+			size_t n = lens[i];
+
+			memset(nonce, (int)i, sizeof(nonce));
+			CHECK(ferry_seal(NULL, k, nonce, "aad", 3, msg, n, out, tag1) == 0);
+			CHECK(ferry_seal(s, NULL, nonce, "aad", 3, msg, n, out2, tag2) == 0);
+			CHECK(!memcmp(out, out2, n) && !memcmp(tag1, tag2, 16));
+			/* A failed open (flipped tag), then a good one. */
+			tag2[i % 16] ^= 1;
+			CHECK(ferry_open(o, NULL, nonce, "aad", 3, out2, n, out2, tag2) ==
+			      FERRY_E_CORRUPT);
+			CHECK(ferry_open(o, NULL, nonce, "aad", 3, out, n, out2, tag1) == 0);
+			CHECK(!memcmp(out2, msg, n));
+			CHECK(ferry_open(NULL, k, nonce, "aad", 3, out, n, out2, tag1) == 0);
+		}
+		EVP_CIPHER_CTX_free(s);
+		EVP_CIPHER_CTX_free(o);
+	}
+	EVP_MD_CTX_free(md);
+}
+
 int main(void)
 {
 	test_gcm_vector();
@@ -512,6 +600,7 @@ int main(void)
 	test_round_trips();
 	test_key_lines();
 	test_key_lines_argon2id();
+	test_fast_paths();
 	test_golden_manifest();
 	test_write_read();
 	return unit_done();
