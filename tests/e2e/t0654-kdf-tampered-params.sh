@@ -21,13 +21,15 @@ before=$(repo_fingerprint "$repo")
 # (ASan reserves terabytes of shadow: no limit there).
 limited() { if asan_tier; then "$@"; else (ulimit -v 524288 && "$@"); fi; }
 
-# tamper SED EXIT REGEX: edit the config, expect EXIT and REGEX, restore.
+# tamper SED EXIT REGEX [all]: edit the config, expect EXIT and REGEX
+# from points (with "all": from restore and backup too), put it back.
 tamper() {
-	local sedexp=$1 want=$2 re=$3 t0 t1
+	local sedexp=$1 want=$2 re=$3 t0 t1 cmds=("points")
+	[ "${4:-}" = all ] && cmds+=("restore $id --to $T/x.img" "backup --quiet $T/d.img")
 	sed -e "$sedexp" "$T/config.good" >"$repo/config"
 	cmp -s "$repo/config" "$T/config.good" && die "the edit '$sedexp' changed nothing"
 	t0=$(date +%s)
-	for cmd in "points" "restore $id --to $T/x.img" "backup --quiet $T/d.img"; do
+	for cmd in "${cmds[@]}"; do
 		limited expect_fail "$want" ferry $cmd --repo "$repo"
 		one_error_line "$re"
 	done
@@ -37,12 +39,12 @@ tamper() {
 	cp "$T/config.good" "$repo/config"
 	[ "$(repo_fingerprint "$repo")" = "$before" ] || die "'$sedexp': the repository changed"
 }
-tamper 's/^kdf_memlimit = .*/kdf_memlimit = 1099511627776/' 3 "kdf_memlimit = 1099511627776 is out of range"
+tamper 's/^kdf_memlimit = .*/kdf_memlimit = 1099511627776/' 3 "kdf_memlimit = 1099511627776 is out of range" all
 tamper 's/^kdf_memlimit = .*/kdf_memlimit = 4294967296/' 3 "kdf_memlimit = 4294967296 is out of range"
 tamper 's/^kdf_memlimit = .*/kdf_memlimit = 18446744073709551617/' 3 "kdf_memlimit .* is not a number"
 tamper 's/^kdf_memlimit = .*/kdf_memlimit = 1048577/' 3 "kdf_memlimit = 1048577 is not whole KiB"
 tamper 's/^kdf_memlimit = .*/kdf_memlimit = -1/' 3 "kdf_memlimit = -1 is not a number"
-tamper 's/^kdf_opslimit = .*/kdf_opslimit = 4294967297/' 3 "kdf_opslimit = 4294967297 is out of range"
+tamper 's/^kdf_opslimit = .*/kdf_opslimit = 4294967297/' 3 "kdf_opslimit = 4294967297 is out of range" all
 tamper 's/^kdf_opslimit = .*/kdf_opslimit = 0/' 3 "kdf_opslimit = 0 is out of range"
 tamper 's/^kdf_opslimit = .*/kdf_opslimit = 0x10/' 3 "kdf_opslimit = 0x10 is not a number"
 tamper '/^kdf_memlimit = /d' 3 "no valid 'kdf_memlimit' line"
@@ -51,7 +53,7 @@ tamper 's/^kdf = argon2id/kdf = argon2i/' 4 "key derivation 'argon2i' is not sup
 ok "absurd, malformed or missing Argon2id lines: exit 3 or 4 naming the field, at once, under a 512 MiB limit, nothing written"
 
 # Within range: the derivation runs, the key does not open.
-tamper 's/^kdf_opslimit = 1/kdf_opslimit = 2/' 5 "wrong passphrase"
+tamper 's/^kdf_opslimit = 1/kdf_opslimit = 2/' 5 "wrong passphrase" all
 tamper 's/^kdf_memlimit = 1048576/kdf_memlimit = 2097152/' 5 "wrong passphrase"
 ok "an in-range change of the cost does not open the key: exit 5, nothing written"
 
