@@ -31,6 +31,16 @@ restores_to "$repo" "$id2" "$(md5 "$T/disk.img")" "argon2id repository: the incr
 ferry verify --repo "$repo" >/dev/null 2>&1 || die "verify"
 ok "verify passes"
 
+# Rollback with --changed-only compares the target's blocks by their keyed
+# id (the prepared HMAC-SHA-256 pads): one changed 64 KiB block, one write.
+cp "$T/disk.img" "$T/target.img"
+head -c 65536 /dev/urandom | dd of="$T/target.img" bs=64K seek=3 conv=notrunc status=none
+json=$(ferry restore --repo "$repo" "$id2" --to "$T/target.img" --changed-only --json 2>"$T/err") ||
+	{ cat "$T/err"; die "restore --changed-only"; }
+w=$(echo "$json" | grep -o '"bytes_written":[0-9]*' | cut -d: -f2)
+[ "$w" = 65536 ] || die "--changed-only wrote $w bytes for one changed 64 KiB block: $json"
+same "$T/disk.img" "$T/target.img" "restore --changed-only on the encrypted repository rewrites only the changed block (keyed ids match)"
+
 # The default cost when nothing overrides it.
 env -u FERRY_KDF_OPSLIMIT -u FERRY_KDF_MEMLIMIT_KIB "$FERRY" init --repo "$T/default" --encrypt >/dev/null ||
 	die "init with the default cost"
