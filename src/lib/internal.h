@@ -95,6 +95,9 @@ struct ferry_repo {
 	 * feature; KEYS once ferry_repo_unlock() opened the wrapped key. */
 	int encrypted;
 	struct ferry_keys *keys;
+	/* HMAC-SHA-256 of KEYS->id prepared once (seal.h), for
+	 * ferry_repo_block_id(); made with KEYS. */
+	struct ferry_hmac *id_mac;
 };
 
 typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],

@@ -310,24 +310,38 @@ static int check_immutable(struct ferry_repo *r, const struct ferry_backend *be,
 	return ferry_imm_probe(r->path);
 }
 static int repo_create(const char *path, const struct ferry_init_opts *opts,
-		       const char *pass, size_t passlen);
+		       const char *pass, size_t passlen, int kdf);
 
 int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 {
-	return repo_create(path, opts, NULL, 0);
+	return repo_create(path, opts, NULL, 0, 0);
 }
 
 int ferry_repo_init_encrypted(const char *path,
 			      const struct ferry_init_opts *opts,
 			      const char *pass, size_t passlen)
 {
+	return ferry_repo_init_encrypted_kdf(path, opts, pass, passlen, NULL);
+}
+
+int ferry_repo_init_encrypted_kdf(const char *path,
+				  const struct ferry_init_opts *opts,
+				  const char *pass, size_t passlen,
+				  const char *kdf)
+{
+	int k = ferry_kdf_by_name(kdf);
+
 	if (!pass)
 		return ferry_error(FERRY_E_INVAL, "no passphrase");
-	return repo_create(path, opts, pass, passlen);
+	if (k < 0)
+		return ferry_error(FERRY_E_INVAL,
+				   "key derivation '%s' is not known (use argon2id or scrypt)",
+				   kdf ? kdf : "");
+	return repo_create(path, opts, pass, passlen, k);
 }
 
 static int repo_create(const char *path, const struct ferry_init_opts *opts,
-		       const char *pass, size_t passlen)
+		       const char *pass, size_t passlen, int kdf)
 {
 	struct ferry_repo r = { 0 };
 	const struct ferry_backend *be;
@@ -363,7 +377,7 @@ static int repo_create(const char *path, const struct ferry_init_opts *opts,
 		snprintf(extra, sizeof(extra), "%s", opts->extra_config);
 	/* Encrypted: the key is made (and the passphrase checked) before
 	 * anything is created. */
-	if (pass && (e = ferry_repo_key_lines(r.repo_id, pass, passlen,
+	if (pass && (e = ferry_repo_key_lines(r.repo_id, pass, passlen, kdf,
 					      extra + strlen(extra),
 					      sizeof(extra) - strlen(extra))) != 0)
 		return e;
