@@ -52,6 +52,10 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 		   int confirm, char *buf, size_t cap, size_t *len);
 struct ferry_repo;
 int cli_unlock(struct ferry_repo *r);
+/* The same with the passphrase from FILE, else ENV, else a prompt asking
+ * WHAT; FAIL heads the error line (ferry copy's source repository). */
+int cli_unlock_from(struct ferry_repo *r, const char *file, const char *env,
+		    const char *what, const char *fail);
 /* The backup server and its clients (src/server/). */
 int cmd_server(int argc, char **argv);
 int cmd_token(int argc, char **argv);

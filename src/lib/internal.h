@@ -386,6 +386,23 @@ int ferry_target_local_new(struct ferry_repo *r, struct ferry_target **out);
  * has one, else the in-process one. */
 int ferry_target_new(struct ferry_repo *r, struct ferry_target **out);
 
+/* ---- backup copy between different keys (copy_reseal.c) ------------- */
+
+/* 1 when chunks of FROM cannot be copied to TO as stored (one side is
+ * encrypted, or both are with different keys). */
+int ferry_copy_reseal_needed(const struct ferry_repo *from,
+			     const struct ferry_repo *to);
+/* Copy point SP re-encoding each chunk for TO; BASE_ID (or NULL) is an
+ * earlier point both sides hold, whose manifests give the target ids of
+ * unchanged blocks. */
+struct ferry_copy_opts;
+struct ferry_copy_result;
+int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
+			    const struct ferry_point *sp, const char *base_id,
+			    int threads, const struct ferry_copy_opts *o,
+			    uint64_t walked, uint64_t total, double t0,
+			    struct ferry_copy_result *res);
+
 /* ---- worker queue (workq.c) ------------------------------------------ */
 
 /* HANDLER runs on a pool thread for each pushed item; WORKER is the
