@@ -98,10 +98,11 @@ int cli_remote_open(const char *url, struct ferry_repo **out);
 
 /* Settings of repository backends (backend_opts.c), shared by every
  * command that opens a repository. */
-enum { OPT_S3_ENDPOINT = 0x1100, OPT_S3_REGION };
+enum { OPT_S3_ENDPOINT = 0x1100, OPT_S3_REGION, OPT_SMB_CREDENTIALS };
 #define CLI_BACKEND_OPTIONS                                                 \
 	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },         \
-	{ "s3-region", required_argument, NULL, OPT_S3_REGION }
+	{ "s3-region", required_argument, NULL, OPT_S3_REGION },             \
+	{ "smb-credentials", required_argument, NULL, OPT_SMB_CREDENTIALS }
 extern const char cli_backend_help[];
 /* 1 when C was a backend option (applied), -1 after printing why its
  * value is bad, 0 when C is something else. */
