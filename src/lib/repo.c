@@ -645,6 +645,7 @@ struct info_item {
 	uint8_t h[FERRY_HASH_LEN];
 	uint64_t size;
 	uint32_t raw; /* 0 when the header did not read or parse */
+	int cached;   /* RAW came from the local cache: no read */
 };
 
 struct info_walk {
@@ -652,6 +653,7 @@ struct info_walk {
 	struct ferry_repo_info *info;
 	struct info_item *batch;
 	size_t n;
+	struct ferry_info_cache *cache;
 };
 
 static int info_head(void *item, int worker, void *arg)
@@ -664,6 +666,8 @@ static int info_head(void *item, int worker, void *arg)
 	int codec;
 
 	(void)worker;
+	if (it->cached)
+		return 0;
 	/* Damaged chunks are verify's business; info just skips them.  The
 	 * header parse reads at most the header (HN bytes are there when
 	 * the chunk is not shorter than its header), then compares the
@@ -690,13 +694,17 @@ static int info_flush(struct info_walk *w)
 	for (size_t i = 0; i < w->n && e == 0; i++) {
 		struct info_item *it = &w->batch[i];
 
-		e = ferry_workq_push(q, &it);
+		if (!it->cached)
+			e = ferry_workq_push(q, &it);
 	}
 	qe = ferry_workq_finish(q);
 	if (e == 0)
 		e = qe;
-	for (size_t i = 0; i < w->n && e == 0; i++)
+	for (size_t i = 0; i < w->n && e == 0; i++) {
 		w->info->chunk_raw_bytes += w->batch[i].raw;
+		ferry_info_cache_add(w->cache, w->batch[i].h, w->batch[i].size,
+				     w->batch[i].raw);
+	}
 	w->n = 0;
 	return e;
 }
@@ -709,6 +717,9 @@ static int info_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
 	w->info->stored_bytes += size;
 	memcpy(w->batch[w->n].h, h, FERRY_HASH_LEN);
 	w->batch[w->n].size = size;
+	w->batch[w->n].raw = 0;
+	w->batch[w->n].cached = ferry_info_cache_lookup(w->cache, h, size,
+							&w->batch[w->n].raw);
 	if (++w->n == INFO_BATCH)
 		return info_flush(w);
 	return 0;
@@ -734,13 +745,15 @@ int ferry_repo_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 	info->codec = r->codec;
 	info->level = r->level;
 	memcpy(info->repo_id, r->repo_id, sizeof(info->repo_id));
-	struct info_walk w = { r, info, NULL, 0 };
+	struct info_walk w = { r, info, NULL, 0, NULL };
 
 	if (!(w.batch = malloc(INFO_BATCH * sizeof(*w.batch))))
 		return FERRY_E_NOMEM;
+	w.cache = ferry_info_cache_open(r);
 	e = r->ops->list_chunks(r, info_chunk, &w);
 	if (e == 0)
 		e = info_flush(&w);
+	ferry_info_cache_finish(w.cache, e == 0);
 	free(w.batch);
 	if (e)
 		return e;
