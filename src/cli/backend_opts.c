@@ -25,6 +25,25 @@ const char cli_backend_help[] =
 	"                        username=, password= (and domain=) lines, mode\n"
 	"                        0600 (or FERRY_SMB_CREDENTIALS=FILE)\n";
 
+int cli_check_file(const char *opt, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	const char *why = NULL;
+
+	if (fd < 0 || fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	if (fd >= 0)
+		close(fd);
+	if (why) {
+		fprintf(stderr, "ferry: %s %s: %s\n", opt, path, why);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_backend_option(int c, const char *arg)
 {
 	const char *key;
@@ -41,23 +60,8 @@ int cli_backend_option(int c, const char *arg)
 	}
 	/* A credentials file that cannot be read is said at once, before
 	 * any repository is opened. */
-	if (c == OPT_SMB_CREDENTIALS) {
-		int fd = open(arg, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		const char *why = NULL;
-
-		if (fd < 0 || fstat(fd, &st) != 0)
-			why = strerror(errno);
-		else if (!S_ISREG(st.st_mode))
-			why = "not a regular file";
-		if (fd >= 0)
-			close(fd);
-		if (why) {
-			fprintf(stderr, "ferry: --smb-credentials %s: %s\n", arg,
-				why);
-			return -1;
-		}
-	}
+	if (c == OPT_SMB_CREDENTIALS && cli_check_file("--smb-credentials", arg) != 0)
+		return -1;
 	if (ferry_backend_set(key, arg) != 0) {
 		fprintf(stderr, "ferry: --%s: %s\n", key, ferry_last_error());
 		return -1;

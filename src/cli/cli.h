@@ -107,6 +107,8 @@ extern const char cli_backend_help[];
 /* 1 when C was a backend option (applied), -1 after printing why its
  * value is bad, 0 when C is something else. */
 int cli_backend_option(int c, const char *arg);
+/* -1 after printing "OPT PATH: why" when PATH is not a readable file. */
+int cli_check_file(const char *opt, const char *path);
 
 int cli_parse_int(const char *s, int min, int max, int *out);
 void cli_human(uint64_t bytes, char *buf, size_t len);

@@ -6,11 +6,11 @@
 
 #include "cli.h"
 
-enum { OPT_FROM_PW = 0x1300 }; /* long-only option */
+enum { OPT_FROM_PW = 0x1300, OPT_FROM_SMB }; /* long-only options */
 
 static const char usage[] =
 	"--from REPO --to REPO [--name NAME | POINT...] [--from-password-file FILE]\n"
-	"       [--password-file FILE] [--json] [--threads N] [--quiet]";
+	"       [--password-file FILE] [--from-smb-credentials FILE] [--json] [--threads N] [--quiet]";
 
 static void help(void)
 {
@@ -42,6 +42,10 @@ static void help(void)
 	       "  --password-file FILE\n"
 	       "                 the target's passphrase; else FERRY_PASSWORD, else a\n"
 	       "                 prompt\n"
+	       "  --from-smb-credentials FILE\n"
+	       "                 an smb:// source's credentials file, when they differ\n"
+	       "                 from the target's (--smb-credentials, which is used\n"
+	       "                 for both sides otherwise)\n"
 	       "  --threads N    chunks read, checked and sent at once (default: CPUs, at\n"
 	       "                 least 4)\n"
 	       "  --json         print a JSON summary\n"
@@ -80,6 +84,7 @@ int cmd_copy(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
 		{ "from-password-file", required_argument, NULL, OPT_FROM_PW },
+		{ "from-smb-credentials", required_argument, NULL, OPT_FROM_SMB },
 		{ "to", required_argument, NULL, 'T' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
@@ -93,7 +98,8 @@ int cmd_copy(int argc, char **argv)
 	struct ferry_copy_opts co;
 	struct ferry_copy_result res;
 	struct ferry_repo *from = NULL, *to = NULL;
-	const char *fp = NULL, *tp = NULL, *from_pw = NULL;
+	const char *fp = NULL, *tp = NULL, *from_pw = NULL, *from_smb = NULL;
+	const char *smb = NULL;
 	struct ferry_net_stats net;
 	int c, e, rc, json = 0, quiet = 0, remote;
 
@@ -102,6 +108,11 @@ int cmd_copy(int argc, char **argv)
 		switch (c) {
 		case 'f': fp = optarg; break;
 		case OPT_FROM_PW: from_pw = optarg; break;
+		case OPT_FROM_SMB:
+			if (cli_check_file("--from-smb-credentials", optarg) != 0)
+				return EXIT_USAGE;
+			from_smb = optarg;
+			break;
 		case 'T': tp = optarg; break;
 		case 'n': co.name = optarg; break;
 		case 'j': json = 1; break;
@@ -114,6 +125,8 @@ int cmd_copy(int argc, char **argv)
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
+			if (c == OPT_SMB_CREDENTIALS)
+				smb = optarg;
 			if ((rc = cli_remote_option(c, optarg)) > 0)
 				break;
 			if (rc < 0)
@@ -131,7 +144,14 @@ int cmd_copy(int argc, char **argv)
 	}
 	co.points = (const char *const *)argv + optind;
 	co.npoints = argc - optind;
-	if ((e = open_one(fp, &from, "source")) != 0)
+	/* An SMB repository reads its credentials when it is opened: the
+	 * source with --from-smb-credentials, the target with the usual. */
+	if (from_smb)
+		ferry_backend_set("smb-credentials", from_smb);
+	e = open_one(fp, &from, "source");
+	if (from_smb)
+		ferry_backend_set("smb-credentials", smb);
+	if (e)
 		return e;
 	if ((e = open_one(tp, &to, "target")) != 0) {
 		ferry_repo_free(from);

@@ -53,3 +53,18 @@ copy_source "$T/a"
 copy_check "$T/a" "$enc" --smb-credentials "$creds" --password-file "$T/pw"
 ferry verify --repo "$enc" --smb-credentials "$creds" --password-file "$T/pw" >/dev/null 2>&1 || die "verify enc copy"
 ok "the encrypted copy on the share verifies"
+
+# Two shares' credentials in one copy: --from-smb-credentials for the
+# source, --smb-credentials for the target; each is used for its side.
+url2=$(smb_url plain2)
+ferry init --repo "$url2" --smb-credentials "$creds" >/dev/null || die "init plain2"
+expect_fail 1 ferry copy --from "$url" --from-smb-credentials "$creds" --to "$url2" --smb-credentials "$T/bad.creds"
+grep -q "target repository" "$T/err" && grep -qi "refused\|denied" "$T/err" || die "unclear error: $(cat "$T/err")"
+expect_fail 1 ferry copy --from "$url" --from-smb-credentials "$T/bad.creds" --to "$url2" --smb-credentials "$creds"
+grep -q "source repository" "$T/err" && grep -qi "refused\|denied" "$T/err" || die "unclear error: $(cat "$T/err")"
+expect_fail 2 ferry copy --from "$url" --from-smb-credentials "$T/nonexistent" --to "$url2" --smb-credentials "$creds"
+one_error_line "from-smb-credentials $T/nonexistent: No such file"
+json=$(ferry copy --from "$url" --from-smb-credentials "$creds" --to "$url2" --smb-credentials "$creds" --json) || die "copy smb -> smb"
+echo "$json" | grep -q '"points_copied":1' || die "copy smb -> smb: $json"
+ferry restore --repo "$url2" --smb-credentials "$creds" "$id" --to "$T/r2.img" 2>/dev/null || die "restore plain2"
+same "$T/d.img" "$T/r2.img" "--from-smb-credentials and --smb-credentials each apply to their side; the copy restores"
