@@ -583,6 +583,10 @@ struct ferry_copy_result {
 	uint64_t bytes_sent;       /* their stored (compressed) bytes */
 	uint64_t bytes_raw_sent;   /* their uncompressed bytes */
 	double seconds;
+	/* Copy between different keys: source chunks read and re-encoded
+	 * (unchanged blocks of a point whose base is on both sides are
+	 * not read). */
+	uint64_t chunks_read;
 };
 int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 	       const struct ferry_copy_opts *o, struct ferry_copy_result *res);

@@ -30,12 +30,14 @@ static void help(void)
 	       "repository, 1 the config could not be written (the old passphrase then\n"
 	       "still works).\n",
 	       usage);
+	fputs(cli_backend_help, stdout);
 }
 
 static int passwd(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
+		CLI_BACKEND_OPTIONS,
 		{ "new-password-file", required_argument, NULL, 'n' },
 		{ "kdf", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
@@ -64,7 +66,12 @@ static int passwd(int argc, char **argv)
 			break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("key", usage);
+		default:
+			if ((e = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (e < 0)
+				return EXIT_USAGE;
+			return cli_usage("key", usage);
 		}
 	}
 	if (optind != argc)
