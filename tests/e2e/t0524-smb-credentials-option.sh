@@ -6,6 +6,7 @@
 # directory and a file with a wrong password are each refused with a clear
 # error naming the file or the cause, and nothing is written.
 . "$(dirname "$0")/functions.sh"
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 # small key-derivation cost
 json_num() { echo "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
 . "$(dirname "$0")/copy.sh"
 . "$(dirname "$0")/smb.sh"

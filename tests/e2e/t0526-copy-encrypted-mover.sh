@@ -7,6 +7,7 @@
 # second copy sends nothing; then the encrypted repository read back
 # through the mover into a local plain one restores too.
 . "$(dirname "$0")/functions.sh"
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 # small key-derivation cost
 json_num() { echo "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
 . "$(dirname "$0")/remote.sh"
 . "$(dirname "$0")/copy.sh"
