@@ -101,8 +101,8 @@ static int hello(struct mconn *mc, const uint8_t *p, size_t n)
 	mc->c->block_size = repo->block_size;
 	mc->c->max_frame = w.max_frame > FERRY_FRAME_CTRL ? w.max_frame
 							  : FERRY_FRAME_CTRL;
-	mover_log(m, "%s repo=%s hello agent=\"%s\"", mc->tag, mc->r->name,
-		  h.agent);
+	mover_log(m, "%s repo=%s hello agent=\"%s\" tls=%s", mc->tag, mc->r->name,
+		  h.agent, mc->c->ssl ? SSL_get_cipher_name(mc->c->ssl) : "none");
 	return ferry_conn_queue(mc->c, FM_WELCOME, b, len, NULL, 0);
 }
 
