@@ -18,7 +18,7 @@
  * AES-256-GCM and 1.6 for ChaCha20-Poly1305). */
 #define SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
-#define RBUF 17000u /* one record of 16 KiB and its overhead */
+#define RBUF (64u << 10) /* TLS read-ahead */
 
 static void ssl_err_text(char *buf, size_t cap)
 {
@@ -57,10 +57,11 @@ static SSL_CTX *ctx_new(int server, const char *cert, const char *key,
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	/* Read a record and the start of the next per system call, not
-	 * more: before each record OpenSSL 3.0 moves what is left in its
-	 * read buffer to the front, up to 48 KiB per 16 KiB record with a
-	 * 64 KiB buffer (bench/README-remote.md). */
+	/* Read whole bursts of records per system call.  (Before each
+	 * record OpenSSL 3.0 moves what is left of this buffer to its
+	 * front; a buffer of one record avoids that but costs a system call
+	 * per record and lets the socket's queue grow under load: no
+	 * better in instructions, bench/README-remote.md.) */
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_default_read_buffer_len(ctx, RBUF);
 	SSL_CTX_set_num_tickets(ctx, 0);
