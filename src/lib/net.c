@@ -523,13 +523,11 @@ int ferry_conn_refs(const struct ferry_conn *c, const void *p, size_t len)
 
 size_t ferry_conn_backlog(const struct ferry_conn *c)
 {
-	return c->tx_len - c->tx_off + c->txr_bytes + ferry_tls_unflushed(c);
+	return c->tx_len - c->tx_off + c->txr_bytes;
 }
 
 int ferry_conn_flush(struct ferry_conn *c)
 {
-	int r0;
-
 	c->rate_wait_ms = 0;
 	if (c->broken)
 		return FERRY_E_NET;
@@ -552,11 +550,8 @@ int ferry_conn_flush(struct ferry_conn *c)
 		if (c->rate && want > RECORD)
 			want = RECORD;
 		n = ferry_rate_take(c->rate, want, &c->rate_wait_ms);
-		if (!n) {
-			/* What is paid for goes now, not after the wait. */
-			r0 = ferry_tls_flush(c);
-			return r0 == -EAGAIN ? 1 : r0 ? r0 : 1;
-		}
+		if (!n)
+			return 1;
 		r = raw_write(c, p, n);
 		if (r == -EAGAIN) {
 			/* Unused tokens go back: nothing was sent. */
@@ -586,15 +581,9 @@ int ferry_conn_flush(struct ferry_conn *c)
 			c->tx_off += (size_t)r;
 		}
 		c->bytes_out += (uint64_t)r;
-		/* A paced link gets each record as it is paid for. */
-		if (c->rate && c->rate->rate &&
-		    (r0 = ferry_tls_flush(c)) != 0 && r0 != -EAGAIN)
-			return r0;
 	}
 	c->tx_off = c->tx_len = 0;
-	if ((r0 = ferry_tls_flush(c)) == -EAGAIN)
-		return 1;
-	return r0;
+	return 0;
 }
 
 short ferry_conn_events(const struct ferry_conn *c)
@@ -602,7 +591,7 @@ short ferry_conn_events(const struct ferry_conn *c)
 	short ev = POLLIN;
 
 	if (((c->tx_off < c->tx_len || c->txr_n) && !c->rate_wait_ms) ||
-	    c->want_write || ferry_tls_unflushed(c))
+	    c->want_write)
 		ev |= POLLOUT;
 	return ev;
 }
@@ -700,7 +689,6 @@ void ferry_conn_close_soft(struct ferry_conn *c, int ms)
 	if (c->ssl) {
 		ERR_clear_error();
 		SSL_shutdown(c->ssl); /* close_notify, non-blocking */
-		ferry_tls_flush(c);
 		ERR_clear_error();
 	}
 	shutdown(c->fd, SHUT_WR);

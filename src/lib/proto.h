@@ -208,7 +208,6 @@ struct ferry_conn {
 	} txr[FERRY_TXREF_MAX];
 	unsigned txr_head, txr_n;
 	size_t txr_off, txr_bytes;
-	int tls_wbuf;         /* TLS records gather in a buffer BIO */
 	int want_write;       /* TLS needs the socket writable to go on */
 	int rate_wait_ms;
 };
@@ -229,10 +228,6 @@ int ferry_tls_connect(struct ferry_conn *c, SSL_CTX *ctx, const char *host,
 ssize_t ferry_tls_read(struct ferry_conn *c, void *buf, size_t n);
 ssize_t ferry_tls_write(struct ferry_conn *c, const void *buf, size_t n);
 void ferry_tls_close(struct ferry_conn *c);
-/* Send what TLS records wait in the write buffer: 0 when all went,
- * -EAGAIN, or < 0 on error. */
-int ferry_tls_flush(struct ferry_conn *c);
-size_t ferry_tls_unflushed(const struct ferry_conn *c);
 /* Received bytes inside TLS or its read buffer (poll cannot see them). */
 int ferry_tls_pending(const struct ferry_conn *c);
 

@@ -7,8 +7,6 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -203,61 +201,6 @@ static void peer_identity(struct ferry_conn *c)
 					  sizeof(c->identity));
 }
 
-/* Bytes encrypted by SSL_write gather here and go to the socket in
- * writes of this size (or at the end of ferry_conn_flush): one write per
- * 16 KiB record costs a system call and a loopback packet each. */
-#define WBUF (256u << 10)
-
-static int wbuf_install(struct ferry_conn *c)
-{
-	BIO *sock = SSL_get_wbio(c->ssl), *buf;
-	const char *env = getenv("FERRY_TLS_WBUF");
-
-	if (env && !strcmp(env, "0"))
-		return 0;
-	if (!sock || !(buf = BIO_new(BIO_f_buffer())))
-		return ferry_error(FERRY_E_NOMEM, "cannot create a TLS session");
-	if (BIO_set_write_buffer_size(buf, WBUF) != 1 || !BIO_up_ref(sock)) {
-		BIO_free(buf);
-		return ferry_error(FERRY_E_NOMEM, "cannot create a TLS session");
-	}
-	BIO_push(buf, sock);
-	SSL_set0_wbio(c->ssl, buf); /* drops the old reference to sock */
-	c->tls_wbuf = 1;
-	return 0;
-}
-
-int ferry_tls_pending(const struct ferry_conn *c)
-{
-	/* decrypted bytes, or records read ahead */
-	return c->ssl && SSL_has_pending(c->ssl);
-}
-
-size_t ferry_tls_unflushed(const struct ferry_conn *c)
-{
-	return c->ssl && c->tls_wbuf ? (size_t)BIO_wpending(SSL_get_wbio(c->ssl)) : 0;
-}
-
-int ferry_tls_flush(struct ferry_conn *c)
-{
-	BIO *b;
-
-	if (!c->ssl || !c->tls_wbuf)
-		return 0;
-	b = SSL_get_wbio(c->ssl);
-	if (BIO_wpending(b) == 0)
-		return 0;
-	ERR_clear_error();
-	errno = 0;
-	if (BIO_flush(b) > 0)
-		return 0;
-	if (BIO_should_retry(b))
-		return -EAGAIN;
-	c->broken = 1;
-	return ferry_error(FERRY_E_NET, "write to %s: %s", c->peer,
-			   errno ? strerror(errno) : "TLS buffer flush failed");
-}
-
 static int handshake(struct ferry_conn *c, int server, double deadline)
 {
 	for (;;) {
@@ -280,7 +223,7 @@ static int handshake(struct ferry_conn *c, int server, double deadline)
 		}
 	}
 	peer_identity(c);
-	return wbuf_install(c);
+	return 0;
 }
 
 static int tls_new(struct ferry_conn *c, SSL_CTX *ctx)
@@ -363,7 +306,6 @@ void ferry_tls_close(struct ferry_conn *c)
 	if (!c->broken) {
 		ERR_clear_error();
 		SSL_shutdown(c->ssl); /* non-blocking: one try */
-		ferry_tls_flush(c);
 	}
 	SSL_free(c->ssl);
 	c->ssl = NULL;
