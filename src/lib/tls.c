@@ -201,6 +201,12 @@ static void peer_identity(struct ferry_conn *c)
 					  sizeof(c->identity));
 }
 
+int ferry_tls_pending(const struct ferry_conn *c)
+{
+	/* decrypted bytes, or records read ahead */
+	return c->ssl && SSL_has_pending(c->ssl);
+}
+
 static int handshake(struct ferry_conn *c, int server, double deadline)
 {
 	for (;;) {
