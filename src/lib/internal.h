@@ -379,6 +379,11 @@ struct ferry_target_ops {
 	/* Make everything durable and commit the point (stats in P). */
 	int (*commit)(struct ferry_target *t, const struct ferry_point *p);
 	void (*free)(struct ferry_target *t); /* aborts if uncommitted */
+	/* Optional, thread-safe: put without a copy.  *BUF (CAP bytes,
+	 * malloc'd) holds the chunk; the target may keep it and leave
+	 * another buffer of CAP bytes in *BUF.  Returns as put. */
+	int (*put_own)(struct ferry_target *t, const uint8_t h[FERRY_HASH_LEN],
+		       uint8_t **buf, size_t cap, size_t len);
 };
 struct ferry_target {
 	const struct ferry_target_ops *ops;
