@@ -244,7 +244,10 @@ static int process(struct bjob *j, struct slot *s, int worker)
 		return r < 0 ? r : 0;
 	if ((r = touch(&t, touch_encode)) != 0)
 		return r;
-	if ((r = j->t->ops->put(j->t, s->hash, j->out[worker], t.clen)) < 0)
+	r = j->t->ops->put_own
+		    ? j->t->ops->put_own(j->t, s->hash, &j->out[worker], j->outcap, t.clen)
+		    : j->t->ops->put(j->t, s->hash, j->out[worker], t.clen);
+	if (r < 0)
 		return r;
 	s->outcome = r == 1 ? OUT_REUSED : OUT_NEW;
 	s->stored = r == 1 ? 0 : t.clen;

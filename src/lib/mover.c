@@ -101,8 +101,8 @@ static int hello(struct mconn *mc, const uint8_t *p, size_t n)
 	mc->c->block_size = repo->block_size;
 	mc->c->max_frame = w.max_frame > FERRY_FRAME_CTRL ? w.max_frame
 							  : FERRY_FRAME_CTRL;
-	mover_log(m, "%s repo=%s hello agent=\"%s\"", mc->tag, mc->r->name,
-		  h.agent);
+	mover_log(m, "%s repo=%s hello agent=\"%s\" tls=%s", mc->tag, mc->r->name,
+		  h.agent, mc->c->ssl ? SSL_get_cipher_name(mc->c->ssl) : "none");
 	return ferry_conn_queue(mc->c, FM_WELCOME, b, len, NULL, 0);
 }
 
@@ -715,7 +715,7 @@ static int serve(struct mconn *mc)
 						   "replaced by a newer connection of session %.8s",
 						   mc->s->sidhex);
 		}
-		while (budget-- > 0 && c->tx_len - c->tx_off < TX_BACKLOG) {
+		while (budget-- > 0 && ferry_conn_backlog(c) < TX_BACKLOG) {
 			e = ferry_conn_recv(c);
 			if (e == 0) {
 				drained = 1;
@@ -748,7 +748,7 @@ static int serve(struct mconn *mc)
 			return e;
 		if ((e = ferry_conn_flush(c)) < 0)
 			return e;
-		if (!drained && budget < 0 && c->tx_len - c->tx_off < TX_BACKLOG)
+		if (!drained && budget < 0 && ferry_conn_backlog(c) < TX_BACKLOG)
 			continue;
 		if (now - c->last_rx > (mc->st == FS_HELLO ? hs : idle))
 			return ferry_error(FERRY_E_TIMEOUT,
@@ -764,7 +764,7 @@ static int serve(struct mconn *mc)
 			ms = c->rate_wait_ms;
 		pf[0].fd = c->fd;
 		pf[0].events = ferry_conn_events(c);
-		if (c->tx_len - c->tx_off >= TX_BACKLOG)
+		if (ferry_conn_backlog(c) >= TX_BACKLOG)
 			pf[0].events &= (short)~POLLIN;
 		pf[1].fd = mc->efd;
 		pf[1].events = POLLIN;

@@ -415,19 +415,23 @@ int ferry_conn_recv(struct ferry_conn *c)
 	return 1;
 }
 
-int ferry_conn_queue(struct ferry_conn *c, uint16_t type, const void *a,
-		     size_t alen, const void *b, size_t blen)
+/* Room for NEED more bytes at the end of tx; moves the unsent bytes to
+ * the front first when that is cheap or frees much. */
+static int tx_reserve(struct ferry_conn *c, size_t need)
 {
-	size_t need = FERRY_FRAME_HDR + alen + blen;
+	if (c->tx_off == c->tx_len ||
+	    (c->tx_off > (1u << 20) && c->tx_off > c->tx_len / 2)) {
+		size_t d = c->tx_off;
 
-	if (c->tx_off == c->tx_len) {
-		c->tx_off = c->tx_len = 0;
-	} else if (c->tx_off > (1u << 20) && c->tx_off > c->tx_len / 2) {
-		memmove(c->tx, c->tx + c->tx_off, c->tx_len - c->tx_off);
-		c->tx_len -= c->tx_off;
-		c->tx_off = 0;
+		if (d) {
+			memmove(c->tx, c->tx + d, c->tx_len - d);
+			c->tx_len -= d;
+			c->tx_off = 0;
+			for (unsigned i = 0; i < c->txr_n; i++)
+				c->txr[(c->txr_head + i) % FERRY_TXREF_MAX].at -= d;
+		}
 	}
-	if (alen + blen > UINT32_MAX || c->tx_len + need > TX_HARD_CAP)
+	if (c->tx_len + need + c->txr_bytes > TX_HARD_CAP)
 		return ferry_error(FERRY_E_NOMEM, "send buffer to %s overflows",
 				   c->peer);
 	if (c->tx_len + need > c->tx_cap) {
@@ -441,6 +445,20 @@ int ferry_conn_queue(struct ferry_conn *c, uint16_t type, const void *a,
 		c->tx = n;
 		c->tx_cap = cap;
 	}
+	return 0;
+}
+
+int ferry_conn_queue(struct ferry_conn *c, uint16_t type, const void *a,
+		     size_t alen, const void *b, size_t blen)
+{
+	size_t need = FERRY_FRAME_HDR + alen + blen;
+	int e;
+
+	if (alen + blen > UINT32_MAX)
+		return ferry_error(FERRY_E_NOMEM, "send buffer to %s overflows",
+				   c->peer);
+	if ((e = tx_reserve(c, need)) != 0)
+		return e;
 	ferry_frame_header_encode(c->tx + c->tx_len, type, (uint32_t)(alen + blen));
 	if (alen)
 		memcpy(c->tx + c->tx_len + FERRY_FRAME_HDR, a, alen);
@@ -450,22 +468,91 @@ int ferry_conn_queue(struct ferry_conn *c, uint16_t type, const void *a,
 	return 0;
 }
 
+/* Below this a payload is copied: a reference would cost a TLS record
+ * (and a write) of its own for too few bytes. */
+#define REF_MIN (64u << 10)
+/* A TLS record's plaintext. */
+#define RECORD 16384u
+
+int ferry_conn_queue_ref(struct ferry_conn *c, uint16_t type, const void *a,
+			 size_t alen, const void *b, size_t blen)
+{
+	size_t head, need;
+	struct ferry_txref *x;
+	int e;
+
+	if (blen < REF_MIN || c->txr_n == FERRY_TXREF_MAX ||
+	    FERRY_FRAME_HDR + alen >= RECORD || alen + blen > UINT32_MAX)
+		return ferry_conn_queue(c, type, a, alen, b, blen);
+	/* The header, A and the start of B fill one record; the rest of B
+	 * goes from the caller's memory in full records. */
+	head = RECORD - FERRY_FRAME_HDR - alen;
+	need = FERRY_FRAME_HDR + alen + head;
+	if ((e = tx_reserve(c, need)) != 0)
+		return e;
+	if (c->tx_len + need + c->txr_bytes + (blen - head) > TX_HARD_CAP)
+		return ferry_error(FERRY_E_NOMEM, "send buffer to %s overflows",
+				   c->peer);
+	ferry_frame_header_encode(c->tx + c->tx_len, type, (uint32_t)(alen + blen));
+	if (alen)
+		memcpy(c->tx + c->tx_len + FERRY_FRAME_HDR, a, alen);
+	memcpy(c->tx + c->tx_len + FERRY_FRAME_HDR + alen, b, head);
+	c->tx_len += need;
+	x = &c->txr[(c->txr_head + c->txr_n) % FERRY_TXREF_MAX];
+	x->at = c->tx_len;
+	x->p = (const uint8_t *)b + head;
+	x->len = blen - head;
+	c->txr_n++;
+	c->txr_bytes += x->len;
+	return 0;
+}
+
+int ferry_conn_refs(const struct ferry_conn *c, const void *p, size_t len)
+{
+	const uint8_t *lo = p, *hi = lo + len;
+
+	for (unsigned i = 0; i < c->txr_n; i++) {
+		const struct ferry_txref *x =
+			&c->txr[(c->txr_head + i) % FERRY_TXREF_MAX];
+
+		if (x->p < hi && x->p + x->len > lo)
+			return 1;
+	}
+	return 0;
+}
+
+size_t ferry_conn_backlog(const struct ferry_conn *c)
+{
+	return c->tx_len - c->tx_off + c->txr_bytes;
+}
+
 int ferry_conn_flush(struct ferry_conn *c)
 {
 	c->rate_wait_ms = 0;
 	if (c->broken)
 		return FERRY_E_NET;
-	while (c->tx_off < c->tx_len) {
-		size_t want = c->tx_len - c->tx_off, n;
+	while (c->tx_off < c->tx_len || c->txr_n) {
+		struct ferry_txref *x = c->txr_n ? &c->txr[c->txr_head] : NULL;
+		const uint8_t *p;
+		size_t want, n;
+		int ref = x && x->at == c->tx_off;
 		ssize_t r;
 
+		if (ref) {
+			p = x->p + c->txr_off;
+			want = x->len - c->txr_off;
+		} else {
+			/* copied bytes, up to the next payload by reference */
+			p = c->tx + c->tx_off;
+			want = (x ? x->at : c->tx_len) - c->tx_off;
+		}
 		/* TLS records are 16 KiB: pace in pieces of that size. */
-		if (c->rate && want > 16384)
-			want = 16384;
+		if (c->rate && want > RECORD)
+			want = RECORD;
 		n = ferry_rate_take(c->rate, want, &c->rate_wait_ms);
 		if (!n)
 			return 1;
-		r = raw_write(c, c->tx + c->tx_off, n);
+		r = raw_write(c, p, n);
 		if (r == -EAGAIN) {
 			/* Unused tokens go back: nothing was sent. */
 			if (c->rate && c->rate->rate) {
@@ -482,7 +569,17 @@ int ferry_conn_flush(struct ferry_conn *c)
 			c->rate->tokens += (double)(n - (size_t)r);
 			pthread_mutex_unlock(&c->rate->mu);
 		}
-		c->tx_off += (size_t)r;
+		if (ref) {
+			c->txr_off += (size_t)r;
+			c->txr_bytes -= (size_t)r;
+			if (c->txr_off == x->len) {
+				c->txr_head = (c->txr_head + 1) % FERRY_TXREF_MAX;
+				c->txr_n--;
+				c->txr_off = 0;
+			}
+		} else {
+			c->tx_off += (size_t)r;
+		}
 		c->bytes_out += (uint64_t)r;
 	}
 	c->tx_off = c->tx_len = 0;
@@ -493,14 +590,15 @@ short ferry_conn_events(const struct ferry_conn *c)
 {
 	short ev = POLLIN;
 
-	if ((c->tx_off < c->tx_len && !c->rate_wait_ms) || c->want_write)
+	if (((c->tx_off < c->tx_len || c->txr_n) && !c->rate_wait_ms) ||
+	    c->want_write)
 		ev |= POLLOUT;
 	return ev;
 }
 
 int ferry_conn_pending(const struct ferry_conn *c)
 {
-	return c->ssl && SSL_pending(c->ssl) > 0;
+	return ferry_tls_pending(c);
 }
 
 static int poll_one(struct ferry_conn *c, short ev, double deadline,

@@ -181,6 +181,7 @@ int ferry_hostport_parse(const char *s, char *host, size_t hcap, char *port,
 int ferry_addr_is_loopback(const struct sockaddr *sa);
 void ferry_addr_text(const struct sockaddr *sa, char *out, size_t cap);
 
+#define FERRY_TXREF_MAX 64        /* payloads queued by reference */
 struct ferry_conn {
 	int fd;
 	SSL *ssl;
@@ -202,6 +203,15 @@ struct ferry_conn {
 	/* sending */
 	uint8_t *tx;
 	size_t tx_cap, tx_len, tx_off;
+	/* payloads sent from the caller's memory instead of copies (see
+	 * ferry_conn_queue_ref): LEN bytes from P go at offset AT of tx */
+	struct ferry_txref {
+		size_t at;
+		const uint8_t *p;
+		size_t len;
+	} txr[FERRY_TXREF_MAX];
+	unsigned txr_head, txr_n;
+	size_t txr_off, txr_bytes;
 	int want_write;       /* TLS needs the socket writable to go on */
 	int rate_wait_ms;
 };
@@ -222,6 +232,8 @@ int ferry_tls_connect(struct ferry_conn *c, SSL_CTX *ctx, const char *host,
 ssize_t ferry_tls_read(struct ferry_conn *c, void *buf, size_t n);
 ssize_t ferry_tls_write(struct ferry_conn *c, const void *buf, size_t n);
 void ferry_tls_close(struct ferry_conn *c);
+/* Received bytes inside TLS or its read buffer (poll cannot see them). */
+int ferry_tls_pending(const struct ferry_conn *c);
 
 /* TCP: connect within DEADLINE; listen; accept (non-blocking fds). */
 int ferry_tcp_connect(const char *host, const char *port, double deadline,
@@ -241,6 +253,16 @@ int ferry_conn_queue(struct ferry_conn *c, uint16_t type, const void *a,
 /* Send queued bytes: 0 when all went, 1 when some wait (poll for
  * ferry_conn_events), < 0 on error. */
 int ferry_conn_flush(struct ferry_conn *c);
+/* Like ferry_conn_queue, but B (the large payload) is not copied: it is
+ * sent from the caller's memory, which must stay unchanged until
+ * ferry_conn_refs(c, B, BLEN) says 0 (or the connection is freed).  For
+ * chunks, which the source keeps until the target acknowledged them. */
+int ferry_conn_queue_ref(struct ferry_conn *c, uint16_t type, const void *a,
+			 size_t alen, const void *b, size_t blen);
+/* 1 when queued bytes still point into [P, P + LEN). */
+int ferry_conn_refs(const struct ferry_conn *c, const void *p, size_t len);
+/* Bytes queued and not yet sent (copied and by reference). */
+size_t ferry_conn_backlog(const struct ferry_conn *c);
 short ferry_conn_events(const struct ferry_conn *c);
 /* Whether received bytes wait inside TLS (poll would not show them). */
 int ferry_conn_pending(const struct ferry_conn *c);

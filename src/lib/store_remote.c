@@ -153,7 +153,7 @@ static int pool_get(struct rstore *rs, struct ferry_conn **c)
 static void pool_put(struct rstore *rs, struct ferry_conn *c, int ok)
 {
 	pthread_mutex_lock(&rs->mu);
-	if (ok && !c->broken && c->tx_off == c->tx_len && rs->nidle < RS_POOL_MAX) {
+	if (ok && !c->broken && !ferry_conn_backlog(c) && rs->nidle < RS_POOL_MAX) {
 		rs->idle[rs->nidle++] = c;
 		pthread_mutex_unlock(&rs->mu);
 		return;

@@ -190,6 +190,12 @@ static void trim(struct tremote *t)
 		    ((it->state != S_SENT && it->state != S_SKIP) ||
 		     t->st[it->stream].ack.frames_durable < it->frame))
 			break;
+		/* The connection may still send from the buffer (an ACK for
+		 * a frame not sent yet would be a lie, but a lie must not
+		 * free memory a connection reads). */
+		if (it->buf && it->state == S_SENT && t->st[it->stream].c &&
+		    ferry_conn_refs(t->st[it->stream].c, it->buf, it->len))
+			break;
 		if (it->buf) {
 			buf_give(t, it->buf);
 			it->buf = NULL;
@@ -374,7 +380,11 @@ fail:
 static int queue_on(struct tremote *t, int k, uint16_t type, const void *a,
 		    size_t alen, const void *b, size_t blen)
 {
-	int e = ferry_conn_queue(t->st[k].c, type, a, alen, b, blen);
+	/* A chunk goes from its log buffer, which stays until the target
+	 * acknowledged it (trim), without a copy into the send buffer. */
+	int e = type == FM_PUT || type == FM_PUT_REST
+			? ferry_conn_queue_ref(t->st[k].c, type, a, alen, b, blen)
+			: ferry_conn_queue(t->st[k].c, type, a, alen, b, blen);
 
 	if (e)
 		return e;
@@ -652,7 +662,7 @@ static int pump(struct tremote *t)
 			e = queue_sends(t);
 		if (!e && t->commit_req && !t->commit_sent && t->cursor == t->tail &&
 		    t->sealed_fd >= 0 && t->sealed_queued < t->sealed_len &&
-		    t->st[0].c->tx_len - t->st[0].c->tx_off < (2u << 20)) {
+		    ferry_conn_backlog(t->st[0].c) < (2u << 20)) {
 			/* One piece of the sealed manifest per turn. */
 			uint64_t left = t->sealed_len - t->sealed_queued;
 			size_t want = left < FERRY_PIECE_MAX ? (size_t)left : FERRY_PIECE_MAX;
@@ -910,6 +920,56 @@ static int tr_put(struct ferry_target *tg, const uint8_t h[FERRY_HASH_LEN],
 	return 0;
 }
 
+/* put, taking the pipeline's buffer for the log and giving it one from
+ * the pool in exchange: no copy of the chunk on the way to the wire. */
+static int tr_put_own(struct ferry_target *tg, const uint8_t h[FERRY_HASH_LEN],
+		      uint8_t **buf, size_t cap, size_t len)
+{
+	struct tremote *t = tg->state;
+	struct item *it;
+	uint8_t *b;
+	int e;
+
+	if (cap != t->bufcap)
+		return tr_put(tg, h, *buf, len);
+	if (len > t->bufcap || len < FERRY_CHUNK_HDR)
+		return ferry_error(FERRY_E_INVAL, "chunk of %zu bytes", len);
+	pthread_mutex_lock(&t->mu);
+	if ((e = room(t, t->bufcap)) != 0 || known_has(t, h)) {
+		pthread_mutex_unlock(&t->mu);
+		return e ? e : 1;
+	}
+	b = t->npool ? t->pool[--t->npool] : NULL;
+	if (!b) {
+		pthread_mutex_unlock(&t->mu);
+		if (!(b = malloc(t->bufcap)))
+			return FERRY_E_NOMEM;
+		pthread_mutex_lock(&t->mu);
+		if ((e = room(t, t->bufcap)) != 0 || known_has(t, h)) {
+			/* Another thread put the same block meanwhile. */
+			pthread_mutex_unlock(&t->mu);
+			free(b);
+			return e ? e : 1;
+		}
+	}
+	t->chunk_bytes += t->bufcap;
+	it = IT(t, t->tail);
+	memset(it, 0, sizeof(*it));
+	it->type = IT_CHUNK;
+	it->state = S_NEW;
+	memcpy(it->hash, h, FERRY_HASH_LEN);
+	it->buf = *buf;
+	it->len = (uint32_t)len;
+	it->raw = ferry_le32(it->buf + 8);
+	*buf = b;
+	t->tail++;
+	t->unresolved++;
+	known_add(t, h);
+	pthread_mutex_unlock(&t->mu);
+	wake(t);
+	return 0;
+}
+
 static int tr_record(struct ferry_target *tg, int kind,
 		     const uint8_t h[FERRY_HASH_LEN])
 {
@@ -1033,6 +1093,7 @@ static const struct ferry_target_ops tremote_ops = {
 	.begin = tr_begin,
 	.have = tr_have,
 	.put = tr_put,
+	.put_own = tr_put_own,
 	.record = tr_record,
 	.settle = tr_settle,
 	.commit = tr_commit,

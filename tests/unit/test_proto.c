@@ -336,6 +336,79 @@ static void test_chunk_check(void)
 	ferry_codec_ctx_free(c);
 }
 
+/* Payloads queued by reference (chunks from the source's log) go out in
+ * order between copied frames, byte for byte, whatever the socket takes
+ * at a time; ferry_conn_refs says when the memory is free again, and a
+ * full reference ring falls back to copies. */
+static void test_conn_refs(void)
+{
+	enum { BIG = 200000, N = FERRY_TXREF_MAX + 4 };
+	static uint8_t big[N][BIG];
+	int sv[2], sz = 4096;
+	struct ferry_conn *a, *b;
+	double deadline = ferry_mono_seconds() + 20;
+	uint8_t small[40];
+	size_t expect = 0;
+	int ok = 1, r;
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+	/* a small socket buffer: many partial writes */
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	a = ferry_conn_new(sv[0], "a");
+	b = ferry_conn_new(sv[1], "b");
+	b->max_frame = FERRY_HASH_LEN + BIG + 100;
+	b->block_size = BIG;
+	for (int k = 0; k < N; k++)
+		for (size_t i = 0; i < BIG; i++)
+			big[k][i] = (uint8_t)(i * 131 + (size_t)k * 7 + i / 4099);
+	memset(small, 0x5a, sizeof(small));
+	for (int k = 0; k < N; k++) {
+		CHECK(ferry_conn_queue(a, FM_POINT_DATA, small, sizeof(small), NULL, 0) == 0);
+		CHECK(ferry_conn_queue_ref(a, FM_PUT, small, FERRY_HASH_LEN, big[k],
+					   BIG) == 0);
+		expect += 2 * FERRY_FRAME_HDR + sizeof(small) + FERRY_HASH_LEN + BIG;
+	}
+	/* the ring holds FERRY_TXREF_MAX; the rest were copied */
+	CHECK(a->txr_n == FERRY_TXREF_MAX);
+	CHECK(ferry_conn_backlog(a) == expect);
+	CHECK(ferry_conn_refs(a, big[0], BIG) == 1);
+	CHECK(ferry_conn_refs(a, big[N - 1], BIG) == 0);
+	CHECK(ferry_conn_refs(a, small, sizeof(small)) == 0);
+	for (int k = 0; k < N && ok; k++) {
+		for (int f = 0; f < 2 && ok; f++) {
+			while ((r = ferry_conn_recv(b)) == 0) {
+				CHECK(ferry_conn_flush(a) >= 0);
+				if (ferry_mono_seconds() > deadline) {
+					ok = 0;
+					break;
+				}
+			}
+			CHECK(r == 1);
+			if (r != 1) {
+				fprintf(stderr, "k=%d f=%d r=%d %s\n", k, f, r, ferry_last_error());
+				ok = 0;
+				break;
+			}
+			if (f == 0)
+				ok = b->rx_type == FM_POINT_DATA && b->rx_len == sizeof(small);
+			else
+				ok = b->rx_type == FM_PUT &&
+				     b->rx_len == FERRY_HASH_LEN + BIG &&
+				     !memcmp(b->rx + FERRY_HASH_LEN, big[k], BIG);
+			CHECK(ok);
+		}
+	}
+	CHECK(ferry_conn_flush(a) == 0);
+	CHECK(a->txr_n == 0 && ferry_conn_backlog(a) == 0);
+	CHECK(ferry_conn_refs(a, big[0], BIG) == 0);
+	CHECK(a->bytes_out == expect && b->bytes_in == expect);
+	/* a small payload is copied, never referenced */
+	CHECK(ferry_conn_queue_ref(a, FM_PUT, small, FERRY_HASH_LEN, big[0], 1000) == 0);
+	CHECK(a->txr_n == 0 && ferry_conn_refs(a, big[0], BIG) == 0);
+	ferry_conn_free(a);
+	ferry_conn_free(b);
+}
+
 int main(void)
 {
 	test_chunk_check();
@@ -347,5 +420,6 @@ int main(void)
 	test_urls();
 	test_rate();
 	test_conn();
+	test_conn_refs();
 	return unit_done();
 }
