@@ -42,6 +42,7 @@ struct rjob {
 	uint32_t stored, raw; /* bytes sent (stored, plaintext) when sent */
 	int sent;             /* 1 put, 0 the target had it */
 	int read;             /* 1 read from the source */
+	int delta;            /* a delta block (delta.c): rebuilt, sent whole */
 };
 
 struct rctx {
@@ -83,6 +84,24 @@ static int reseal_chunk(void *item, int worker, void *arg)
 			return 0;
 		}
 	}
+	if (j->delta) {
+		/* A delta block: rebuilt and checked from its delta and base
+		 * chunks (the record borrows CHECK), then re-encoded whole. */
+		struct ferry_dbufs b = { c->in[worker], c->check[worker],
+					 c->incap, c->plaincap };
+
+		e = ferry_block_read(c->from, c->sc[worker], FERRY_ENTRY_DELTA,
+				     j->src, &b, c->plain[worker], c->plaincap,
+				     &plain);
+		j->read = 1;
+		if (e) {
+			snprintf(why, sizeof(why), "%s", ferry_last_error());
+			return ferry_error(e,
+					   "restore point %s: a delta block is damaged in the source repository (%s); nothing of this point was committed on the target",
+					   c->id, why);
+		}
+		goto encode;
+	}
 	if ((e = c->from->ops->get_chunk(c->from, j->src, c->in[worker],
 					 c->incap, &len)) != 0) {
 		snprintf(why, sizeof(why), "%s", ferry_last_error());
@@ -99,6 +118,7 @@ static int reseal_chunk(void *item, int worker, void *arg)
 				   "restore point %s: chunk %s is damaged in the source repository (%s); nothing of this point was committed on the target",
 				   c->id, hex, why);
 	}
+encode:
 	if ((e = ferry_chunk_id(c->tc[worker], c->plain[worker], plain,
 				j->dst)) != 0)
 		return e;
@@ -334,6 +354,23 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 			    (e = base_next(bd, &kd, hd)) != 0)
 				goto out;
 			slot[n] = -1;
+			if (kinds[n] == FERRY_ENTRY_DELTA) {
+				/* Rebuilt and re-encoded as a whole block. */
+				for (k = 0; k < nu; k++)
+					if (!memcmp(uniq[k]->src, hashes[n], FERRY_HASH_LEN))
+						break;
+				if (k == nu) {
+					memset(&jobs[nu], 0, sizeof(jobs[nu]));
+					memcpy(jobs[nu].src, hashes[n], FERRY_HASH_LEN);
+					jobs[nu].delta = 1;
+					uniq[nu] = &jobs[nu];
+					nu++;
+				}
+				slot[n] = (int)k;
+				kinds[n] = FERRY_ENTRY_DATA;
+				n++;
+				continue;
+			}
 			if (kinds[n] != FERRY_ENTRY_ZERO && kinds[n] != FERRY_ENTRY_DATA) {
 				e = ferry_error(FERRY_E_INVAL,
 						"restore point %s: block %llu is stored as manifest entry kind %d, which a copy between repositories with different keys cannot re-encode yet (only whole-block chunks, kinds 0 and 1); nothing of this point was committed on the target",
