@@ -11,7 +11,7 @@ PKG_INC := -I/usr/include/fuse3 -I/usr/include/samba-4.0 -I/usr/include/json-c \
 	-I/usr/include/postgresql
 CPPFLAGS := -Iinclude -Isrc/lib $(PKG_INC) -D_FILE_OFFSET_BITS=64
 LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err \
-	-lfuse3 -lsmbclient -lcurl -lmicrohttpd -ljson-c -lsodium -lsqlite3 -lpq \
+	-lfuse3 -lcurl -lmicrohttpd -ljson-c -lsodium -lsqlite3 -lpq \
 	-lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
