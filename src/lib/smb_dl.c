@@ -1,166 +1,126 @@
-/* smb_dl.c - libsmbclient, loaded when an smb:// repository is first
- * used instead of when ferry starts.
+/*
+ * smb_dl.c - libsmbclient, loaded when an smb:// repository is first used.
  *
- * libsmbclient pulls in about 90 further Samba, Kerberos, LDAP and GnuTLS
- * libraries: linked normally, the dynamic loader resolved symbols in 136
- * libraries at every start of ferry, about 95 ms of CPU (70 % of it in
- * ld.so's symbol lookup) before main(), for every command, also for those
- * that never touch SMB (the benchmark's backups and restores among them).
- * Without it ferry starts with about 48 libraries.
+ * libsmbclient pulls in about 110 Samba libraries.  Linked normally, the
+ * dynamic loader maps and relocates all of them at every start of every
+ * ferry command (about 100 ms of CPU, most of ferry's start-up), although
+ * only smb:// repositories need them.  So ferry does not link it: this file
+ * defines the libsmbclient functions store_smb.c calls, with the header's
+ * own prototypes, and each one forwards to the real function, found with
+ * dlsym after one dlopen of the library.
  *
- * These definitions have the names and prototypes of <libsmbclient.h>,
- * so store_smb.c and smb_locks.c call them as before; each forwards to
- * the library's own function.  The executable does not export them (it
- * is not linked with -rdynamic), so the library's internal calls keep
- * binding to its own definitions.  If the library cannot be loaded,
- * smbc_new_context() fails with errno ELIBACC and the caller reports it
- * like any other failure to connect. */
-#define _GNU_SOURCE
+ * Only smbc_new_context() can meet a missing library: it then returns NULL
+ * with errno ELIBACC, which store_smb.c reports like any context failure.
+ * Every other function here is reached only with a context it returned,
+ * so the library is loaded by then.
+ */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <libsmbclient.h>
 
-#define SMB_LIB "libsmbclient.so.0"
+#include "store_smb.h"
 
-/* Every function used, looked up together: a library missing one of
- * them is not used at all. */
-#define SMB_FUNCS(X)                                                       \
-	X(smbc_new_context)                                                \
-	X(smbc_free_context)                                               \
-	X(smbc_init_context)                                               \
-	X(smbc_setDebug)                                                   \
-	X(smbc_setOptionUserData)                                          \
-	X(smbc_getOptionUserData)                                          \
-	X(smbc_setFunctionAuthDataWithContext)                             \
-	X(smbc_setOptionNoAutoAnonymousLogin)                              \
-	X(smbc_setOptionUseKerberos)                                       \
-	X(smbc_setOptionUseCCache)                                         \
-	X(smbc_setTimeout)                                                 \
-	X(smbc_setPort)                                                    \
-	X(smbc_getFunctionStat)                                            \
-	X(smbc_getFunctionUnlink)                                          \
-	X(smbc_getFunctionMkdir)                                           \
-	X(smbc_getFunctionRename)                                          \
-	X(smbc_getFunctionOpen)                                            \
-	X(smbc_getFunctionWrite)                                           \
-	X(smbc_getFunctionClose)                                           \
-	X(smbc_getFunctionFstat)                                           \
-	X(smbc_getFunctionRead)                                            \
-	X(smbc_getFunctionOpendir)                                         \
-	X(smbc_getFunctionReaddirPlus2)                                    \
-	X(smbc_getFunctionClosedir)                                        \
-	X(smbc_getFunctionUtimes)
+#define SMB_SONAME "libsmbclient.so.0"
 
-static struct {
-#define X(name) __typeof__(name) *name;
-	SMB_FUNCS(X)
-#undef X
-} fn;
+static pthread_once_t smb_once = PTHREAD_ONCE_INIT;
+static void *smb_lib;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;
-
-static void load(void)
+static void smb_load(void)
 {
-	void *h = dlopen(SMB_LIB, RTLD_NOW | RTLD_LOCAL);
-
-	if (!h)
-		return;
-#define X(name)                                                            \
-	if (!(*(void **)&fn.name = dlsym(h, #name)))                       \
-		return;
-	SMB_FUNCS(X)
-#undef X
-	loaded = 1;
+	smb_lib = dlopen(SMB_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!smb_lib)
+		fprintf(stderr, "ferry: cannot load %s (install libsmbclient): %s\n",
+			SMB_SONAME, dlerror());
 }
 
-/* Only smbc_new_context() can be the first call: every other one takes
- * a context, which only exists once the library is loaded. */
+/* The address of libsmbclient's NAME, or NULL (library or symbol missing). */
+static void *smb_sym(const char *name)
+{
+	pthread_once(&smb_once, smb_load);
+	return smb_lib ? dlsym(smb_lib, name) : NULL;
+}
+
+static int smb_dl_available(void)
+{
+	pthread_once(&smb_once, smb_load);
+	return smb_lib != NULL;
+}
+
+/*
+ * SMB_FN(RET, NAME, PARAMS, ARGS) defines NAME forwarding to the library's.
+ * A symbol missing from a loaded library is a broken installation: abort
+ * rather than call through NULL.
+ */
+#define SMB_LOOKUP(NAME, var)                                          \
+	__typeof__(NAME) *var;                                               \
+	do {                                                                 \
+		static void *sym_;                                           \
+		if (!__atomic_load_n(&sym_, __ATOMIC_ACQUIRE)) {             \
+			void *p_ = smb_sym(#NAME);                           \
+			if (!p_) {                                           \
+				fprintf(stderr, "ferry: %s lacks %s\n",       \
+					SMB_SONAME, #NAME);                   \
+				abort();                                     \
+			}                                                    \
+			__atomic_store_n(&sym_, p_, __ATOMIC_RELEASE);       \
+		}                                                            \
+		void *q_ = __atomic_load_n(&sym_, __ATOMIC_ACQUIRE);         \
+		memcpy(&var, &q_, sizeof(var));                              \
+	} while (0)
+
+#define SMB_FN(RET, NAME, PARAMS, ARGS)                                      \
+	RET NAME PARAMS                                                      \
+	{                                                                    \
+		SMB_LOOKUP(NAME, fn_);                        \
+		return fn_ ARGS;                                             \
+	}
+
+#define SMB_VOID(NAME, PARAMS, ARGS)                                         \
+	void NAME PARAMS                                                     \
+	{                                                                    \
+		SMB_LOOKUP(NAME, fn_);                       \
+		fn_ ARGS;                                                    \
+	}
+
 SMBCCTX *smbc_new_context(void)
 {
-	pthread_once(&once, load);
-	if (!loaded) {
+	if (!smb_dl_available()) {
 		errno = ELIBACC;
 		return NULL;
 	}
-	return fn.smbc_new_context();
+	SMB_LOOKUP(smbc_new_context, fn_);
+	return fn_();
 }
 
-int smbc_free_context(SMBCCTX *c, int shutdown_ctx)
-{
-	return fn.smbc_free_context(c, shutdown_ctx);
-}
-
-SMBCCTX *smbc_init_context(SMBCCTX *c)
-{
-	return fn.smbc_init_context(c);
-}
-
-void smbc_setDebug(SMBCCTX *c, int debug)
-{
-	fn.smbc_setDebug(c, debug);
-}
-
-void smbc_setOptionUserData(SMBCCTX *c, void *user_data)
-{
-	fn.smbc_setOptionUserData(c, user_data);
-}
-
-void *smbc_getOptionUserData(SMBCCTX *c)
-{
-	return fn.smbc_getOptionUserData(c);
-}
-
-void smbc_setFunctionAuthDataWithContext(SMBCCTX *c,
-					 smbc_get_auth_data_with_context_fn f)
-{
-	fn.smbc_setFunctionAuthDataWithContext(c, f);
-}
-
-void smbc_setOptionNoAutoAnonymousLogin(SMBCCTX *c, smbc_bool b)
-{
-	fn.smbc_setOptionNoAutoAnonymousLogin(c, b);
-}
-
-void smbc_setOptionUseKerberos(SMBCCTX *c, smbc_bool b)
-{
-	fn.smbc_setOptionUseKerberos(c, b);
-}
-
-void smbc_setOptionUseCCache(SMBCCTX *c, smbc_bool b)
-{
-	fn.smbc_setOptionUseCCache(c, b);
-}
-
-void smbc_setTimeout(SMBCCTX *c, int timeout)
-{
-	fn.smbc_setTimeout(c, timeout);
-}
-
-void smbc_setPort(SMBCCTX *c, uint16_t port)
-{
-	fn.smbc_setPort(c, port);
-}
-
-#define GETTER(name, type)                                                 \
-	type name(SMBCCTX *c)                                              \
-	{                                                                  \
-		return fn.name(c);                                         \
-	}
-GETTER(smbc_getFunctionStat, smbc_stat_fn)
-GETTER(smbc_getFunctionUnlink, smbc_unlink_fn)
-GETTER(smbc_getFunctionMkdir, smbc_mkdir_fn)
-GETTER(smbc_getFunctionRename, smbc_rename_fn)
-GETTER(smbc_getFunctionOpen, smbc_open_fn)
-GETTER(smbc_getFunctionWrite, smbc_write_fn)
-GETTER(smbc_getFunctionClose, smbc_close_fn)
-GETTER(smbc_getFunctionFstat, smbc_fstat_fn)
-GETTER(smbc_getFunctionRead, smbc_read_fn)
-GETTER(smbc_getFunctionOpendir, smbc_opendir_fn)
-GETTER(smbc_getFunctionReaddirPlus2, smbc_readdirplus2_fn)
-GETTER(smbc_getFunctionClosedir, smbc_closedir_fn)
-GETTER(smbc_getFunctionUtimes, smbc_utimes_fn)
-#undef GETTER
+SMB_FN(SMBCCTX *, smbc_init_context, (SMBCCTX *c), (c))
+SMB_FN(int, smbc_free_context, (SMBCCTX *c, int shutdown_ctx), (c, shutdown_ctx))
+SMB_VOID(smbc_setDebug, (SMBCCTX *c, int debug), (c, debug))
+SMB_VOID(smbc_setFunctionAuthDataWithContext,
+	 (SMBCCTX *c, smbc_get_auth_data_with_context_fn f), (c, f))
+SMB_VOID(smbc_setOptionNoAutoAnonymousLogin, (SMBCCTX *c, smbc_bool b), (c, b))
+SMB_VOID(smbc_setOptionUseCCache, (SMBCCTX *c, smbc_bool b), (c, b))
+SMB_VOID(smbc_setOptionUseKerberos, (SMBCCTX *c, smbc_bool b), (c, b))
+SMB_VOID(smbc_setOptionUserData, (SMBCCTX *c, void *data), (c, data))
+SMB_FN(void *, smbc_getOptionUserData, (SMBCCTX *c), (c))
+SMB_VOID(smbc_setPort, (SMBCCTX *c, uint16_t port), (c, port))
+SMB_VOID(smbc_setTimeout, (SMBCCTX *c, int timeout), (c, timeout))
+SMB_FN(smbc_close_fn, smbc_getFunctionClose, (SMBCCTX *c), (c))
+SMB_FN(smbc_closedir_fn, smbc_getFunctionClosedir, (SMBCCTX *c), (c))
+SMB_FN(smbc_fstat_fn, smbc_getFunctionFstat, (SMBCCTX *c), (c))
+SMB_FN(smbc_mkdir_fn, smbc_getFunctionMkdir, (SMBCCTX *c), (c))
+SMB_FN(smbc_open_fn, smbc_getFunctionOpen, (SMBCCTX *c), (c))
+SMB_FN(smbc_opendir_fn, smbc_getFunctionOpendir, (SMBCCTX *c), (c))
+SMB_FN(smbc_read_fn, smbc_getFunctionRead, (SMBCCTX *c), (c))
+SMB_FN(smbc_readdirplus_fn, smbc_getFunctionReaddirPlus, (SMBCCTX *c), (c))
+SMB_FN(smbc_readdirplus2_fn, smbc_getFunctionReaddirPlus2, (SMBCCTX *c), (c))
+SMB_FN(smbc_rename_fn, smbc_getFunctionRename, (SMBCCTX *c), (c))
+SMB_FN(smbc_stat_fn, smbc_getFunctionStat, (SMBCCTX *c), (c))
+SMB_FN(smbc_unlink_fn, smbc_getFunctionUnlink, (SMBCCTX *c), (c))
+SMB_FN(smbc_utimes_fn, smbc_getFunctionUtimes, (SMBCCTX *c), (c))
+SMB_FN(smbc_write_fn, smbc_getFunctionWrite, (SMBCCTX *c), (c))

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: alone
 # 1,000 random single-bit flips (FERRY_FLIPS; 200 in the ASan tier) across
 # the chunk and manifest files of a small repository: each flipped, then
 # verify must fail (exit 3), then unflipped.  Every 100th flip also
