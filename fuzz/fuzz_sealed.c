@@ -1,6 +1,6 @@
 /* fuzz_sealed.c - libFuzzer target for the parsers of an encrypted
  * repository: the sealed chunk form (FCE1) under fixed keys, and the key
- * lines of the config (text).  The first byte picks the parser.  Sealed
+ * lines of the config (text; scrypt or argon2id cost, bounded).  The first byte picks the parser.  Sealed
  * chunks are tried as given and with their two CRC-32Cs recomputed, so
  * mutations reach the AES-GCM tag check; nothing may decode without the
  * tag holding, and nothing may crash or read out of bounds. */
@@ -51,10 +51,23 @@ static void keylines(const uint8_t *data, size_t size)
 	if (e == 0) {
 		char out[1024];
 
-		if (kf.log_n < 10 || kf.log_n > 22 || !kf.r || !kf.p)
+		/* What was accepted is in range: a derivation from it
+		 * cannot ask for more than 1 GiB or 32 passes. */
+		if (kf.kdf == FERRY_KDF_SCRYPT &&
+		    (kf.log_n < 10 || kf.log_n > 22 || !kf.r || !kf.p ||
+		     kf.salt_len != FERRY_SALT_LEN))
+			abort();
+		if (kf.kdf == FERRY_KDF_ARGON2ID &&
+		    (kf.opslimit < 1 || kf.opslimit > FERRY_ARGON2_OPS_MAX ||
+		     kf.memlimit < FERRY_ARGON2_MEM_MIN ||
+		     kf.memlimit > FERRY_ARGON2_MEM_MAX || kf.memlimit % 1024 ||
+		     kf.salt_len != FERRY_ARGON2_SALT_LEN))
+			abort();
+		if (kf.kdf != FERRY_KDF_SCRYPT && kf.kdf != FERRY_KDF_ARGON2ID)
 			abort();
 		/* Unwrap with a fixed key-encryption key (the KDF is not
-		 * fuzzed: it is OpenSSL's, and slow by design). */
+		 * fuzzed: it is OpenSSL's / libsodium's, and slow by
+		 * design). */
 		e = ferry_keyfile_unwrap(&kf, kek, "00112233445566778899aabbccddeeff", &k);
 		if (e != 0 && e != FERRY_E_KEY)
 			abort();

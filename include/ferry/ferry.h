@@ -110,6 +110,20 @@ int ferry_repo_unlock(struct ferry_repo *repo, const char *pass,
  * atomically; chunks and manifests are untouched. */
 int ferry_repo_change_passphrase(struct ferry_repo *repo, const char *newpass,
 				 size_t newlen);
+/* The key derivation function (docs/encryption.md): KDF "argon2id" (the
+ * default when NULL) or "scrypt".  Init with it; or change the passphrase
+ * and switch to it (NULL keeps the repository's KDF and cost). */
+int ferry_repo_init_encrypted_kdf(const char *path,
+				  const struct ferry_init_opts *opts,
+				  const char *pass, size_t passlen,
+				  const char *kdf);
+int ferry_repo_change_passphrase_kdf(struct ferry_repo *repo,
+				     const char *newpass, size_t newlen,
+				     const char *kdf);
+/* "argon2id (3 passes, 64 MiB)" into BUF and the bare name into *NAME
+ * (may be NULL), from the config; no passphrase needed. */
+int ferry_repo_kdf_describe(const struct ferry_repo *repo, char *buf,
+			    size_t cap, const char **name);
 
 struct ferry_point {
 	char id[FERRY_ID_LEN + 1];
@@ -569,6 +583,10 @@ struct ferry_copy_result {
 	uint64_t bytes_sent;       /* their stored (compressed) bytes */
 	uint64_t bytes_raw_sent;   /* their uncompressed bytes */
 	double seconds;
+	/* Copy between different keys: source chunks read and re-encoded
+	 * (unchanged blocks of a point whose base is on both sides are
+	 * not read). */
+	uint64_t chunks_read;
 };
 int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 	       const struct ferry_copy_opts *o, struct ferry_copy_result *res);

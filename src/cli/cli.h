@@ -52,6 +52,10 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 		   int confirm, char *buf, size_t cap, size_t *len);
 struct ferry_repo;
 int cli_unlock(struct ferry_repo *r);
+/* The same with the passphrase from FILE, else ENV, else a prompt asking
+ * WHAT; FAIL heads the error line (ferry copy's source repository). */
+int cli_unlock_from(struct ferry_repo *r, const char *file, const char *env,
+		    const char *what, const char *fail);
 /* The backup server and its clients (src/server/). */
 int cmd_server(int argc, char **argv);
 int cmd_token(int argc, char **argv);
@@ -94,14 +98,17 @@ int cli_remote_open(const char *url, struct ferry_repo **out);
 
 /* Settings of repository backends (backend_opts.c), shared by every
  * command that opens a repository. */
-enum { OPT_S3_ENDPOINT = 0x1100, OPT_S3_REGION };
+enum { OPT_S3_ENDPOINT = 0x1100, OPT_S3_REGION, OPT_SMB_CREDENTIALS };
 #define CLI_BACKEND_OPTIONS                                                 \
 	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },         \
-	{ "s3-region", required_argument, NULL, OPT_S3_REGION }
+	{ "s3-region", required_argument, NULL, OPT_S3_REGION },             \
+	{ "smb-credentials", required_argument, NULL, OPT_SMB_CREDENTIALS }
 extern const char cli_backend_help[];
 /* 1 when C was a backend option (applied), -1 after printing why its
  * value is bad, 0 when C is something else. */
 int cli_backend_option(int c, const char *arg);
+/* -1 after printing "OPT PATH: why" when PATH is not a readable file. */
+int cli_check_file(const char *opt, const char *path);
 
 int cli_parse_int(const char *s, int min, int max, int *out);
 void cli_human(uint64_t bytes, char *buf, size_t len);

@@ -6,8 +6,11 @@
 
 #include "cli.h"
 
+enum { OPT_FROM_PW = 0x1300, OPT_FROM_SMB }; /* long-only options */
+
 static const char usage[] =
-	"--from REPO --to REPO [--name NAME | POINT...] [--json] [--threads N] [--quiet]";
+	"--from REPO --to REPO [--name NAME | POINT...] [--from-password-file FILE]\n"
+	"       [--password-file FILE] [--from-smb-credentials FILE] [--json] [--threads N] [--quiet]";
 
 static void help(void)
 {
@@ -21,11 +24,28 @@ static void help(void)
 	       "back and compared.  A copy that was stopped or killed is run again to\n"
 	       "finish: chunks already sent are not sent twice.  Both repositories must\n"
 	       "have the same block size (ferry init --block-size).\n\n"
+	       "Encrypted repositories copy too, in every direction.  When both sides\n"
+	       "share their keys (or neither is encrypted) chunks travel as stored;\n"
+	       "otherwise each chunk is read and checked with the source's key,\n"
+	       "named with the target's id key and sealed with the target's key, and\n"
+	       "the manifest is rewritten with the target's chunk ids (point ids, names\n"
+	       "and times are kept).  Blocks unchanged since a point already on both\n"
+	       "sides are not read again.\n\n"
 	       "  --from REPO    the repository to copy from (path or URL)\n"
 	       "  --to REPO      the repository to copy to (path or URL)\n"
 	       "  --name NAME    only the points of NAME (default: every point)\n"
 	       "  POINT...       only these points (ids, id prefixes, or names: the\n"
 	       "                 latest point of the name)\n"
+	       "  --from-password-file FILE\n"
+	       "                 the source's passphrase (first line of FILE); else\n"
+	       "                 FERRY_FROM_PASSWORD, else a prompt\n"
+	       "  --password-file FILE\n"
+	       "                 the target's passphrase; else FERRY_PASSWORD, else a\n"
+	       "                 prompt\n"
+	       "  --from-smb-credentials FILE\n"
+	       "                 an smb:// source's credentials file, when they differ\n"
+	       "                 from the target's (--smb-credentials, which is used\n"
+	       "                 for both sides otherwise)\n"
 	       "  --threads N    chunks read, checked and sent at once (default: CPUs, at\n"
 	       "                 least 4)\n"
 	       "  --json         print a JSON summary\n"
@@ -63,6 +83,8 @@ int cmd_copy(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
+		{ "from-password-file", required_argument, NULL, OPT_FROM_PW },
+		{ "from-smb-credentials", required_argument, NULL, OPT_FROM_SMB },
 		{ "to", required_argument, NULL, 'T' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
@@ -76,7 +98,8 @@ int cmd_copy(int argc, char **argv)
 	struct ferry_copy_opts co;
 	struct ferry_copy_result res;
 	struct ferry_repo *from = NULL, *to = NULL;
-	const char *fp = NULL, *tp = NULL;
+	const char *fp = NULL, *tp = NULL, *from_pw = NULL, *from_smb = NULL;
+	const char *smb = NULL;
 	struct ferry_net_stats net;
 	int c, e, rc, json = 0, quiet = 0, remote;
 
@@ -84,6 +107,12 @@ int cmd_copy(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "f:T:n:jt:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fp = optarg; break;
+		case OPT_FROM_PW: from_pw = optarg; break;
+		case OPT_FROM_SMB:
+			if (cli_check_file("--from-smb-credentials", optarg) != 0)
+				return EXIT_USAGE;
+			from_smb = optarg;
+			break;
 		case 'T': tp = optarg; break;
 		case 'n': co.name = optarg; break;
 		case 'j': json = 1; break;
@@ -96,6 +125,8 @@ int cmd_copy(int argc, char **argv)
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
+			if (c == OPT_SMB_CREDENTIALS)
+				smb = optarg;
 			if ((rc = cli_remote_option(c, optarg)) > 0)
 				break;
 			if (rc < 0)
@@ -113,10 +144,29 @@ int cmd_copy(int argc, char **argv)
 	}
 	co.points = (const char *const *)argv + optind;
 	co.npoints = argc - optind;
-	if ((e = open_one(fp, &from, "source")) != 0)
+	/* An SMB repository reads its credentials when it is opened: the
+	 * source with --from-smb-credentials, the target with the usual. */
+	if (from_smb)
+		ferry_backend_set("smb-credentials", from_smb);
+	e = open_one(fp, &from, "source");
+	if (from_smb)
+		ferry_backend_set("smb-credentials", smb);
+	if (e)
 		return e;
 	if ((e = open_one(tp, &to, "target")) != 0) {
 		ferry_repo_free(from);
+		return e;
+	}
+	/* Both keys open before anything is written: a wrong passphrase
+	 * leaves the target as it was. */
+	if ((e = cli_unlock_from(from, from_pw, "FERRY_FROM_PASSWORD",
+				 "source repository passphrase",
+				 "cannot open the source repository")) != 0 ||
+	    (e = cli_unlock_from(to, cli_password_file, "FERRY_PASSWORD",
+				 "target repository passphrase",
+				 "cannot open the target repository")) != 0) {
+		ferry_repo_free(from);
+		ferry_repo_free(to);
 		return e;
 	}
 	co.progress = cli_progress;
@@ -132,7 +182,8 @@ int cmd_copy(int argc, char **argv)
 	if (json)
 		printf("{\"ok\":%s,\"points_copied\":%llu,\"points_present\":%llu,"
 		       "\"chunks_sent\":%llu,\"chunks_present\":%llu,\"bytes_sent\":%llu,"
-		       "\"bytes_raw_sent\":%llu,\"net_bytes_sent\":%llu,\"seconds\":%.3f}\n",
+		       "\"bytes_raw_sent\":%llu,\"net_bytes_sent\":%llu,\"seconds\":%.3f,"
+		       "\"chunks_read\":%llu}\n",
 		       e ? "false" : "true", (unsigned long long)res.points_copied,
 		       (unsigned long long)res.points_present,
 		       (unsigned long long)res.chunks_sent,
@@ -140,7 +191,7 @@ int cmd_copy(int argc, char **argv)
 		       (unsigned long long)res.bytes_sent,
 		       (unsigned long long)res.bytes_raw_sent,
 		       (unsigned long long)(remote ? net.bytes_sent : res.bytes_sent),
-		       res.seconds);
+		       res.seconds, (unsigned long long)res.chunks_read);
 	if (e)
 		return cli_fail(e, "copy failed");
 	if (!json && !quiet) {

@@ -37,6 +37,7 @@ static void help(void)
 	       "  ferry files ls --repo /backup/repo vm1.img /etc\n"
 	       "  ferry files ls --repo /backup/repo 3f2a 2:/var/log\n"
 	       "  ferry files get --repo /backup/repo vm1.img /etc/fstab /home/alice --to /tmp/out\n");
+	fputs(cli_backend_help, stdout);
 }
 
 /* "[N:]/path": the partition (-1 when not given) and the path. */

@@ -33,6 +33,8 @@ int cmd_info(int argc, char **argv)
 	struct ferry_repo_info i;
 	const char *rp = NULL;
 	int c, e, rc, json = 0, enc;
+	char kdesc[64] = "";
+	const char *kname = "";
 	double dedup, comp;
 
 	while ((c = getopt_long(argc, argv, "r:jh", opts, NULL)) != -1) {
@@ -54,6 +56,8 @@ int cmd_info(int argc, char **argv)
 		return e;
 	e = ferry_repo_get_info(repo, &i);
 	enc = ferry_repo_encrypted(repo);
+	if (!e && enc)
+		e = ferry_repo_kdf_describe(repo, kdesc, sizeof(kdesc), &kname);
 	ferry_repo_free(repo);
 	if (e)
 		return cli_fail(e, "cannot read repository");
@@ -65,7 +69,7 @@ int cmd_info(int argc, char **argv)
 		       "\"chunks\":%llu,\"stored_bytes\":%llu,\"chunk_bytes\":%llu,"
 		       "\"logical_bytes\":%llu,\"referenced_bytes\":%llu,"
 		       "\"dedup_ratio\":%.3f,\"compression_ratio\":%.3f,"
-		       "\"encrypted\":%s}\n",
+		       "\"encrypted\":%s",
 		       i.repo_id, i.format_version, i.block_size,
 		       ferry_codec_name(i.codec), i.level,
 		       (unsigned long long)i.point_count,
@@ -75,6 +79,9 @@ int cmd_info(int argc, char **argv)
 		       (unsigned long long)i.logical_bytes,
 		       (unsigned long long)i.referenced_bytes, dedup, comp,
 		       enc ? "true" : "false");
+		if (enc)
+			printf(",\"kdf\":\"%s\"", kname);
+		printf("}\n");
 	} else {
 		char s[32], l[32], rb[32], cb[32];
 
@@ -91,7 +98,8 @@ int cmd_info(int argc, char **argv)
 		if (i.codec == FERRY_CODEC_ZSTD)
 			printf(":%d", i.level);
 		if (enc)
-			printf("\nencryption:         aes-256-gcm, keyed chunk ids, scrypt");
+			printf("\nencryption:         aes-256-gcm, keyed chunk ids, %s",
+			       kdesc);
 		printf("\n"
 		       "restore points:     %llu\n"
 		       "chunks:             %llu\n"

@@ -7,7 +7,7 @@
 
 static const char usage[] =
 	"--repo PATH|s3://BUCKET/PREFIX [--block-size 256K|512K|1M|4M] [--compression zstd[:LEVEL]|lz4|none]"
-	" [--immutable-days N] [--object-lock-days N] [--encrypt [--password-file FILE]]";
+	" [--immutable-days N] [--object-lock-days N] [--encrypt [--password-file FILE] [--kdf argon2id|scrypt]]";
 
 static void help(void)
 {
@@ -36,12 +36,15 @@ static void help(void)
 	       "                        restore point before it expires; needs a new\n"
 	       "                        bucket (ferry creates it with Object Lock)\n"
 	       "  --encrypt             seal chunks and manifests with AES-256-GCM under a\n"
-	       "                        random key wrapped by the passphrase (scrypt); the\n"
+	       "                        random key wrapped by a key derived from the\n"
+	       "                        passphrase (Argon2id, or --kdf scrypt); the\n"
 	       "                        passphrase comes from --password-file FILE, else\n"
 	       "                        FERRY_PASSWORD, else a prompt (asked twice).  Every\n"
 	       "                        later command asks for it the same way; change it\n"
 	       "                        with `ferry key passwd`.  Lose it and the data is\n"
 	       "                        lost: see docs/encryption.md\n"
+	       "  --kdf NAME            with --encrypt: argon2id (default; 3 passes over\n"
+	       "                        64 MiB) or scrypt (N=2^15, r=8, p=1)\n"
 	       "  --json                print the new repository's settings as JSON\n%s",
 	       usage, cli_backend_help);
 }
@@ -55,6 +58,7 @@ int cmd_init(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "immutable-days", required_argument, NULL, 'I' },
 		{ "encrypt", no_argument, NULL, 'E' },
+		{ "kdf", required_argument, NULL, 'K' },
 		{ "object-lock-days", required_argument, NULL, 'L' },
 		CLI_BACKEND_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -65,6 +69,7 @@ int cmd_init(int argc, char **argv)
 	int imm_days = 0;
 	const char *repo = NULL;
 	int c, e, rc, json = 0, lock_days = 0, encrypt = 0;
+	const char *kdf = NULL;
 	char days[16];
 	uint64_t bs;
 
@@ -99,6 +104,14 @@ int cmd_init(int argc, char **argv)
 			io.extra_config = extra;
 			break;
 		case 'E': encrypt = 1; break;
+		case 'K':
+			if (strcmp(optarg, "argon2id") && strcmp(optarg, "scrypt")) {
+				fprintf(stderr, "ferry: --kdf %s: use argon2id or scrypt\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			kdf = optarg;
+			break;
 		case 'L':
 			if (cli_parse_int(optarg, 1, 36500, &lock_days)) {
 				fprintf(stderr, "ferry: --object-lock-days %s: give a whole number of days from 1 to 36500\n",
@@ -117,6 +130,10 @@ int cmd_init(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage("init", usage);
+	if (kdf && !encrypt) {
+		fprintf(stderr, "ferry: --kdf needs --encrypt\n");
+		return EXIT_USAGE;
+	}
 	if (!(repo = cli_repo(repo)))
 		return EXIT_USAGE;
 	if (lock_days && imm_days) {
@@ -142,7 +159,7 @@ int cmd_init(int argc, char **argv)
 					"new repository passphrase", 1, pass,
 					sizeof(pass), &plen)) != 0)
 			return e;
-		e = ferry_repo_init_encrypted(repo, &io, pass, plen);
+		e = ferry_repo_init_encrypted_kdf(repo, &io, pass, plen, kdf);
 		explicit_bzero(pass, sizeof(pass));
 	} else {
 		e = ferry_repo_init(repo, &io);
@@ -152,10 +169,14 @@ int cmd_init(int argc, char **argv)
 	{
 		struct ferry_repo *r;
 		struct ferry_repo_info info;
+		char kdesc[64] = "";
+		const char *kname = "";
 
 		if ((e = ferry_repo_open(repo, &r)) != 0)
 			return cli_fail(e, "cannot open new repository");
 		e = ferry_repo_get_info(r, &info);
+		if (!e && encrypt)
+			e = ferry_repo_kdf_describe(r, kdesc, sizeof(kdesc), &kname);
 		ferry_repo_free(r);
 		if (e)
 			return cli_fail(e, "cannot read new repository");
@@ -164,10 +185,13 @@ int cmd_init(int argc, char **argv)
 			cli_json_str(stdout, repo);
 			printf(",\"id\":\"%s\",\"format_version\":%u,\"block_size\":%u,"
 			       "\"compression\":\"%s\",\"level\":%d,\"immutable_days\":%d,"
-			       "\"object_lock_days\":%d,\"encrypted\":%s}\n",
+			       "\"object_lock_days\":%d,\"encrypted\":%s",
 			       info.repo_id, info.format_version, info.block_size,
 			       ferry_codec_name(info.codec), info.level, imm_days,
 			       lock_days, encrypt ? "true" : "false");
+			if (encrypt)
+				printf(",\"kdf\":\"%s\"", kname);
+			printf("}\n");
 		} else {
 			printf("created repository %s (format %u, block size %u KiB, compression %s",
 			       repo, info.format_version, info.block_size >> 10,
@@ -180,7 +204,7 @@ int cmd_init(int argc, char **argv)
 				printf(", hardened: restore points immutable for %d day(s)",
 				       imm_days);
 			if (encrypt)
-				printf(", encrypted: aes-256-gcm, scrypt");
+				printf(", encrypted: aes-256-gcm, %s", kdesc);
 			printf(")\n");
 		}
 	}

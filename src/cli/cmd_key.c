@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"passwd --repo PATH [--password-file OLD] [--new-password-file NEW] [--json]";
+	"passwd --repo PATH [--password-file OLD] [--new-password-file NEW] [--kdf argon2id|scrypt] [--json]";
 
 static void help(void)
 {
@@ -22,36 +22,56 @@ static void help(void)
 	       "                            a prompt)\n"
 	       "  --new-password-file FILE  the new passphrase (else FERRY_NEW_PASSWORD,\n"
 	       "                            else a prompt, asked twice)\n"
+	       "  --kdf NAME                derive the new wrapping key with argon2id or\n"
+	       "                            scrypt at their default cost (default: keep\n"
+	       "                            the repository's KDF and cost)\n"
 	       "  --json                    print the result as JSON\n"
 	       "\nexit status: 0 changed, 5 wrong old passphrase, 2 bad usage, 4 not a\n"
 	       "repository, 1 the config could not be written (the old passphrase then\n"
 	       "still works).\n",
 	       usage);
+	fputs(cli_backend_help, stdout);
 }
 
 static int passwd(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
+		CLI_BACKEND_OPTIONS,
 		{ "new-password-file", required_argument, NULL, 'n' },
+		{ "kdf", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *rp = NULL, *newfile = NULL;
+	const char *rp = NULL, *newfile = NULL, *kdf = NULL, *kname = "";
+	char kdesc[64] = "";
 	struct ferry_repo *repo = NULL;
 	char pass[CLI_PASS_MAX];
 	size_t plen;
 	int c, e, json = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:n:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:K:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rp = optarg; break;
 		case 'n': newfile = optarg; break;
+		case 'K':
+			if (strcmp(optarg, "argon2id") && strcmp(optarg, "scrypt")) {
+				fprintf(stderr, "ferry: --kdf %s: use argon2id or scrypt\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			kdf = optarg;
+			break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
-		default: return cli_usage("key", usage);
+		default:
+			if ((e = cli_backend_option(c, optarg)) > 0)
+				break;
+			if (e < 0)
+				return EXIT_USAGE;
+			return cli_usage("key", usage);
 		}
 	}
 	if (optind != argc)
@@ -71,17 +91,20 @@ static int passwd(int argc, char **argv)
 		ferry_repo_free(repo);
 		return e;
 	}
-	e = ferry_repo_change_passphrase(repo, pass, plen);
+	e = ferry_repo_change_passphrase_kdf(repo, pass, plen, kdf);
 	explicit_bzero(pass, sizeof(pass));
+	if (!e)
+		e = ferry_repo_kdf_describe(repo, kdesc, sizeof(kdesc), &kname);
 	ferry_repo_free(repo);
 	if (e)
 		return cli_fail(e, "cannot change the passphrase");
 	if (json) {
 		printf("{\"repo\":");
 		cli_json_str(stdout, cli_repo(rp));
-		printf(",\"changed\":true}\n");
+		printf(",\"changed\":true,\"kdf\":\"%s\"}\n", kname);
 	} else {
-		printf("passphrase of %s changed\n", cli_repo(rp));
+		printf("passphrase of %s changed (key derivation: %s)\n",
+		       cli_repo(rp), kdesc);
 	}
 	return EXIT_OK;
 }

@@ -43,6 +43,7 @@ static void help(void)
 	       "  fusermount3 -u /mnt/vm1\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 static FILE *log_file;
@@ -117,6 +118,7 @@ int cmd_mount(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REMOTE_OPTIONS,
+		CLI_BACKEND_OPTIONS,
 		{ 0 }
 	};
 	struct ferry_mount_opts mo = { 0 };

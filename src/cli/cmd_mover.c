@@ -45,6 +45,7 @@ static void help(void)
 	       "                          (a gateway: --repo smb://...); SMB credentials\n"
 	       "                          come from FERRY_SMB_CREDENTIALS\n",
 	       usage);
+	fputs(cli_backend_help, stdout);
 }
 
 static int use_syslog;

@@ -38,6 +38,7 @@ static void help(void)
 	       "      --ca ca.crt vm1 --nbd unix:/run/vm1.sock\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
+	fputs(cli_backend_help, stdout);
 }
 
 static void on_log(const char *msg, void *arg)

@@ -12,14 +12,25 @@
 
 const char *cli_password_file;
 
+/* The option that names the file for the variable ENV. */
+static const char *file_option(const char *env)
+{
+	if (env && !strcmp(env, "FERRY_FROM_PASSWORD"))
+		return "--from-password-file";
+	if (env && !strcmp(env, "FERRY_NEW_PASSWORD"))
+		return "--new-password-file";
+	return "--password-file";
+}
+
 /* Read the first line of PATH (without its newline) into BUF. */
-static int read_file(const char *path, char *buf, size_t cap, size_t *len)
+static int read_file(const char *opt, const char *path, char *buf, size_t cap,
+		     size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t n = 0;
 
 	if (fd < 0) {
-		fprintf(stderr, "ferry: --password-file %s: %s\n", path,
+		fprintf(stderr, "ferry: %s %s: %s\n", opt, path,
 			strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -29,7 +40,7 @@ static int read_file(const char *path, char *buf, size_t cap, size_t *len)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			fprintf(stderr, "ferry: --password-file %s: %s\n", path,
+			fprintf(stderr, "ferry: %s %s: %s\n", opt, path,
 				strerror(errno));
 			close(fd);
 			return EXIT_USAGE;
@@ -100,7 +111,7 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 	int e;
 
 	if (file) {
-		if ((e = read_file(file, buf, cap, len)) != 0)
+		if ((e = read_file(file_option(env), file, buf, cap, len)) != 0)
 			return e;
 	} else if (v) {
 		snprintf(buf, cap, "%s", v);
@@ -114,8 +125,8 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 		}
 		if (e < 0) {
 			fprintf(stderr,
-				"ferry: %s needed and no terminal to ask on: use --password-file FILE or set %s\n",
-				what, env ? env : "FERRY_PASSWORD");
+				"ferry: %s needed and no terminal to ask on: use %s FILE or set %s\n",
+				what, file_option(env), env ? env : "FERRY_PASSWORD");
 			return EXIT_KEY;
 		}
 		if (confirm) {
@@ -143,20 +154,26 @@ int cli_passphrase(const char *file, const char *env, const char *what,
 
 int cli_unlock(struct ferry_repo *r)
 {
+	return cli_unlock_from(r, cli_password_file, "FERRY_PASSWORD",
+			       "repository passphrase", "cannot open repository");
+}
+
+int cli_unlock_from(struct ferry_repo *r, const char *file, const char *env,
+		    const char *what, const char *fail)
+{
 	char pass[CLI_PASS_MAX];
 	size_t len;
 	int e;
 
 	if (!ferry_repo_encrypted(r))
 		return 0;
-	if ((e = cli_passphrase(cli_password_file, "FERRY_PASSWORD",
-				"repository passphrase", 0, pass, sizeof(pass),
+	if ((e = cli_passphrase(file, env, what, 0, pass, sizeof(pass),
 				&len)) != 0)
 		return e;
 	e = ferry_repo_unlock(r, pass, len);
 	explicit_bzero(pass, sizeof(pass));
 	if (e)
-		return cli_fail(e, "cannot open repository");
+		return cli_fail(e, fail);
 	return 0;
 }
 

@@ -3,7 +3,6 @@
  * the SHA-256 identity of the plaintext; in an encrypted repository the
  * payload is sealed with AES-256-GCM and the identity is keyed (HMAC). */
 #include <lz4.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -41,8 +40,11 @@ struct ferry_codec_ctx {
 	 * the opened payload of a compressed chunk. */
 	int keyed;
 	struct ferry_keys keys;
-	EVP_CIPHER_CTX *cc;
-	EVP_MAC_CTX *mac;
+	/* Keyed once at set-up: per chunk only the nonce is set, and the
+	 * id is two SHA-256 state copies from the prepared HMAC pads. */
+	EVP_CIPHER_CTX *seal, *open;
+	struct ferry_hmac *mac;
+	EVP_MD_CTX *md;
 	uint8_t *scratch;
 	size_t scratch_cap;
 };
@@ -84,8 +86,10 @@ void ferry_codec_ctx_free(struct ferry_codec_ctx *c)
 		return;
 	ZSTD_freeCCtx(c->zc);
 	ZSTD_freeDCtx(c->zd);
-	EVP_CIPHER_CTX_free(c->cc);
-	EVP_MAC_CTX_free(c->mac);
+	EVP_CIPHER_CTX_free(c->seal);
+	EVP_CIPHER_CTX_free(c->open);
+	ferry_hmac_free(c->mac);
+	EVP_MD_CTX_free(c->md);
 	free(c->scratch);
 	ferry_keys_wipe(&c->keys);
 	free(c);
@@ -94,22 +98,13 @@ void ferry_codec_ctx_free(struct ferry_codec_ctx *c)
 int ferry_codec_ctx_set_keys(struct ferry_codec_ctx *c,
 			     const struct ferry_keys *k)
 {
-	EVP_MAC *mac;
-	OSSL_PARAM params[2];
-
 	memcpy(&c->keys, k, sizeof(c->keys));
-	c->cc = EVP_CIPHER_CTX_new();
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac)
-		c->mac = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac);
-	if (!c->cc || !c->mac)
+	c->seal = ferry_gcm_ctx_new(c->keys.enc, 1);
+	c->open = ferry_gcm_ctx_new(c->keys.enc, 0);
+	c->mac = ferry_hmac_new(c->keys.id, sizeof(c->keys.id));
+	c->md = EVP_MD_CTX_new();
+	if (!c->seal || !c->open || !c->mac || !c->md)
 		return ferry_error(FERRY_E_NOMEM, "no AES-GCM or HMAC context");
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(c->mac, c->keys.id, sizeof(c->keys.id), params) != 1)
-		return ferry_error(FERRY_E_NOMEM, "HMAC-SHA-256 init failed");
 	c->keyed = 1;
 	return 0;
 }
@@ -137,25 +132,18 @@ struct ferry_codec_ctx *ferry_codec_ctx_for(const struct ferry_repo *r,
 int ferry_chunk_id(struct ferry_codec_ctx *c, const void *buf, size_t len,
 		   uint8_t out[FERRY_HASH_LEN])
 {
-	size_t ol = 0;
-
 	if (!c || !c->keyed) {
 		ferry_sha256(buf, len, out);
 		return 0;
 	}
-	/* A NULL key re-initialises with the key given at set-up. */
-	if (EVP_MAC_init(c->mac, NULL, 0, NULL) != 1 ||
-	    EVP_MAC_update(c->mac, buf, len) != 1 ||
-	    EVP_MAC_final(c->mac, out, &ol, FERRY_HASH_LEN) != 1 ||
-	    ol != FERRY_HASH_LEN)
-		return ferry_error(FERRY_E_IO, "HMAC-SHA-256 failed");
-	return 0;
+	return ferry_hmac_sha256(c->mac, c->md, buf, len, out);
 }
 
 int ferry_repo_block_id(const struct ferry_repo *r, const void *buf,
 			size_t len, uint8_t out[FERRY_HASH_LEN])
 {
-	unsigned int ol = 0;
+	EVP_MD_CTX *md;
+	int e;
 
 	if (!r || !r->keys) {
 		if (r && r->encrypted)
@@ -163,10 +151,11 @@ int ferry_repo_block_id(const struct ferry_repo *r, const void *buf,
 		ferry_sha256(buf, len, out);
 		return 0;
 	}
-	if (!HMAC(EVP_sha256(), r->keys->id, FERRY_KEY_LEN, buf, len, out, &ol) ||
-	    ol != FERRY_HASH_LEN)
-		return ferry_error(FERRY_E_IO, "HMAC-SHA-256 failed");
-	return 0;
+	if (!(md = EVP_MD_CTX_new()))
+		return FERRY_E_NOMEM;
+	e = ferry_hmac_sha256(r->id_mac, md, buf, len, out);
+	EVP_MD_CTX_free(md);
+	return e;
 }
 
 size_t ferry_chunk_bound(size_t len)
@@ -205,7 +194,7 @@ static int seal_chunk(struct ferry_codec_ctx *c, int codec, const void *src,
 	 * the collision chance below 2^-32 (NIST SP 800-38D 8.3). */
 	if ((e = ferry_random(out + 16, FERRY_NONCE_LEN)) != 0)
 		return e;
-	if ((e = ferry_seal(c->cc, c->keys.enc, out + 16, out, 28, src, plen,
+	if ((e = ferry_seal(c->seal, NULL, out + 16, out, 28, src, plen,
 			    payload, payload + plen)) != 0)
 		return e;
 	ferry_put_le32(out + 28, crc(payload, plen + FERRY_TAG_LEN));
@@ -396,7 +385,7 @@ int ferry_chunk_decode(struct ferry_codec_ctx *c, const uint8_t *in,
 			}
 			dst = c->scratch;
 		}
-		if ((r = ferry_open(c->cc, c->keys.enc, in + 16, in, 28, payload,
+		if ((r = ferry_open(c->open, NULL, in + 16, in, 28, payload,
 				    plen, dst, payload + plen)) != 0)
 			return r == FERRY_E_CORRUPT
 				       ? ferry_error(r, "sealed chunk fails authentication (AES-GCM tag mismatch)")

@@ -160,7 +160,9 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 		goto out;
 	}
 	for (int k = 0; k < threads; k++) {
-		c.codec[k] = ferry_codec_ctx_new(from->codec, from->level);
+		/* Same keys on both sides (or none): the source's codec opens
+		 * its chunks; they travel as they are. */
+		c.codec[k] = ferry_codec_ctx_for(from, from->codec, from->level);
 		c.in[k] = malloc(c.incap);
 		c.out[k] = malloc(c.outcap);
 		if (!c.codec[k] || !c.in[k] || !c.out[k]) {
@@ -339,6 +341,21 @@ static int plist_add(const struct ferry_point *p, void *arg)
 	return 0;
 }
 
+/* A re-encoding copy's base for point I: the latest earlier point of
+ * the same name that both sides hold (the list is oldest first). */
+static const char *reseal_base(const struct plist *pl, const struct idset *have,
+			       size_t i)
+{
+	const char *best = NULL;
+
+	for (size_t k = 0; k < pl->n; k++)
+		if (k != i && !strcmp(pl->v[k].name, pl->v[i].name) &&
+		    pl->v[k].created_ns <= pl->v[i].created_ns &&
+		    ids_has(have, pl->v[k].id))
+			best = pl->v[k].id;
+	return best;
+}
+
 int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 	       const struct ferry_copy_opts *o, struct ferry_copy_result *res)
 {
@@ -347,7 +364,7 @@ int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 	uint64_t total = 0, walked = 0;
 	double t0 = ferry_mono_seconds();
 	int threads = o && o->threads > 0 ? o->threads : ferry_cpu_count();
-	int e = 0;
+	int e = 0, reseal;
 
 	memset(res, 0, sizeof(*res));
 	/* Chunk I/O waits on a network as often as on the CPU. */
@@ -360,12 +377,13 @@ int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 				   "block sizes differ: %s has %u KiB blocks, %s %u KiB; a copy keeps chunks as they are stored, so the target must use the source's block size (ferry init --block-size %uK)",
 				   from->path, from->block_size >> 10, to->path,
 				   to->block_size >> 10, from->block_size >> 10);
-	/* Sealed chunks are named and sealed with their repository's keys: a
-	 * copy as stored would be unreadable under another repository's. */
-	if (ferry_repo_encrypted(from) || ferry_repo_encrypted(to))
-		return ferry_error(FERRY_E_INVAL,
-				   "%s is encrypted: ferry copy does not copy encrypted repositories yet (back up to the second repository instead)",
-				   ferry_repo_encrypted(from) ? from->path : to->path);
+	/* Sealed chunks are named and sealed with their repository's keys:
+	 * between different keys each is re-encoded (copy_reseal.c).  Both
+	 * keys are needed before anything is written. */
+	if ((e = ferry_repo_need_key(from)) != 0 ||
+	    (e = ferry_repo_need_key(to)) != 0)
+		return e;
+	reseal = ferry_copy_reseal_needed(from, to);
 	if (from->repo_id[0] && !strcmp(from->repo_id, to->repo_id))
 		return ferry_error(FERRY_E_INVAL,
 				   "%s and %s are the same repository (id %s)",
@@ -407,9 +425,17 @@ int ferry_copy(struct ferry_repo *from, struct ferry_repo *to,
 				o->point_done(&pl.v[i], 0, o->point_done_arg);
 			continue;
 		}
-		e = copy_point(from, to, &pl.v[i], threads, o, walked, total, t0,
-			       res);
+		if (reseal)
+			e = ferry_copy_point_reseal(from, to, &pl.v[i],
+						    reseal_base(&pl, &have, i),
+						    threads, o, walked, total,
+						    t0, res);
+		else
+			e = copy_point(from, to, &pl.v[i], threads, o, walked,
+				       total, t0, res);
 		if (e == 0) {
+			if (reseal && (e = ids_add(&have, pl.v[i].id)) != 0)
+				break;
 			walked += pl.v[i].disk_size;
 			res->points_copied++;
 			if (o && o->point_done)

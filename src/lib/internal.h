@@ -95,6 +95,9 @@ struct ferry_repo {
 	 * feature; KEYS once ferry_repo_unlock() opened the wrapped key. */
 	int encrypted;
 	struct ferry_keys *keys;
+	/* HMAC-SHA-256 of KEYS->id prepared once (seal.h), for
+	 * ferry_repo_block_id(); made with KEYS. */
+	struct ferry_hmac *id_mac;
 };
 
 typedef int (*ferry_chunk_list_cb)(const uint8_t hash[FERRY_HASH_LEN],
@@ -385,6 +388,39 @@ int ferry_target_local_new(struct ferry_repo *r, struct ferry_target **out);
 /* The target-side mover for R: its backend's own (a remote mover) when it
  * has one, else the in-process one. */
 int ferry_target_new(struct ferry_repo *r, struct ferry_target **out);
+
+/* ---- backup copy between different keys (copy_reseal.c) ------------- */
+
+/* 1 when chunks of FROM cannot be copied to TO as stored (one side is
+ * encrypted, or both are with different keys). */
+int ferry_copy_reseal_needed(const struct ferry_repo *from,
+			     const struct ferry_repo *to);
+/* Copy point SP re-encoding each chunk for TO; BASE_ID (or NULL) is an
+ * earlier point both sides hold, whose manifests give the target ids of
+ * unchanged blocks. */
+struct ferry_copy_opts;
+struct ferry_copy_result;
+int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
+			    const struct ferry_point *sp, const char *base_id,
+			    int threads, const struct ferry_copy_opts *o,
+			    uint64_t walked, uint64_t total, double t0,
+			    struct ferry_copy_result *res);
+
+/* ---- ferry info's local cache of chunk sizes (info_cache.c) ---------- */
+
+/* NULL when R has no cache (not object storage, no cache directory).
+ * LOOKUP is called in listing order: 1 with RAW when (H, SIZE) is
+ * cached; ADD in the same order; FINISH keeps the new file only when the
+ * walk was COMPLETE and in ascending order. */
+struct ferry_info_cache;
+struct ferry_info_cache *ferry_info_cache_open(const struct ferry_repo *r);
+int ferry_info_cache_lookup(struct ferry_info_cache *c,
+			    const uint8_t h[FERRY_HASH_LEN], uint64_t size,
+			    uint32_t *raw);
+void ferry_info_cache_add(struct ferry_info_cache *c,
+			  const uint8_t h[FERRY_HASH_LEN], uint64_t size,
+			  uint32_t raw);
+void ferry_info_cache_finish(struct ferry_info_cache *c, int complete);
 
 /* ---- worker queue (workq.c) ------------------------------------------ */
 

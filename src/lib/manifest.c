@@ -263,7 +263,7 @@ static int mw_flush(struct ferry_mwriter *w, int final)
 
 		seg_nonce(w->fhdr, w->seg, nonce);
 		seg_aad(w->fhdr, w->seg, final, aad);
-		if ((e = ferry_seal(w->cc, w->repo->keys->enc, nonce, aad,
+		if ((e = ferry_seal(w->cc, NULL, nonce, aad,
 				    sizeof(aad), w->buf, w->used, w->sbuf,
 				    w->sbuf + w->used)) != 0)
 			return e;
@@ -346,7 +346,7 @@ static int mw_begin(struct ferry_repo *r, const struct ferry_point *p,
 	if (r->encrypted) {
 		w->sealed = 1;
 		w->sbuf = malloc(IOBUF + FERRY_TAG_LEN);
-		w->cc = EVP_CIPHER_CTX_new();
+		w->cc = ferry_gcm_ctx_new(r->keys->enc, 1);
 		if (!w->sbuf || !w->cc) {
 			e = FERRY_E_NOMEM;
 			goto fail;
@@ -490,7 +490,7 @@ static int mr_segment(struct ferry_mreader *m, uint64_t i)
 				   n < 0 ? strerror((int)-n) : "short read");
 	seg_nonce(m->fhdr, i, nonce);
 	seg_aad(m->fhdr, i, i + 1 == m->nseg, aad);
-	e = ferry_open(m->cc, m->keys->enc, nonce, aad, sizeof(aad), m->ct, pl,
+	e = ferry_open(m->cc, NULL, nonce, aad, sizeof(aad), m->ct, pl,
 		       m->seg, m->ct + pl);
 	if (e == FERRY_E_CORRUPT)
 		return ferry_error(e,
@@ -602,7 +602,7 @@ static int mr_sealed_setup(struct ferry_mreader *m, struct ferry_repo *r,
 	m->keys = r->keys;
 	m->seg = malloc(IOBUF);
 	m->ct = malloc(IOBUF + FERRY_TAG_LEN);
-	m->cc = EVP_CIPHER_CTX_new();
+	m->cc = ferry_gcm_ctx_new(r->keys->enc, 0);
 	if (!m->seg || !m->ct || !m->cc)
 		return FERRY_E_NOMEM;
 	m->cached = UINT64_MAX;

@@ -310,24 +310,38 @@ static int check_immutable(struct ferry_repo *r, const struct ferry_backend *be,
 	return ferry_imm_probe(r->path);
 }
 static int repo_create(const char *path, const struct ferry_init_opts *opts,
-		       const char *pass, size_t passlen);
+		       const char *pass, size_t passlen, int kdf);
 
 int ferry_repo_init(const char *path, const struct ferry_init_opts *opts)
 {
-	return repo_create(path, opts, NULL, 0);
+	return repo_create(path, opts, NULL, 0, 0);
 }
 
 int ferry_repo_init_encrypted(const char *path,
 			      const struct ferry_init_opts *opts,
 			      const char *pass, size_t passlen)
 {
+	return ferry_repo_init_encrypted_kdf(path, opts, pass, passlen, NULL);
+}
+
+int ferry_repo_init_encrypted_kdf(const char *path,
+				  const struct ferry_init_opts *opts,
+				  const char *pass, size_t passlen,
+				  const char *kdf)
+{
+	int k = ferry_kdf_by_name(kdf);
+
 	if (!pass)
 		return ferry_error(FERRY_E_INVAL, "no passphrase");
-	return repo_create(path, opts, pass, passlen);
+	if (k < 0)
+		return ferry_error(FERRY_E_INVAL,
+				   "key derivation '%s' is not known (use argon2id or scrypt)",
+				   kdf ? kdf : "");
+	return repo_create(path, opts, pass, passlen, k);
 }
 
 static int repo_create(const char *path, const struct ferry_init_opts *opts,
-		       const char *pass, size_t passlen)
+		       const char *pass, size_t passlen, int kdf)
 {
 	struct ferry_repo r = { 0 };
 	const struct ferry_backend *be;
@@ -363,7 +377,7 @@ static int repo_create(const char *path, const struct ferry_init_opts *opts,
 		snprintf(extra, sizeof(extra), "%s", opts->extra_config);
 	/* Encrypted: the key is made (and the passphrase checked) before
 	 * anything is created. */
-	if (pass && (e = ferry_repo_key_lines(r.repo_id, pass, passlen,
+	if (pass && (e = ferry_repo_key_lines(r.repo_id, pass, passlen, kdf,
 					      extra + strlen(extra),
 					      sizeof(extra) - strlen(extra))) != 0)
 		return e;
@@ -633,28 +647,95 @@ int ferry_point_resolve(struct ferry_repo *r, const char *spec,
 
 /* ---- totals --------------------------------------------------------- */
 
+/* Chunk totals: the listing gives each chunk's stored size; its
+ * uncompressed size is in its header, one small read (a ranged GET on
+ * object storage) per chunk.  Those reads run INFO_THREADS at a time in
+ * batches of INFO_BATCH listed chunks (bounded memory, any repository
+ * size): on a bucket they wait on round trips, not on the CPU. */
+#define INFO_BATCH 1024
+#define INFO_THREADS 16
+
+struct info_item {
+	uint8_t h[FERRY_HASH_LEN];
+	uint64_t size;
+	uint32_t raw; /* 0 when the header did not read or parse */
+	int cached;   /* RAW came from the local cache: no read */
+};
+
 struct info_walk {
 	struct ferry_repo *repo;
 	struct ferry_repo_info *info;
+	struct info_item *batch;
+	size_t n;
+	struct ferry_info_cache *cache;
 };
 
-static int info_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
+static int info_head(void *item, int worker, void *arg)
 {
-	struct info_walk *w = arg;
+	struct info_item *it = *(struct info_item **)item;
+	struct ferry_repo *r = arg;
 	uint8_t head[FERRY_CHUNK_HDR_MAX];
-	size_t hn = size < sizeof(head) ? (size_t)size : sizeof(head);
+	size_t hn = it->size < sizeof(head) ? (size_t)it->size : sizeof(head);
 	uint32_t raw, plen;
 	int codec;
 
-	w->info->chunk_count++;
-	w->info->stored_bytes += size;
+	(void)worker;
+	if (it->cached)
+		return 0;
 	/* Damaged chunks are verify's business; info just skips them.  The
 	 * header parse reads at most the header (HN bytes are there when
 	 * the chunk is not shorter than its header), then compares the
 	 * payload length with SIZE. */
-	if (w->repo->ops->get_chunk_head(w->repo, h, head, hn) == 0 &&
-	    ferry_chunk_header(head, (size_t)size, &raw, &plen, &codec) == 0)
-		w->info->chunk_raw_bytes += raw;
+	it->raw = 0;
+	if (r->ops->get_chunk_head(r, it->h, head, hn) == 0 &&
+	    ferry_chunk_header(head, (size_t)it->size, &raw, &plen, &codec) == 0)
+		it->raw = raw;
+	return 0;
+}
+
+static int info_flush(struct info_walk *w)
+{
+	struct ferry_workq *q = NULL;
+	int e, qe, nt;
+
+	if (!w->n)
+		return 0;
+	nt = w->n < INFO_THREADS ? (int)w->n : INFO_THREADS;
+	/* Heads run in place: the queue carries pointers into the batch. */
+	if ((e = ferry_workq_new(nt, sizeof(struct info_item *), w->n,
+				 info_head, w->repo, &q)) != 0)
+		return e;
+	for (size_t i = 0; i < w->n && e == 0; i++) {
+		struct info_item *it = &w->batch[i];
+
+		if (!it->cached)
+			e = ferry_workq_push(q, &it);
+	}
+	qe = ferry_workq_finish(q);
+	if (e == 0)
+		e = qe;
+	for (size_t i = 0; i < w->n && e == 0; i++) {
+		w->info->chunk_raw_bytes += w->batch[i].raw;
+		ferry_info_cache_add(w->cache, w->batch[i].h, w->batch[i].size,
+				     w->batch[i].raw);
+	}
+	w->n = 0;
+	return e;
+}
+
+static int info_chunk(const uint8_t h[FERRY_HASH_LEN], uint64_t size, void *arg)
+{
+	struct info_walk *w = arg;
+
+	w->info->chunk_count++;
+	w->info->stored_bytes += size;
+	memcpy(w->batch[w->n].h, h, FERRY_HASH_LEN);
+	w->batch[w->n].size = size;
+	w->batch[w->n].raw = 0;
+	w->batch[w->n].cached = ferry_info_cache_lookup(w->cache, h, size,
+							&w->batch[w->n].raw);
+	if (++w->n == INFO_BATCH)
+		return info_flush(w);
 	return 0;
 }
 
@@ -678,9 +759,17 @@ int ferry_repo_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 	info->codec = r->codec;
 	info->level = r->level;
 	memcpy(info->repo_id, r->repo_id, sizeof(info->repo_id));
-	struct info_walk w = { r, info };
+	struct info_walk w = { r, info, NULL, 0, NULL };
 
-	if ((e = r->ops->list_chunks(r, info_chunk, &w)) != 0)
+	if (!(w.batch = malloc(INFO_BATCH * sizeof(*w.batch))))
+		return FERRY_E_NOMEM;
+	w.cache = ferry_info_cache_open(r);
+	e = r->ops->list_chunks(r, info_chunk, &w);
+	if (e == 0)
+		e = info_flush(&w);
+	ferry_info_cache_finish(w.cache, e == 0);
+	free(w.batch);
+	if (e)
 		return e;
 	/* Without the key (a mover) the manifests cannot be read: points
 	 * are counted, their sizes are the source's business. */

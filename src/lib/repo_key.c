@@ -10,6 +10,7 @@
 /* The config keys that hold the wrapped key (replaced on a change). */
 static const char *const key_lines[] = {
 	"encryption", "kdf", "kdf_log_n", "kdf_r", "kdf_p", "kdf_salt", "key",
+	"kdf_opslimit", "kdf_memlimit",
 	NULL,
 };
 
@@ -44,7 +45,7 @@ int ferry_repo_need_key(const struct ferry_repo *r)
 
 /* "features = encryption" and the key lines for a new repository. */
 int ferry_repo_key_lines(const char *repo_id, const char *pass, size_t passlen,
-			 char *buf, size_t cap)
+			 int kdf, char *buf, size_t cap)
 {
 	struct ferry_keyfile kf;
 	struct ferry_keys keys;
@@ -53,7 +54,7 @@ int ferry_repo_key_lines(const char *repo_id, const char *pass, size_t passlen,
 
 	if (!passlen)
 		return ferry_error(FERRY_E_INVAL, "empty passphrase");
-	if ((e = ferry_keyfile_new(&kf)) != 0 ||
+	if ((e = ferry_keyfile_new_kdf(&kf, kdf)) != 0 ||
 	    (e = ferry_keys_generate(&keys)) != 0)
 		goto out;
 	if ((e = ferry_keyfile_kek(&kf, pass, passlen, kek)) != 0 ||
@@ -100,6 +101,11 @@ int ferry_repo_unlock(struct ferry_repo *r, const char *pass, size_t passlen)
 			return ferry_error(e, "wrong passphrase for %s", r->path);
 		return e;
 	}
+	if (!(r->id_mac = ferry_hmac_new(k->id, sizeof(k->id)))) {
+		ferry_keys_wipe(k);
+		free(k);
+		return ferry_error(FERRY_E_NOMEM, "no HMAC-SHA-256 context");
+	}
 	r->keys = k;
 	return 0;
 }
@@ -111,6 +117,8 @@ void ferry_repo_keys_free(struct ferry_repo *r)
 		free(r->keys);
 		r->keys = NULL;
 	}
+	ferry_hmac_free(r->id_mac);
+	r->id_mac = NULL;
 }
 
 static int is_key_line(const char *l, size_t n)
@@ -130,7 +138,30 @@ static int is_key_line(const char *l, size_t n)
 int ferry_repo_change_passphrase(struct ferry_repo *r, const char *newpass,
 				 size_t newlen)
 {
+	return ferry_repo_change_passphrase_kdf(r, newpass, newlen, NULL);
+}
+
+int ferry_repo_kdf_describe(const struct ferry_repo *r, char *buf, size_t cap,
+			    const char **name)
+{
 	struct ferry_keyfile kf;
+	int e;
+
+	if (!r->encrypted)
+		return ferry_error(FERRY_E_INVAL, "%s is not encrypted", r->path);
+	if ((e = ferry_keyfile_parse(r->config_text ? r->config_text : "", &kf)) != 0)
+		return e;
+	ferry_keyfile_describe(&kf, buf, cap);
+	if (name)
+		*name = ferry_kdf_name(kf.kdf);
+	return 0;
+}
+
+int ferry_repo_change_passphrase_kdf(struct ferry_repo *r, const char *newpass,
+				     size_t newlen, const char *kdf)
+{
+	struct ferry_keyfile kf, old;
+	int want = ferry_kdf_by_name(kdf);
 	uint8_t kek[FERRY_KEY_LEN];
 	char lines[1024], *text = NULL;
 	size_t cap, used = 0;
@@ -146,7 +177,18 @@ int ferry_repo_change_passphrase(struct ferry_repo *r, const char *newpass,
 				   r->path);
 	if (!newlen)
 		return ferry_error(FERRY_E_INVAL, "empty passphrase");
-	if ((e = ferry_keyfile_new(&kf)) != 0)
+	if (want < 0)
+		return ferry_error(FERRY_E_INVAL,
+				   "key derivation '%s' is not known (use argon2id or scrypt)",
+				   kdf ? kdf : "");
+	if ((e = ferry_keyfile_parse(r->config_text ? r->config_text : "", &old)) != 0)
+		return e;
+	/* No --kdf: the repository's KDF and cost, a fresh salt. */
+	if (!kdf)
+		e = ferry_keyfile_new_like(&kf, &old);
+	else
+		e = ferry_keyfile_new_kdf(&kf, want);
+	if (e)
 		return e;
 	if ((e = ferry_keyfile_kek(&kf, newpass, newlen, kek)) == 0)
 		e = ferry_keyfile_wrap(&kf, kek, r->repo_id, r->keys);

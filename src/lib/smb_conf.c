@@ -63,7 +63,7 @@ int smb_load_credentials(struct smb *s)
 		snprintf(s->pass, sizeof(s->pass), "%s", env);
 	if (!s->user[0])
 		return ferry_error(FERRY_E_AUTH,
-				   "%s: no SMB user: give smb://USER@HOST/..., a credentials file (FERRY_SMB_CREDENTIALS=FILE with username= and password= lines), or FERRY_SMB_USER",
+				   "%s: no SMB user: give smb://USER@HOST/..., a credentials file (--smb-credentials FILE or FERRY_SMB_CREDENTIALS=FILE, with username= and password= lines), or FERRY_SMB_USER",
 				   s->shown);
 	return 0;
 }
@@ -83,7 +83,7 @@ int smb_parse_url(struct smb *s, const char *url)
 		n = (size_t)(at - p);
 		if (memchr(p, ':', n))
 			return ferry_error(FERRY_E_INVAL,
-					   "%s: a password in the URL is refused; put it in a credentials file (FERRY_SMB_CREDENTIALS) or FERRY_SMB_PASSWORD",
+					   "%s: a password in the URL is refused; put it in a credentials file (--smb-credentials FILE or FERRY_SMB_CREDENTIALS) or FERRY_SMB_PASSWORD",
 					   "smb:// URL");
 		if (n == 0 || n >= sizeof(s->user))
 			goto bad;

@@ -453,7 +453,10 @@ static void jobs_list(struct srv *s, struct srv_resp *rs)
 {
 	struct srv_buf b = { NULL, 0, 0, 0 };
 	struct pts_ctx c = { &b, 0 };
+	const unsigned tables = SRV_TBIT(SRV_T_JOBS) | SRV_TBIT(SRV_T_SESSIONS);
 
+	if (srv_cache_get(s, "jobs", tables, rs))
+		return;
 	srv_buf_raw(&b, "{\"jobs\":[", 9);
 	if (srv_db_exec(s->db, "SELECT " JOB_COLS " ORDER BY j.name", 0, NULL, job_row_raw, &c)) {
 		free(b.p);
@@ -466,6 +469,7 @@ static void jobs_list(struct srv *s, struct srv_resp *rs)
 		fail(rs, 500, "out of memory");
 		return;
 	}
+	srv_cache_put(s, "jobs", tables, b.p, b.len);
 	rs->status = 200;
 	rs->body = b.p;
 }
@@ -837,7 +841,15 @@ static void points_list(struct srv *s, const struct srv_req *rq, struct srv_resp
 	{
 		struct srv_buf b = { NULL, 0, 0, 0 };
 		struct pts_ctx c = { &b, 0 };
+		char key[256];
+		int k = snprintf(key, sizeof(key), "points %d %s", limit, where);
 
+		/* WHERE names the parameters by number; their values complete
+		 * the key (cache.c refuses a key that does not fit). */
+		for (int i = 0; i < np && k > 0 && (size_t)k < sizeof(key); i++)
+			k += snprintf(key + k, sizeof(key) - (size_t)k, "\n%s", p[i]);
+		if (srv_cache_get(s, key, SRV_TBIT(SRV_T_POINTS), rs))
+			return;
 		srv_buf_raw(&b, "{\"points\":[", 11);
 		if (srv_db_exec(s->db, sql, np, p, point_row, &c)) {
 			free(b.p);
@@ -850,6 +862,8 @@ static void points_list(struct srv *s, const struct srv_req *rq, struct srv_resp
 			fail(rs, 500, "out of memory");
 			return;
 		}
+		if ((size_t)k < sizeof(key))
+			srv_cache_put(s, key, SRV_TBIT(SRV_T_POINTS), b.p, b.len);
 		rs->status = 200;
 		rs->body = b.p;
 	}

@@ -84,10 +84,15 @@ int srv_conf_load(const char *file, struct srv_conf *c, char *err, size_t errlen
 			bad = set_int(&c->proxy_timeout, v, 1, 86400);
 		else if (!strcmp(k, "max-body"))
 			bad = set_int(&c->max_body, v, 1024, 64 << 20);
+		else if (!strcmp(k, "catalog-cache"))
+		{
+			c->cache_off = !strcmp(v, "off");
+			bad = strcmp(v, "on") && strcmp(v, "off");
+		}
 		else {
 			snprintf(err, errlen, "%s:%d: unknown setting '%s' (known: listen, "
 				 "tls-cert, tls-key, database, state-dir, log, proxy-timeout, "
-				 "max-body)", file, no, k);
+				 "max-body, catalog-cache)", file, no, k);
 			fclose(f);
 			return -1;
 		}

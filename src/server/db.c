@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sqlite3.h>
 
@@ -53,11 +54,55 @@ static const char *const migration2[] = {
 	"CREATE INDEX points_name ON points (name, created)",
 	NULL,
 };
-static const char *const *const migrations[] = { migration1, migration2 };
+/* 3: token scopes (read, operate, admin); tokens made before are admin,
+ * which is what every token could do then. */
+static const char *const migration3[] = {
+	"ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'",
+	NULL,
+};
+static const char *const *const migrations[] = { migration1, migration2, migration3 };
+
+/* ---- write generations (the listing cache, cache.c) ----------------- */
+static const char *const table_names[SRV_NTABLES] = {
+	[SRV_T_TOKENS] = "tokens", [SRV_T_PROXIES] = "proxies", [SRV_T_REPOS] = "repos",
+	[SRV_T_JOBS] = "jobs", [SRV_T_SESSIONS] = "sessions", [SRV_T_TASKS] = "tasks",
+	[SRV_T_POINTS] = "points", [SRV_T_SESSION_LOG] = "session_log",
+};
+
+static int word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+static int has_word(const char *sql, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = sql; (p = strstr(p, w)); p += n)
+		if ((p == sql || !word_char(p[-1])) && !word_char(p[n]))
+			return 1;
+	return 0;
+}
+
+/* Every statement but a SELECT counts as a write of each table it names
+ * (an over-count only costs a cache miss); ROLLBACK may undo anything. */
+static void note_writes(struct srv_db *db, const char *sql)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n')
+		sql++;
+	if (!strncasecmp(sql, "SELECT", 6) || !strncasecmp(sql, "BEGIN", 5) ||
+	    !strncasecmp(sql, "COMMIT", 6))
+		return;
+	for (int t = 0; t < SRV_NTABLES; t++)
+		if (!strncasecmp(sql, "ROLLBACK", 8) || has_word(sql, table_names[t]))
+			db->wgen[t]++;
+}
 
 int srv_db_exec(struct srv_db *db, const char *sql, int n,
 		const char *const *params, srv_row_cb cb, void *arg)
 {
+	note_writes(db, sql);
 	return db->ops->exec(db, sql, n, params, cb, arg);
 }
 

@@ -97,6 +97,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	const char *auth;
 	struct srv_req rq;
 	struct srv_resp rs = { 0, NULL, "application/json" };
+	char tname[256];
+	int scope = SRV_SCOPE_NONE, need;
 
 	(void)version;
 	if (!cs) {
@@ -129,13 +131,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	s->http_requests++;
 	pthread_mutex_unlock(&s->mu);
 	auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	if (!auth || strncmp(auth, "Bearer ", 7) || !srv_token_check(s, auth + 7)) {
+	if (auth && !strncmp(auth, "Bearer ", 7))
+		scope = srv_token_check(s, auth + 7, tname, sizeof(tname));
+	if (scope == SRV_SCOPE_NONE) {
 		pthread_mutex_lock(&s->mu);
 		s->http_unauthorized++;
 		pthread_mutex_unlock(&s->mu);
 		return send_resp(c, 401, error_body(auth ? "invalid API token"
 						    : "missing API token: send 'Authorization: Bearer TOKEN' (ferry token create makes one)"),
 				 "application/json");
+	}
+	if (scope < (need = srv_api_scope(method, url))) {
+		char msg[700];
+
+		snprintf(msg, sizeof(msg), "token '%.200s' has scope %s; %s %.300s needs a token "
+			 "with scope %s (ferry token create --scope %s)", tname,
+			 srv_scope_name(scope), method, url, srv_scope_name(need),
+			 srv_scope_name(need));
+		pthread_mutex_lock(&s->mu);
+		s->http_forbidden++;
+		pthread_mutex_unlock(&s->mu);
+		return send_resp(c, 403, error_body(msg), "application/json");
 	}
 	if (cs->too_big) {
 		char msg[128];

@@ -75,6 +75,14 @@ void srv_api_metrics(struct srv *s, struct srv_resp *rs)
 		"# HELP ferry_http_unauthorized_total Requests refused for a missing or wrong token.\n"
 		"# TYPE ferry_http_unauthorized_total counter\nferry_http_unauthorized_total %llu\n",
 		(unsigned long long)s->http_requests, (unsigned long long)s->http_unauthorized);
+	srv_buf_printf(&b, "# HELP ferry_catalog_cache_hits_total Listings served from the listing cache.\n"
+		"# TYPE ferry_catalog_cache_hits_total counter\nferry_catalog_cache_hits_total %llu\n"
+		"# HELP ferry_catalog_cache_misses_total Listings read from the catalog database.\n"
+		"# TYPE ferry_catalog_cache_misses_total counter\nferry_catalog_cache_misses_total %llu\n",
+		s->cache_hits, s->cache_misses);
+	srv_buf_printf(&b, "# HELP ferry_http_forbidden_total Requests refused for a token whose scope is too small.\n"
+		"# TYPE ferry_http_forbidden_total counter\nferry_http_forbidden_total %llu\n",
+		(unsigned long long)s->http_forbidden);
 	rs->status = 200;
 	rs->body = b.p ? b.p : strdup("");
 	rs->content_type = "text/plain; version=0.0.4";

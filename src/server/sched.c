@@ -588,31 +588,46 @@ struct json_object *srv_proxy_poll(struct srv *s, const char *proxy,
 	return task;
 }
 
+/* At start, sessions the previous server left running are resumed, not
+ * failed: queued tasks stay queued for the next proxy that polls; a
+ * running task stays its proxy's, and that proxy is counted online from
+ * now, so the usual reconciliation decides: its agent polls again
+ * listing the task (re-adopted; its result report, kept by the agent
+ * until the server has it, completes the task), or polls without it
+ * (agent restarted: requeued), or never polls within proxy-timeout
+ * (requeued for another proxy, srv_sched_tick).  A session whose tasks
+ * all ended while the server was down is closed here. */
 void srv_recover_on_start(struct srv *s)
 {
-	struct srv_rows r;
-	char now[24];
-	const char *p[1] = { now };
+	struct srv_rows r, pr;
 
-	NUM(now, srv_now(s));
-	if (srv_db_rows(s->db, "SELECT id FROM sessions WHERE state = 'running'", 0, NULL, &r))
+	if (srv_db_rows(s->db, "SELECT id FROM sessions WHERE state = 'running' ORDER BY id",
+			0, NULL, &r))
 		return;
+	if (r.n && srv_db_rows(s->db, "SELECT proxy, COUNT(*) FROM tasks WHERE state = 'running' "
+			       "GROUP BY proxy ORDER BY proxy", 0, NULL, &pr) == 0) {
+		for (int i = 0; i < pr.n; i++) {
+			struct srv_proxy_rt *rt = srv_proxy_rt(s, srv_row(&pr, i, 0), 1);
+
+			if (!rt)
+				continue;
+			rt->online = 1;
+			rt->last_seen = srv_mono();
+			srv_log("proxy %s ran %lld task(s) when the server stopped: waiting up to "
+				"%d s for it to report them", rt->name, srv_row_int(&pr, i, 1),
+				s->conf.proxy_timeout);
+		}
+		srv_rows_free(&pr);
+	}
 	for (int i = 0; i < r.n; i++) {
 		long long sid = srv_row_int(&r, i, 0);
-		const char *ps[2] = { srv_row(&r, i, 0), now };
 
-		srv_db_exec(s->db, "UPDATE tasks SET state = 'failed', ended = $2, message = "
-			    "'the server stopped while the task was queued or running' WHERE "
-			    "session_id = $1 AND state IN ('queued', 'running')", 2, ps, NULL, NULL);
-		srv_db_exec(s->db, "UPDATE sessions SET state = 'failed', ended = $2, message = "
-			    "'the server stopped during the session; points that were committed "
-			    "are in the catalog, run the job again for the rest' WHERE id = $1",
-			    2, ps, NULL, NULL);
-		srv_session_log(s, sid, "marked failed at server start: the server stopped while "
-				"it ran (committed restore points stay in the repository and catalog)");
+		srv_session_log(s, sid, "resumed at server start: queued tasks wait for a proxy, "
+				"running ones for their proxy to report (or to be requeued after "
+				"%d s of silence)", s->conf.proxy_timeout);
+		session_check(s, sid);
 	}
 	srv_rows_free(&r);
-	(void)p;
 }
 
 void srv_sched_tick(struct srv *s)

@@ -61,20 +61,32 @@ void srv_sha256_hex(const char *s, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-int srv_token_check(struct srv *s, const char *token)
+int srv_token_check(struct srv *s, const char *token, char *name, size_t namelen)
 {
 	char h[65];
 	const char *p[1] = { h };
-	long long n = 0;
+	struct srv_rows r;
+	int scope = SRV_SCOPE_NONE;
 
+	if (name && namelen)
+		name[0] = 0;
 	if (strlen(token) > 256)
-		return 0;
+		return SRV_SCOPE_NONE;
 	srv_sha256_hex(token, h);
 	pthread_mutex_lock(&s->mu);
-	if (srv_db_int(s->db, "SELECT COUNT(*) FROM tokens WHERE hash = $1", 1, p, 0, &n))
+	if (srv_db_rows(s->db, "SELECT scope, name FROM tokens WHERE hash = $1", 1, p, &r)) {
 		srv_log("catalog: token lookup failed: %s", s->db->err);
+	} else {
+		/* A scope this ferry does not know (a newer one wrote it)
+		 * allows nothing rather than guessing. */
+		if (r.n > 0)
+			scope = srv_scope_parse(srv_row(&r, 0, 0));
+		if (r.n > 0 && name && namelen)
+			snprintf(name, namelen, "%s", srv_row(&r, 0, 1));
+		srv_rows_free(&r);
+	}
 	pthread_mutex_unlock(&s->mu);
-	return n > 0;
+	return scope;
 }
 
 static volatile sig_atomic_t got_stop, got_hup;
@@ -157,6 +169,7 @@ static void reload(struct srv *s, struct srv_http **http, const char *port_file)
 		struct srv_conf old = s->conf;
 
 		s->conf = nc;
+		srv_cache_clear(s); /* for a catalog changed with SQL behind our back */
 		if (strcmp(nc.log, old.log)) {
 			if (!strcmp(nc.log, "syslog"))
 				openlog("ferry-server", LOG_PID, LOG_DAEMON);
@@ -298,6 +311,7 @@ int cmd_server(int argc, char **argv)
 	}
 	srv_log("stopping");
 	srv_http_stop(http);
+	srv_cache_clear(&s);
 	srv_db_close(s.db);
 	free(s.proxies);
 	pthread_mutex_destroy(&s.mu);
@@ -306,15 +320,29 @@ int cmd_server(int argc, char **argv)
 }
 
 /* ---- ferry token -------------------------------------------------------- */
-static const char token_usage[] = "create|list --config FILE [--name NAME] [--json]";
+static const char token_usage[] =
+	"create|list --config FILE [--name NAME] [--scope read|operate|admin] [--json]";
+
+struct token_list {
+	int cnt, json;
+};
 
 static int token_row(int n, char **v, void *arg)
 {
-	int *cnt = arg;
+	struct token_list *tl = arg;
 
 	(void)n;
-	if (!(*cnt)++)
-		printf("%-6s  %-24s  %s\n", "ID", "NAME", "CREATED (UTC)");
+	if (tl->json) {
+		printf("%s{\"id\":%lld,\"name\":", tl->cnt++ ? "," : "",
+		       strtoll(v[0] ? v[0] : "0", NULL, 10));
+		cli_json_str(stdout, v[1] ? v[1] : "");
+		printf(",\"scope\":");
+		cli_json_str(stdout, v[3] ? v[3] : "");
+		printf(",\"created\":%lld}", strtoll(v[2] ? v[2] : "0", NULL, 10));
+		return 0;
+	}
+	if (!tl->cnt++)
+		printf("%-6s  %-24s  %-8s  %s\n", "ID", "NAME", "SCOPE", "CREATED (UTC)");
 	{
 		time_t t = (time_t)strtoll(v[2] ? v[2] : "0", NULL, 10);
 		struct tm tm;
@@ -322,7 +350,7 @@ static int token_row(int n, char **v, void *arg)
 
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		printf("%-6s  %-24s  %s\n", v[0], v[1], when);
+		printf("%-6s  %-24s  %-8s  %s\n", v[0], v[1], v[3] ? v[3] : "", when);
 	}
 	return 0;
 }
@@ -333,19 +361,28 @@ int cmd_token(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "scope", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct srv_conf conf;
 	struct srv_db *db = NULL;
-	const char *cfg = NULL, *name = "default", *verb;
+	const char *cfg = NULL, *name = "default", *verb, *scope = "admin";
 	char err[600];
 	int c, e, json = 0;
 
-	while ((c = getopt_long(argc, argv, "c:n:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:js:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cfg = optarg; break;
 		case 'n': name = optarg; break;
+		case 's':
+			if (srv_scope_parse(optarg) == SRV_SCOPE_NONE) {
+				fprintf(stderr, "ferry: token: unknown scope '%s' (read, operate "
+					"or admin)\n", optarg);
+				return EXIT_USAGE;
+			}
+			scope = optarg;
+			break;
 		case 'j': json = 1; break;
 		case 'h':
 			printf("usage: ferry token %s\n\n"
@@ -354,10 +391,15 @@ int cmd_token(int argc, char **argv)
 			       "once.  Give it to the CLI (--token, FERRY_TOKEN or --token-file)\n"
 			       "and to proxy agents.\n\n"
 			       "  create     make a token and print it\n"
-			       "  list       list tokens (names and dates, never the tokens)\n"
+			       "  list       list tokens (names, scopes and dates, never the tokens)\n"
 			       "  --config FILE   the server's configuration (for its database)\n"
 			       "  --name NAME     a label for the token (default 'default')\n"
-			       "  --json          print {\"token\":...} or a JSON array\n",
+			       "  --scope SCOPE   what the token may do (default admin):\n"
+			       "                  read     GET only: listings, sessions, metrics\n"
+			       "                  operate  read, and run, enable or disable jobs;\n"
+			       "                           what proxy agents need\n"
+			       "                  admin    everything: proxies, repositories, jobs\n"
+			       "  --json          print {\"token\":...} or {\"tokens\":[...]}\n",
 			       token_usage);
 			return EXIT_OK;
 		default: return cli_usage("token", token_usage);
@@ -375,10 +417,14 @@ int cmd_token(int argc, char **argv)
 	if ((e = open_catalog(&conf, &db, NULL)) != 0)
 		return e;
 	if (!strcmp(verb, "list")) {
-		int cnt = 0;
+		struct token_list tl = { 0, json };
 
-		e = srv_db_exec(db, "SELECT id, name, created FROM tokens ORDER BY id", 0, NULL,
-				token_row, &cnt);
+		if (json)
+			printf("{\"tokens\":[");
+		e = srv_db_exec(db, "SELECT id, name, created, scope FROM tokens ORDER BY id", 0,
+				NULL, token_row, &tl);
+		if (json)
+			printf("]}\n");
 		if (e)
 			fprintf(stderr, "ferry: catalog: %s\n", db->err);
 		srv_db_close(db);
@@ -386,7 +432,7 @@ int cmd_token(int argc, char **argv)
 	} else {
 		unsigned char raw[24];
 		char tok[64], hash[65], id[24], now[24];
-		const char *p[4] = { id, name, hash, now };
+		const char *p[5] = { id, name, hash, now, scope };
 		long long next = 0;
 
 		if (strlen(name) > 200 || RAND_bytes(raw, sizeof(raw)) != 1) {
@@ -401,8 +447,8 @@ int cmd_token(int argc, char **argv)
 		srv_db_int(db, "SELECT MAX(id) FROM tokens", 0, NULL, 0, &next);
 		snprintf(id, sizeof(id), "%lld", next + 1);
 		snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-		if (srv_db_exec(db, "INSERT INTO tokens (id, name, hash, created) VALUES "
-				"($1, $2, $3, $4)", 4, p, NULL, NULL)) {
+		if (srv_db_exec(db, "INSERT INTO tokens (id, name, hash, created, scope) VALUES "
+				"($1, $2, $3, $4, $5)", 5, p, NULL, NULL)) {
 			fprintf(stderr, "ferry: catalog: %s\n", db->err);
 			srv_db_close(db);
 			return EXIT_FAIL;
@@ -412,11 +458,12 @@ int cmd_token(int argc, char **argv)
 		{
 			printf("{\"id\":%s,\"name\":", id);
 			cli_json_str(stdout, name);
-			printf(",\"token\":\"%s\"}\n", tok);
+			printf(",\"scope\":\"%s\",\"token\":\"%s\"}\n", scope, tok);
 		}
 		else {
 			printf("%s\n", tok);
-			fprintf(stderr, "token %s '%s' created; it is shown only now\n", id, name);
+			fprintf(stderr, "token %s '%s' (scope %s) created; it is shown only now\n",
+				id, name, scope);
 		}
 		explicit_bzero(tok, sizeof(tok));
 		return EXIT_OK;

@@ -22,6 +22,7 @@ struct srv_conf {
 	char log[16];          /* "stderr" or "syslog" */
 	int proxy_timeout;     /* seconds without a heartbeat: proxy is gone */
 	int max_body;          /* bytes of a request body */
+	int cache_off;         /* catalog-cache = off */
 };
 /* Read FILE into C (defaults first).  On error, ERR says file:line why. */
 int srv_conf_load(const char *file, struct srv_conf *c, char *err, size_t errlen);
@@ -39,10 +40,17 @@ struct srv_db_ops {
 		    const char *const *params, srv_row_cb cb, void *arg);
 	void (*close)(struct srv_db *db);
 };
+/* Catalog tables, for the write generations the listing cache checks. */
+enum { SRV_T_TOKENS, SRV_T_PROXIES, SRV_T_REPOS, SRV_T_JOBS, SRV_T_SESSIONS,
+       SRV_T_TASKS, SRV_T_POINTS, SRV_T_SESSION_LOG, SRV_NTABLES };
+#define SRV_TBIT(t) (1u << (t))
 struct srv_db {
 	const struct srv_db_ops *ops;
 	void *h;
 	char err[512];
+	/* Bumped by srv_db_exec for every statement other than a SELECT
+	 * that names the table (ROLLBACK: all of them). */
+	unsigned long long wgen[SRV_NTABLES];
 };
 /* "sqlite:PATH", a plain PATH, or "postgresql://..." / "postgres://...". */
 int srv_db_open(const char *url, struct srv_db **out, char *err, size_t errlen);
@@ -66,6 +74,29 @@ int srv_db_rows(struct srv_db *db, const char *sql, int n,
 const char *srv_row(const struct srv_rows *r, int i, int col);
 long long srv_row_int(const struct srv_rows *r, int i, int col);
 void srv_rows_free(struct srv_rows *r);
+
+/* ---- listing cache (cache.c) ----------------------------------------- */
+/* A few rendered GET replies (the full points and jobs listings), kept
+ * with the write generations of the tables they read and dropped as soon
+ * as any of those tables is written through srv_db_exec.  The server is
+ * the only writer of its catalog (docs/server.md). */
+#define SRV_CACHE_SLOTS 8
+#define SRV_CACHE_MAX_BYTES (64u << 20)
+struct srv_cache_ent {
+	char key[256];
+	char *body;
+	size_t len;
+	unsigned tables;
+	unsigned long long gen[SRV_NTABLES];
+	unsigned long long used;
+};
+struct srv;
+struct srv_resp;
+/* Under s->mu.  1 and RS filled (status 200, a copy) on a hit. */
+int srv_cache_get(struct srv *s, const char *key, unsigned tables, struct srv_resp *rs);
+void srv_cache_put(struct srv *s, const char *key, unsigned tables, const char *body,
+		   size_t len);
+void srv_cache_clear(struct srv *s);
 
 /* ---- cron expressions (cron.c) --------------------------------------- */
 struct srv_cron {
@@ -136,7 +167,9 @@ struct srv {
 	int nproxies, cproxies;
 	long long next_session, next_task, next_log, next_token;
 	/* counters for /metrics */
-	uint64_t http_requests, http_unauthorized, http_bad;
+	uint64_t http_requests, http_unauthorized, http_bad, http_forbidden;
+	struct srv_cache_ent cache[SRV_CACHE_SLOTS];
+	unsigned long long cache_tick, cache_hits, cache_misses;
 	int use_syslog;
 	volatile int stop, reload;
 };
@@ -166,8 +199,17 @@ struct srv_resp {
 };
 void srv_api_handle(struct srv *s, const struct srv_req *rq, struct srv_resp *rs);
 void srv_api_metrics(struct srv *s, struct srv_resp *rs);   /* metrics.c */
-/* SHA-256 of TOKEN, hex; 1 when a token with that hash exists. */
-int srv_token_check(struct srv *s, const char *token);
+/* Token scopes, each allowing what the one before allows and more:
+ * read (GET), operate (run, enable and disable jobs; the proxy agents'
+ * endpoints), admin (everything: inventory, jobs, tokens). */
+enum { SRV_SCOPE_NONE, SRV_SCOPE_READ, SRV_SCOPE_OPERATE, SRV_SCOPE_ADMIN };
+const char *srv_scope_name(int scope);
+int srv_scope_parse(const char *s);   /* SRV_SCOPE_NONE when unknown */
+/* The scope of the token (by its SHA-256), SRV_SCOPE_NONE when no token
+ * has that hash; NAME (may be NULL) gets the token's label. */
+int srv_token_check(struct srv *s, const char *token, char *name, size_t namelen);
+/* The scope METHOD PATH needs (api.c). */
+int srv_api_scope(const char *method, const char *path);
 void srv_sha256_hex(const char *s, char out[65]);
 
 /* sched.c: under s->mu */

@@ -6,6 +6,8 @@ set -o pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FERRY=${FERRY:-$top/bin/ferry}
 T=$(mktemp -d /tmp/ferry-test.XXXXXX)
+# caches (ferry info on s3://) stay inside the test
+export FERRY_CACHE_DIR=$T/cache
 _cleanups=()
 
 cleanup_fn() { _cleanups+=("$*"); }

@@ -46,13 +46,3 @@ expect_fail 3 ferry copy --from "$T/a" --to "$T/d" "$id2"
 grep -q "$h" "$T/err" || die "the error does not name chunk $h: $(cat "$T/err")"
 [ -z "$(point_ids "$T/d")" ] || die "a point was committed from a damaged source"
 ok "a damaged source chunk stops the copy, named: $(cut -c1-120 "$T/err")"
-
-# Encrypted repositories are refused (their chunks are sealed and named
-# with their own keys), before anything is written to the target.
-echo secret >"$T/pw"
-ferry init --repo "$T/enc" --encrypt --password-file "$T/pw" >/dev/null || die "init --encrypt"
-ferry init --repo "$T/plain2" >/dev/null || die "init"
-expect_fail 2 ferry copy --from "$T/enc" --to "$T/plain2" --password-file "$T/pw"
-grep -q "encrypted" "$T/err" || die "the refusal does not say why: $(cat "$T/err")"
-[ -z "$(ls "$T/plain2/points")" ] || die "the refused copy wrote a point"
-ok "a copy from an encrypted repository is refused: $(cut -c1-100 "$T/err")"

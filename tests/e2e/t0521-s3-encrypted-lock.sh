@@ -4,6 +4,7 @@
 # byte-identical, and a point reusing every chunk raises their retention
 # (a sealed manifest is read back through the reader at commit).
 . "$(dirname "$0")/functions.sh"
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 # small key-derivation cost
 . "$(dirname "$0")/s3.sh"
 
 s3_start

@@ -5,13 +5,13 @@
 # manifests), and the kept point still restores after gc.
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=12
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024
 printf 'tr0ub4dor&3\n' >"$T/pw"
 repo=$T/repo
 json=$(ferry init --repo "$repo" --encrypt --password-file "$T/pw" --json) || die "init --encrypt"
 echo "$json" | grep -q '"encrypted":true' || die "init --json does not say encrypted: $json"
 grep -q '^features = encryption$' "$repo/config" || die "config does not announce the feature"
-grep -q '^kdf = scrypt$' "$repo/config" && grep -q '^key = [0-9a-f]\{184\}$' "$repo/config" ||
+grep -q '^kdf = argon2id$' "$repo/config" && grep -q '^kdf_memlimit = 1048576$' "$repo/config" && grep -q '^key = [0-9a-f]\{184\}$' "$repo/config" ||
 	die "config lacks the wrapped key"
 grep -q 'tr0ub4dor' "$repo/config" && die "the passphrase is in the config"
 ok "init --encrypt: config announces 'encryption' and holds only the wrapped key"

@@ -6,7 +6,7 @@
 # (FCE1, FMAE) that older readers refuse.
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=12 FERRY_PASSWORD=s3cret-pass
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 FERRY_PASSWORD=s3cret-pass
 repo=$T/repo bs=65536
 ferry init --repo "$repo" --encrypt --block-size 64K >/dev/null || die "init"
 marker=FERRY-MARKER-7f3a9c-TOP-SECRET-PAYLOAD

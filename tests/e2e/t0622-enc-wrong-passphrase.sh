@@ -6,7 +6,7 @@
 # one.  An unencrypted repository ignores FERRY_PASSWORD.
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=12
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024
 repo=$T/repo
 FERRY_PASSWORD=right ferry init --repo "$repo" --encrypt --block-size 64K >/dev/null || die "init"
 make_disk "$T/d.img" 4

@@ -5,7 +5,7 @@
 # twice) works on a terminal (tmux), and two different entries refuse.
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=12
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024
 repo=$T/repo
 FERRY_PASSWORD=old-pass ferry init --repo "$repo" --encrypt --block-size 64K >/dev/null || die "init"
 make_disk "$T/d.img" 4
@@ -35,7 +35,7 @@ ok "verify passes with the new passphrase; no temporary left"
 # The prompt: on a terminal, without echo, asked twice on init.
 if command -v tmux >/dev/null; then
 	sock=$T/tmux.sock
-	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD FERRY_KDF_LOG_N=12 $FERRY init --repo $T/prompted --encrypt; echo EXIT=\$?; sleep 30" ||
+	tmux -S "$sock" new-session -d -x 120 -y 20 "env -u FERRY_PASSWORD FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 $FERRY init --repo $T/prompted --encrypt; echo EXIT=\$?; sleep 30" ||
 		die "tmux did not start"
 	cleanup_fn tmux -S "$sock" kill-server
 	for ((i = 0; i < 200; i++)); do tmux -S "$sock" capture-pane -p 2>/dev/null | grep -q 'passphrase:' && break; sleep 0.1; done

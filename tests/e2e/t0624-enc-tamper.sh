@@ -7,7 +7,7 @@
 # restores byte-identical.  FERRY_TAMPER_SAMPLE sets the random count.
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=10 FERRY_PASSWORD=pw
+export FERRY_KDF_LOG_N=10 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 FERRY_PASSWORD=pw
 seed=${FERRY_SEED:-1}
 RANDOM=$seed
 sample=${FERRY_TAMPER_SAMPLE:-24}

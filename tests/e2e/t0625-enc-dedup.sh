@@ -6,7 +6,7 @@
 # (its own id key).
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=12 FERRY_PASSWORD=dd-pass
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 FERRY_PASSWORD=dd-pass
 repo=$T/repo
 ferry init --repo "$repo" --encrypt --block-size 256K >/dev/null || die "init"
 make_disk "$T/d.img" 16

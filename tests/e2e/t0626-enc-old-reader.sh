@@ -6,7 +6,7 @@
 # repository's chunks planted into an encrypted one are refused too.
 . "$(dirname "$0")/functions.sh"
 
-export FERRY_KDF_LOG_N=12 FERRY_PASSWORD=pw
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 FERRY_PASSWORD=pw
 repo=$T/repo
 ferry init --repo "$repo" --encrypt --block-size 64K >/dev/null || die "init"
 make_disk "$T/d.img" 2

@@ -11,7 +11,7 @@
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/remote.sh"
 
-export FERRY_KDF_LOG_N=12
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024
 make_pki "$T/pki"
 FERRY_PASSWORD=remote-pw ferry init --repo "$T/repo" --encrypt --block-size 256K >/dev/null || die "init"
 marker=MOVER-MARKER-51c3-SECRET

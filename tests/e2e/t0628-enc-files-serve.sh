@@ -9,7 +9,7 @@
 . "$(dirname "$0")/functions.sh"
 requires mkfs.ext4 nbdcopy
 
-export FERRY_KDF_LOG_N=12 FERRY_PASSWORD=files-pw
+export FERRY_KDF_LOG_N=12 FERRY_KDF_OPSLIMIT=1 FERRY_KDF_MEMLIMIT_KIB=1024 FERRY_PASSWORD=files-pw
 mkdir -p "$T/tree/etc" "$T/tree/home"
 seq 1 20000 >"$T/tree/etc/numbers.txt"
 head -c 300000 /dev/urandom >"$T/tree/home/blob"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The server is SIGKILLed mid-session and started again: the session is
-# marked failed (never left "running"), the restore point the proxy
-# committed meanwhile still reaches the catalog, the repository verifies
+# resumed, never left "running" forever.  The proxy kept backing up while
+# the server was down; it reports again, its tasks are re-adopted (not
+# run a second time) and the session succeeds.  The repository verifies
 # and restores, and the job runs again to success.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/server.sh"
@@ -25,15 +26,19 @@ ok "server killed with 2 tasks running"
 # The proxy keeps working without the server and finishes its backups.
 wait_for 30 "the proxy's backups finish" bash -c "[ \$(\"$FERRY\" points --repo $T/repo --json | jq length) -ge 2 ]"
 start_server
-[ "$(session_state "$sid")" = failed ] || die "session $sid is $(session_state "$sid") after the restart"
-ferry session show "$sid" --json | jq -e '.message | test("server stopped")' >/dev/null || die "no reason given"
-ferry session log "$sid" | grep -q 'marked failed at server start' || die "log"
-ok "session $sid marked failed at restart, with the reason"
-# The agent reconnects and reports what it finished; the points reach
-# the catalog although their tasks had failed.
-wait_for 30 "the late results reach the catalog" bash -c \
-	"ferry catalog --json | jq -e '.points | length == 2'"
-ok "the restore points committed while the server was down are in the catalog"
+ferry session log "$sid" | grep -q 'resumed at server start' || die "log does not say resumed"
+grep -q 'proxy p1 ran 2 task(s) when the server stopped' "$T/server.log" || die "server log"
+# The agent reconnects and reports what it finished: the tasks complete.
+wait_for 30 "session $sid ends" session_done "$sid"
+ferry session show "$sid" --json >"$T/s.json"
+[ "$(jq -r .state "$T/s.json")" = success ] || { ferry session log "$sid"; die "session $sid: $(jq -r .state "$T/s.json")"; }
+jq -e '[.tasks[] | select(.state == "success" and .attempts == 1 and .proxy_losses == 0)] | length == 2' \
+	"$T/s.json" >/dev/null || { cat "$T/s.json"; die "tasks were run again instead of re-adopted"; }
+ferry session log "$sid" | grep -q 'requeued for another proxy' && die "a task was requeued: $(ferry session log "$sid")"
+ok "session $sid resumed at restart: both tasks re-adopted from p1, session succeeded"
+ferry catalog --json | jq -e '.points | length == 2' >/dev/null || die "catalog"
+[ "$(point_ids "$T/repo" | wc -l)" = 2 ] || die "repository holds $(point_ids "$T/repo" | wc -l) points"
+ok "the restore points committed while the server was down are in the catalog, none twice"
 ferry verify --repo "$T/repo" >/dev/null 2>&1 || die "repository does not verify"
 for id in $(point_ids "$T/repo"); do
 	ferry restore --repo "$T/repo" "$id" --to "$T/r.img" 2>/dev/null || die "restore $id"

@@ -351,6 +351,8 @@ static void test_write_read(void)
 	const uint64_t nb = 5000; /* 165 KB of entries: 3 segments */
 
 	setenv("FERRY_KDF_LOG_N", "10", 1);
+	setenv("FERRY_KDF_OPSLIMIT", "1", 1);
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "64", 1);
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/repo", dir);
 	CHECK(ferry_repo_init_encrypted(path, &io, "pw", 2) == 0);
@@ -403,12 +405,202 @@ static void test_write_read(void)
 	CHECK(system(path) == 0);
 }
 
+/* Argon2id key lines: the KEK against the reference implementation
+ * (argon2 CLI 20171227: `echo -n "correct horse battery staple" | argon2
+ * @ABCDEFGHIJKLMNO -id -t 2 -k 64 -p 1 -l 32 -r`), format/parse round
+ * trip, wrap/unwrap, the cost bound to the wrap, and every out-of-range
+ * or malformed cost refused before derivation. */
+static void test_key_lines_argon2id(void)
+{
+	struct ferry_keyfile kf, kf2;
+	struct ferry_keys k;
+	uint8_t kek[32];
+	char hex[65], out[1024], bad[1024];
+	const char *pass = "correct horse battery staple";
+	const char *repo_id = "00112233445566778899aabbccddeeff";
+
+	setenv("FERRY_KDF_OPSLIMIT", "2", 1);
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "64", 1);
+	CHECK(ferry_keyfile_new_kdf(&kf, FERRY_KDF_ARGON2ID) == 0);
+	CHECK(kf.kdf == FERRY_KDF_ARGON2ID && kf.opslimit == 2 &&
+	      kf.memlimit == 65536 && kf.salt_len == 16);
+	for (int i = 0; i < 16; i++)
+		kf.salt[i] = (uint8_t)(0x40 + i);
+	CHECK(ferry_keyfile_kek(&kf, pass, strlen(pass), kek) == 0);
+	hex_of(kek, 32, hex);
+	CHECK(!strcmp(hex, "87d00dbc034a0cf41fc403f50e84d82084422b02c439e2c62bbba398bb9ee9b2"));
+	CHECK(ferry_keyfile_wrap(&kf, kek, repo_id, golden_keys()) == 0);
+	CHECK(ferry_keyfile_format(&kf, out, sizeof(out)) == 0);
+	CHECK(strstr(out, "kdf = argon2id\nkdf_opslimit = 2\nkdf_memlimit = 65536\n"
+			  "kdf_salt = 404142434445464748494a4b4c4d4e4f\n") != NULL);
+	CHECK(ferry_keyfile_parse(out, &kf2) == 0 && !memcmp(&kf, &kf2, sizeof(kf)));
+	CHECK(ferry_keyfile_unwrap(&kf2, kek, repo_id, &k) == 0 &&
+	      !memcmp(&k, golden_keys(), sizeof(k)));
+	CHECK(ferry_keyfile_kek(&kf2, "correct horse battery stapl", 27, kek) == 0);
+	CHECK(ferry_keyfile_unwrap(&kf2, kek, repo_id, &k) == FERRY_E_KEY);
+	/* The cost is bound to the wrapped key: an in-range change does
+	 * not open it (with the right passphrase). */
+	snprintf(bad, sizeof(bad), "%s", out);
+	memcpy(strstr(bad, "kdf_opslimit = 2"), "kdf_opslimit = 3", 16);
+	CHECK(ferry_keyfile_parse(bad, &kf2) == 0);
+	CHECK(ferry_keyfile_kek(&kf2, pass, strlen(pass), kek) == 0);
+	CHECK(ferry_keyfile_unwrap(&kf2, kek, repo_id, &k) == FERRY_E_KEY);
+	/* Out of range or malformed: FERRY_E_CORRUPT at parse time. */
+	{
+		static const char *const subs[][2] = {
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 1099511627776" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 1073742848" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 4096" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 65537" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = -65536" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 065536" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 65536k" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit = 99999999999999999999999" },
+			{ "kdf_memlimit = 65536", "kdf_memlimit =" },
+			{ "kdf_memlimit = 65536", "#" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = 0" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = 33" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = 4294967298" },
+			{ "kdf_opslimit = 2", "kdf_opslimit = +2" },
+			{ "kdf_opslimit = 2", "#" },
+			{ "kdf_salt = 40", "kdf_salt = 4040" },
+			{ "kdf_salt = 40", "#" },
+		};
+
+		for (size_t i = 0; i < FERRY_ARRAY_SIZE(subs); i++) {
+			char *at, tail[1024];
+
+			snprintf(bad, sizeof(bad), "%s", out);
+			at = strstr(bad, subs[i][0]);
+			CHECK(at != NULL);
+			if (!at)
+				continue;
+			snprintf(tail, sizeof(tail), "%s", at + strlen(subs[i][0]));
+			snprintf(at, sizeof(bad) - (size_t)(at - bad), "%s%s",
+				 subs[i][1], tail);
+			if (ferry_keyfile_parse(bad, &kf2) != FERRY_E_CORRUPT) {
+				fprintf(stderr, "accepted: %s -> %s\n", subs[i][0],
+					subs[i][1]);
+				CHECK(0);
+			}
+		}
+	}
+	/* A keyfile out of range is not derived from (not even allocated). */
+	kf2 = kf;
+	kf2.memlimit = 1ull << 40;
+	CHECK(ferry_keyfile_kek(&kf2, pass, strlen(pass), kek) == FERRY_E_CORRUPT);
+	/* Environment overrides are bounded too. */
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "2000000", 1);
+	CHECK(ferry_keyfile_new_kdf(&kf2, FERRY_KDF_ARGON2ID) == FERRY_E_INVAL);
+	setenv("FERRY_KDF_MEMLIMIT_KIB", "64", 1);
+	setenv("FERRY_KDF_OPSLIMIT", "0", 1);
+	CHECK(ferry_keyfile_new_kdf(&kf2, FERRY_KDF_ARGON2ID) == FERRY_E_INVAL);
+	setenv("FERRY_KDF_OPSLIMIT", "1", 1);
+	/* Same KDF, same cost, new salt. */
+	CHECK(ferry_keyfile_new_like(&kf2, &kf) == 0);
+	CHECK(kf2.kdf == kf.kdf && kf2.opslimit == 2 && kf2.memlimit == 65536 &&
+	      memcmp(kf2.salt, kf.salt, 16));
+	CHECK(ferry_kdf_by_name(NULL) == FERRY_KDF_ARGON2ID &&
+	      ferry_kdf_by_name("scrypt") == FERRY_KDF_SCRYPT &&
+	      ferry_kdf_by_name("bcrypt") == -1);
+}
+
+/* The fast paths give the same bytes as the plain calls: ids from the
+ * prepared HMAC pads (ferry_hmac, the codec context's ferry_chunk_id,
+ * ferry_repo_block_id) equal HMAC(EVP_sha256(), key, ...) for every
+ * length around the SHA-256 block and key lengths 0..100; a GCM context
+ * keyed once and re-used (only the nonce set) seals and opens exactly as
+ * a fresh one, also after a failed open. */
+static void test_fast_paths(void)
+{
+	static uint8_t msg[(1u << 20) + 3], out[(1u << 20) + 3 + 16],
+		out2[(1u << 20) + 3 + 16];
+	static const size_t lens[] = { 0, 1, 31, 55, 56, 63, 64, 65, 119, 127,
+				       128, 129, 1000, 65536, 65537, 1u << 20,
+				       (1u << 20) + 3 };
+	uint8_t key[100], h1[32], h2[32], tag1[16], tag2[16], nonce[12];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int hl;
+
+	CHECK(md != NULL);
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 37 + 11);
+	for (size_t kl = 0; kl <= sizeof(key); kl += kl < 70 ? 1 : 10) {
+		struct ferry_hmac *h = ferry_hmac_new(key, kl);
+
+		CHECK(h != NULL);
+		if (!h)
+			continue;
+		for (size_t i = 0; i < FERRY_ARRAY_SIZE(lens); i++) {
+			if (kl % 8 && lens[i] > 65537)
+				continue; /* the big ones for a few keys */
+			HMAC(EVP_sha256(), key, (int)kl, msg, lens[i], h1, &hl);
+			CHECK(ferry_hmac_sha256(h, md, msg, lens[i], h2) == 0);
+			if (memcmp(h1, h2, 32)) {
+				fprintf(stderr, "hmac differs: key %zu, len %zu\n", kl,
+					lens[i]);
+				CHECK(0);
+			}
+		}
+		ferry_hmac_free(h);
+	}
+	/* Through the codec context and the repository. */
+	{
+		struct ferry_codec_ctx *c = ferry_codec_ctx_new(FERRY_CODEC_ZSTD, 0);
+		struct ferry_repo r;
+
+		CHECK(c && ferry_codec_ctx_set_keys(c, golden_keys()) == 0);
+		memset(&r, 0, sizeof(r));
+		r.encrypted = 1;
+		r.keys = (struct ferry_keys *)golden_keys();
+		r.id_mac = ferry_hmac_new(golden_keys()->id, 32);
+		for (size_t i = 0; c && i < FERRY_ARRAY_SIZE(lens); i++) {
+			HMAC(EVP_sha256(), golden_keys()->id, 32, msg, lens[i], h1, &hl);
+			CHECK(ferry_chunk_id(c, msg, lens[i], h2) == 0 && !memcmp(h1, h2, 32));
+			CHECK(ferry_repo_block_id(&r, msg, lens[i], h2) == 0 &&
+			      !memcmp(h1, h2, 32));
+		}
+		ferry_hmac_free(r.id_mac);
+		ferry_codec_ctx_free(c);
+	}
+	/* GCM: keyed once vs fresh, sealing and opening in turn. */
+	{
+		struct evp_cipher_ctx_st *s = ferry_gcm_ctx_new(golden_keys()->enc, 1);
+		struct evp_cipher_ctx_st *o = ferry_gcm_ctx_new(golden_keys()->enc, 0);
+		const uint8_t *k = golden_keys()->enc;
+
+		CHECK(s && o);
+		for (size_t i = 0; s && o && i < FERRY_ARRAY_SIZE(lens); i++) {
+			size_t n = lens[i];
+
+			memset(nonce, (int)i, sizeof(nonce));
+			CHECK(ferry_seal(NULL, k, nonce, "aad", 3, msg, n, out, tag1) == 0);
+			CHECK(ferry_seal(s, NULL, nonce, "aad", 3, msg, n, out2, tag2) == 0);
+			CHECK(!memcmp(out, out2, n) && !memcmp(tag1, tag2, 16));
+			/* A failed open (flipped tag), then a good one. */
+			tag2[i % 16] ^= 1;
+			CHECK(ferry_open(o, NULL, nonce, "aad", 3, out2, n, out2, tag2) ==
+			      FERRY_E_CORRUPT);
+			CHECK(ferry_open(o, NULL, nonce, "aad", 3, out, n, out2, tag1) == 0);
+			CHECK(!memcmp(out2, msg, n));
+			CHECK(ferry_open(NULL, k, nonce, "aad", 3, out, n, out2, tag1) == 0);
+		}
+		EVP_CIPHER_CTX_free(s);
+		EVP_CIPHER_CTX_free(o);
+	}
+	EVP_MD_CTX_free(md);
+}
+
 int main(void)
 {
 	test_gcm_vector();
 	test_golden_chunk();
 	test_round_trips();
 	test_key_lines();
+	test_key_lines_argon2id();
+	test_fast_paths();
 	test_golden_manifest();
 	test_write_read();
 	return unit_done();
