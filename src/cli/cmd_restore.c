@@ -32,7 +32,7 @@ static void help(void)
 	       "  --changed-only read TARGET and write only the blocks that differ\n"
 	       "  --bitmap NAME  with --changed-only: read only what bitmap NAME marks\n"
 	       "  --json         print a JSON summary\n"
-	       "  --threads N    worker threads (default: one per CPU)\n",
+	       "  --threads N    worker threads (default: two per CPU)\n",
 	       usage);
 	fputs(cli_remote_help, stdout);
 	fputs(cli_backend_help, stdout);

@@ -167,6 +167,14 @@ retry:
 		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
 				   "create chunk %s: %s", rel, strerror(-e));
 	e = ferry_write_all(fd, data, len);
+	/* Start writing the chunk to the disk now, without waiting for it:
+	 * the sync before the manifest commit (sync_chunks) then finds
+	 * little left to write, instead of every chunk of the backup
+	 * (the kernel would start on its own only at dirty_background_ratio
+	 * or after 30 s).  Only a hint: durability still comes from that
+	 * sync, which reports any write error. */
+	if (e == 0)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (e == 0) {
 		e = tmp_link(dirfd, fd, name, rel + 3);
 	} else if (name[0]) {
