@@ -76,8 +76,13 @@ bin/ferry: $(CLI_OBJ) build/libferry.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) build/libferry.a $(LIBS)
 
+# The ASan binary also loads libsmbclient at start (src/lib/smb_dl.c then
+# finds it already there): dlopen'd, LeakSanitizer's exit-time tracer
+# crashed ("Tracer caught signal 11") in t0524 on Samba's thread-local data.
+ASAN_SMB := -Wl,--no-as-needed -lsmbclient -Wl,--as-needed
+
 $(ASAN_DIR)/ferry: $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a
-	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a $(LIBS)
+	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a $(LIBS) $(ASAN_SMB)
 
 build/unit/%: tests/unit/%.c tests/unit/unit.h build/libferry.a
 	@mkdir -p build/unit
