@@ -83,6 +83,9 @@ while [ $landed -lt "$kills" ]; do
 	else
 		wait $pid || die "gc failed in round $round"
 		check "round $round (gc finished before the kill)"
+		# gc runs faster than first timed (the machine got quieter): aim
+		# earlier, or kills keep missing (64 rounds, 300 s, seen once).
+		[ -n "$holder" ] || full_ms=$((full_ms * 3 / 4 + 20))
 	fi
 	[ -z "$holder" ] || { kill $holder 2>/dev/null; wait $holder 2>/dev/null; }
 done
