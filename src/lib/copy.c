@@ -236,6 +236,53 @@ out:
 	return e;
 }
 
+/* Reports a point copy's progress (at most 4 times a second, and at its
+ * last block): DONE of P's blocks are copied, after WALKED of TOTAL bytes
+ * of the earlier points. */
+void ferry_copy_progress(const struct ferry_copy_opts *o,
+			 const struct ferry_point *p, uint64_t done,
+			 uint64_t walked, uint64_t total, double t0,
+			 double *last)
+{
+	double now;
+	uint64_t bytes = done * p->block_size;
+	struct ferry_progress pr;
+
+	if (!o || !o->progress)
+		return;
+	now = ferry_mono_seconds();
+	if (now - *last < 0.25 && done != p->nblocks)
+		return;
+	if (bytes > p->disk_size)
+		bytes = p->disk_size;
+	pr.done = walked + bytes;
+	pr.total = total;
+	pr.seconds = now - t0;
+	o->progress(&pr, o->progress_arg);
+	*last = now;
+}
+
+/* Ends a point copy into *T: settles the counts (a remote target learns
+ * late which chunks it had), commits P, frees the target (*T = NULL) and
+ * adds what was sent to RES. */
+int ferry_copy_commit(struct ferry_target **t, struct ferry_backup_result *br,
+		      struct ferry_point *p, struct ferry_copy_result *res)
+{
+	int e;
+
+	if ((*t)->ops->settle && (e = (*t)->ops->settle(*t, br)) != 0)
+		return e;
+	res->chunks_present += br->blocks_reused;
+	if ((e = (*t)->ops->commit(*t, p)) != 0)
+		return e;
+	(*t)->ops->free(*t);
+	*t = NULL;
+	res->chunks_sent += br->blocks_new;
+	res->bytes_sent += br->bytes_stored;
+	res->bytes_raw_sent += br->bytes_new;
+	return 0;
+}
+
 static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 		      const struct ferry_point *sp, int threads,
 		      const struct ferry_copy_opts *o, uint64_t walked,
@@ -358,34 +405,10 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 			}
 		}
 		done += n;
-		if (o && o->progress) {
-			double now = ferry_mono_seconds();
-
-			if (now - last >= 0.25 || done == p.nblocks) {
-				uint64_t bytes = done * p.block_size;
-				struct ferry_progress pr;
-
-				if (bytes > p.disk_size)
-					bytes = p.disk_size;
-				pr.done = walked + bytes;
-				pr.total = total;
-				pr.seconds = now - t0;
-				o->progress(&pr, o->progress_arg);
-				last = now;
-			}
-		}
+		ferry_copy_progress(o, &p, done, walked, total, t0, &last);
 	}
-	/* A remote target learns late which chunks it had: counts settle. */
-	if (t->ops->settle && (e = t->ops->settle(t, &br)) != 0)
+	if ((e = ferry_copy_commit(&t, &br, &p, res)) != 0)
 		goto out;
-	res->chunks_present += br.blocks_reused;
-	if ((e = t->ops->commit(t, &p)) != 0)
-		goto out;
-	t->ops->free(t);
-	t = NULL;
-	res->chunks_sent += br.blocks_new;
-	res->bytes_sent += br.bytes_stored;
-	res->bytes_raw_sent += br.bytes_new;
 	e = check_target(from, to, p.id, &c);
 out:
 	if (t)

@@ -429,33 +429,10 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 			}
 		}
 		done += n;
-		if (o && o->progress) {
-			double now = ferry_mono_seconds();
-
-			if (now - last >= 0.25 || done == p.nblocks) {
-				uint64_t bytes = done * p.block_size;
-				struct ferry_progress pr;
-
-				if (bytes > p.disk_size)
-					bytes = p.disk_size;
-				pr.done = walked + bytes;
-				pr.total = total;
-				pr.seconds = now - t0;
-				o->progress(&pr, o->progress_arg);
-				last = now;
-			}
-		}
+		ferry_copy_progress(o, &p, done, walked, total, t0, &last);
 	}
-	if (t->ops->settle && (e = t->ops->settle(t, &br)) != 0)
+	if ((e = ferry_copy_commit(&t, &br, &p, res)) != 0)
 		goto out;
-	res->chunks_present += br.blocks_reused;
-	if ((e = t->ops->commit(t, &p)) != 0)
-		goto out;
-	t->ops->free(t);
-	t = NULL;
-	res->chunks_sent += br.blocks_new;
-	res->bytes_sent += br.bytes_stored;
-	res->bytes_raw_sent += br.bytes_new;
 	res->chunks_read += nread;
 	EVP_DigestFinal_ex(dg, digest, &dl);
 	e = reseal_check(to, &p, digest);

@@ -407,6 +407,18 @@ int ferry_copy_reseal_needed(const struct ferry_repo *from,
  * unchanged blocks. */
 struct ferry_copy_opts;
 struct ferry_copy_result;
+struct ferry_copy_opts;
+struct ferry_copy_result;
+struct ferry_point;
+struct ferry_target;
+struct ferry_backup_result;
+/* Shared by both copy paths (copy.c). */
+void ferry_copy_progress(const struct ferry_copy_opts *o,
+			 const struct ferry_point *p, uint64_t done,
+			 uint64_t walked, uint64_t total, double t0,
+			 double *last);
+int ferry_copy_commit(struct ferry_target **t, struct ferry_backup_result *br,
+		      struct ferry_point *p, struct ferry_copy_result *res);
 int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 			    const struct ferry_point *sp, const char *base_id,
 			    int threads, const struct ferry_copy_opts *o,
