@@ -294,7 +294,7 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 	struct ferry_point p;
 	struct cctx c;
 	struct cjob jobs[BATCH], *uniq[BATCH];
-	int kinds[BATCH], e, qe;
+	int kinds[BATCH], e;
 	uint8_t hashes[BATCH][FERRY_HASH_LEN];
 	uint64_t done = 0;
 	double last = 0;
@@ -335,7 +335,6 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 	if ((e = t->ops->begin(t, &p)) != 0)
 		goto out;
 	while (done < p.nblocks) {
-		struct ferry_workq *q = NULL;
 		size_t n = 0, nu = 0;
 
 		if (atomic_load(&ferry_cancelled)) {
@@ -366,20 +365,9 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 			}
 			n++;
 		}
-		if (nu) {
-			int nt = (size_t)threads < nu ? threads : (int)nu;
-
-			if ((e = ferry_workq_new(nt, sizeof(struct cjob *), nu,
-						 copy_chunk, &c, &q)) != 0)
-				goto out;
-			for (size_t k = 0; k < nu && e == 0; k++)
-				e = ferry_workq_push(q, &uniq[k]);
-			qe = ferry_workq_finish(q);
-			if (qe)
-				e = qe;
-			if (e)
-				goto out;
-		}
+		if ((e = ferry_workq_run(threads, uniq, sizeof(uniq[0]), nu,
+					 copy_chunk, &c)) != 0)
+			goto out;
 		/* Records follow their chunks: a remote target has every chunk
 		 * of the batch queued before the entries that name it. */
 		for (size_t k = 0; k < n; k++) {

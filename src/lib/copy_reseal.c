@@ -296,7 +296,7 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 	struct ferry_point p, bp;
 	struct rctx c;
 	struct rjob jobs[RBATCH], *uniq[RBATCH];
-	int kinds[RBATCH], slot[RBATCH], e, qe;
+	int kinds[RBATCH], slot[RBATCH], e;
 	uint8_t hashes[RBATCH][FERRY_HASH_LEN];
 	uint8_t digest[DIGEST_LEN];
 	uint64_t done = 0, nread = 0;
@@ -331,7 +331,6 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 	if ((e = t->ops->begin(t, &p)) != 0)
 		goto out;
 	while (done < p.nblocks) {
-		struct ferry_workq *q = NULL;
 		size_t n = 0, nu = 0;
 
 		if (atomic_load(&ferry_cancelled)) {
@@ -396,20 +395,9 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 			}
 			n++;
 		}
-		if (nu) {
-			int nt = (size_t)threads < nu ? threads : (int)nu;
-
-			if ((e = ferry_workq_new(nt, sizeof(struct rjob *), nu,
-						 reseal_chunk, &c, &q)) != 0)
-				goto out;
-			for (size_t k = 0; k < nu && e == 0; k++)
-				e = ferry_workq_push(q, &uniq[k]);
-			qe = ferry_workq_finish(q);
-			if (qe)
-				e = qe;
-			if (e)
-				goto out;
-		}
+		if ((e = ferry_workq_run(threads, uniq, sizeof(uniq[0]), nu,
+					 reseal_chunk, &c)) != 0)
+			goto out;
 		/* Records follow their chunks, with the target's ids. */
 		for (size_t k = 0; k < n; k++) {
 			const uint8_t *h = slot[k] >= 0 ? jobs[slot[k]].dst : hashes[k];

@@ -455,6 +455,10 @@ int ferry_workq_push(struct ferry_workq *q, const void *item);
 /* Waits for every item, joins the threads, frees; returns the first
  * error (its message restored into this thread). */
 int ferry_workq_finish(struct ferry_workq *q);
+/* Runs FN over N items of ITEM_SIZE bytes at ITEMS on min(THREADS, N)
+ * threads, start to finish; returns the first error. */
+int ferry_workq_run(int threads, const void *items, size_t item_size,
+		    size_t n, ferry_work_fn fn, void *arg);
 
 /* Cancellation, set from a signal handler through ferry_cancel(). */
 extern atomic_int ferry_cancelled;

@@ -160,3 +160,21 @@ int ferry_workq_finish(struct ferry_workq *q)
 	free(q);
 	return r;
 }
+
+int ferry_workq_run(int threads, const void *items, size_t item_size,
+		    size_t n, ferry_work_fn fn, void *arg)
+{
+	struct ferry_workq *q;
+	int e, qe;
+
+	if (!n)
+		return 0;
+	if ((size_t)threads > n)
+		threads = (int)n;
+	if ((e = ferry_workq_new(threads, item_size, n, fn, arg, &q)) != 0)
+		return e;
+	for (size_t k = 0; k < n && e == 0; k++)
+		e = ferry_workq_push(q, (const char *)items + k * item_size);
+	qe = ferry_workq_finish(q);
+	return qe ? qe : e;
+}
