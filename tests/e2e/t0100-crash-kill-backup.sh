@@ -96,6 +96,8 @@ full_backup() { # WHAT
 
 full_backup "first backup"
 landed=0 round=0 aims=0 n_linked=0 n_read=0 n_early=0 n_end=0 min_pct=100 max_pct=0
+n_in_commit=0 need=1 # kills inside the commit (or after its link) wanted
+[ "$kills" -ge 20 ] && need=2
 declare -A at_step
 while [ $landed -lt "$kills" ]; do
 	round=$((round + 1))
@@ -104,7 +106,11 @@ while [ $landed -lt "$kills" ]; do
 	len=$((mib / 4))
 	off=$(rnd $((mib - len)))
 	rand_fill "$src" "$off" "$len" "round-$seed-$round"
-	if [ $((round % 4)) -eq 0 ]; then
+	# Every fourth round aims at the commit; past half the kills, every
+	# round does until enough landed there (a fast machine's commit is
+	# short: most such rounds finish before the kill).
+	if [ $((round % 4)) -eq 0 ] ||
+		{ [ $landed -ge $((kills / 2)) ] && [ $n_in_commit -lt $need ]; }; then
 		target=${targets[$((aims % ${#targets[@]}))]}
 		aims=$((aims + 1))
 		aim="commit: $target"
@@ -120,7 +126,7 @@ while [ $landed -lt "$kills" ]; do
 	start=$(date +%s%N)
 	FERRY_NO_MMAP=$nomap "$FERRY" backup --repo "$repo" --threads 1 --quiet "$src" >"$T/bk.out" 2>"$T/bk.err" &
 	pid=$!
-	pfd=""
+	pfd="" entered=""
 	if [ $can_watch = 0 ]; then
 		case $aim in
 		commit*) sleep_ms $((last_ms * 9 / 10 + $(rnd $((last_ms / 5 + 1))))) ;;
@@ -142,9 +148,9 @@ while [ $landed -lt "$kills" ]; do
 			fi
 			[ "$nr" = "$tnr" ] || continue
 			case $target in
-			"fsync of points/") [ $((a1)) = "$pfd" ] && break ;;
-			"fsync of the manifest") [ $((a1)) != "$pfd" ] && break ;;
-			*) break ;;
+			"fsync of points/") [ $((a1)) = "$pfd" ] && { entered=$target; break; } ;;
+			"fsync of the manifest") [ $((a1)) != "$pfd" ] && { entered=$target; break; } ;;
+			*) entered=$target && break ;;
 			esac
 		done 2>/dev/null
 		# at once, or up to 50 ms later (inside the syncfs, or past it)
@@ -184,8 +190,14 @@ while [ $landed -lt "$kills" ]; do
 	pct=$((rchar * 100 / (mib * 1048576)))
 	[ $pct -gt 100 ] && pct=100
 	step=$(commit_step "$nr" $((a1)) "$pfd")
+	# Seen entering a step of the commit, killed later (a delay, or a
+	# fast syncfs that returned first) and no point linked: the kill
+	# still landed inside the commit, past that step's start.
+	[ -z "$step" ] && [ -n "$entered" ] && step="past the start of the $entered"
+	[ -n "$step" ] && n_in_commit=$((n_in_commit + 1))
 	if adopt_new_point "kill $landed"; then
 		n_linked=$((n_linked + 1))
+		[ -z "$step" ] && n_in_commit=$((n_in_commit + 1))
 		where="${step:-$(sys_name "$nr")}, after the manifest was linked: the point is complete"
 	elif [ -n "$step" ]; then
 		at_step[$step]=$((${at_step[$step]:-0} + 1))
@@ -209,15 +221,13 @@ while [ $landed -lt "$kills" ]; do
 done
 
 n_commit=0 steps=""
-for s in "${targets[@]}" "writing the manifest" "linking the manifest"; do
+for s in "${targets[@]}" "writing the manifest" "linking the manifest" "${targets[@]/#/past the start of the }"; do
 	[ -n "${at_step[$s]:-}" ] || continue
 	n_commit=$((n_commit + ${at_step[$s]}))
 	steps="$steps, ${at_step[$s]} in $s"
 done
 ok "$landed kills landed: $n_early at the start, $n_read while reading and storing blocks ($min_pct%..$max_pct% of the source read), $n_end after the last read, $n_commit inside the commit${steps}, $n_linked after the manifest's link"
 if [ "$kills" -ge 8 ] && [ $can_watch = 1 ]; then
-	need=1
-	[ "$kills" -ge 20 ] && need=2
 	[ $((n_commit + n_linked)) -ge $need ] || die "fewer than $need kills landed inside the commit"
 	[ $n_read -ge $((kills / 3)) ] || die "fewer than $((kills / 3)) kills landed while blocks were read"
 	ok "kills landed at varied moments, inside the commit too"
