@@ -553,4 +553,8 @@ int ferry_entry_block_id(struct ferry_repo *r, struct ferry_codec_ctx *c,
  * new backups may write them). */
 int ferry_repo_delta(const struct ferry_repo *r);
 
+/* INFO cleared, then R's own fields in it (format, block size, codec,
+ * level, id): the start of every get_info. */
+void ferry_repo_info_start(const struct ferry_repo *r, struct ferry_repo_info *info);
+
 #endif
