@@ -112,16 +112,6 @@ int ctl_call(struct ctl_conn *cc, const char *method, const char *path,
 	return 0;
 }
 
-/* A whole-number option from LO to HI: 0, or EXIT_USAGE after saying so. */
-static int int_option(const char *name, const char *arg, int lo, int hi, int *out)
-{
-	if (cli_parse_int(arg, lo, hi, out)) {
-		fprintf(stderr, "ferry: --%s: give %d to %d\n", name, lo, hi);
-		return EXIT_USAGE;
-	}
-	return 0;
-}
-
 static int parse_help(const struct ctl_cmd *cmd)
 {
 	printf("usage: ferry %s %s\n\n%s%s", cmd->name, cmd->usage, cmd->help, ctl_conn_help);
@@ -225,7 +215,7 @@ static int proxy_option(void *ctx, int c, const char *arg)
 
 	switch (c) {
 	case 'a': pa->addr = arg; return 0;
-	case 'm': return int_option("max-tasks", arg, 1, 1024, &pa->max);
+	case 'm': return cli_int_option("max-tasks", arg, 1, 1024, &pa->max);
 	}
 	return -1;
 }
@@ -398,7 +388,7 @@ static int session_option(void *ctx, int c, const char *arg)
 
 	switch (c) {
 	case 'j': sa->job = arg; return 0;
-	case 'l': return int_option("limit", arg, 1, 10000, &sa->limit);
+	case 'l': return cli_int_option("limit", arg, 1, 10000, &sa->limit);
 	}
 	return -1;
 }
