@@ -70,6 +70,18 @@ cmp -s "$T/cat.ids" "$T/repo.ids" || die "catalog and repository disagree"
 ferry catalog | grep -q nightly || die "catalog table"
 ok "the catalog lists the 4 points the repository holds"
 
+# An agent that lost the server's answer reports the same result again:
+# accepted, the point still listed once, no catalog error logged.
+tid=$(jq -r '.tasks[0].id' "$T/s.json")
+pid1=$(jq -r '.tasks[0].point' "$T/s.json")
+tproxy=$(jq -r '.tasks[0].proxy' "$T/s.json")
+again=$(api POST "/api/v1/agent/tasks/$tid/result" "{\"proxy\":\"$tproxy\",\"ok\":true,\"point\":{\"id\":\"$pid1\",\"name\":\"x\",\"created\":1,\"disk_size\":1,\"bytes_read\":1,\"bytes_stored\":1,\"bytes_sent\":0,\"seconds\":1}}")
+[ "$(echo "$again" | tail -1)" = 200 ] || die "a repeated result: $again"
+[ "$(ferry catalog --job nightly --json | jq "[.points[] | select(.id == \"$pid1\")] | length")" = 1 ] ||
+	die "point $pid1 listed more than once after a repeated result"
+grep -q "catalog: point" "$T/server.log" && die "a repeated result logged: $(grep 'catalog: point' "$T/server.log")"
+ok "a repeated result is accepted once: point $pid1 listed once, nothing logged"
+
 api GET /metrics >"$T/metrics"
 grep -q '^ferry_sessions{state="success"} 1$' "$T/metrics" || die "metrics: $(cat "$T/metrics")"
 grep -q '^ferry_repository_points{repo="main"} 4$' "$T/metrics" || die "metrics repo points"
