@@ -87,10 +87,19 @@ grep -q '^ferry_sessions{state="success"} 1$' "$T/metrics" || die "metrics: $(ca
 grep -q '^ferry_repository_points{repo="main"} 4$' "$T/metrics" || die "metrics repo points"
 grep -q '^ferry_task_duration_seconds_count 4$' "$T/metrics" || die "metrics durations"
 ok "/metrics: sessions by state, repository points, task durations"
+hits() { sed -n 's/^ferry_catalog_cache_hits_total //p' "$1"; }
+api GET /metrics >"$T/metrics2"
+[ "$(hits "$T/metrics2")" -gt "$(hits "$T/metrics")" ] || die "a second scrape of an unchanged catalog missed the cache"
+cmp -s <(grep -v '^ferry_\(http\|catalog_cache\)' "$T/metrics") <(grep -v '^ferry_\(http\|catalog_cache\)' "$T/metrics2") ||
+	die "the cached scrape differs: $(diff "$T/metrics" "$T/metrics2")"
+ok "/metrics: a second scrape of an unchanged catalog comes from the cache, the same"
 
 # A second run: retention keeps 3 per disk (the points are kept, both runs).
 sid2=$(ferry job run nightly --wait 2>/dev/null) || die "second run failed"
 ferry catalog --job nightly --json | jq -e '.points | length == 8' >/dev/null || die "8 points expected"
+api GET /metrics >"$T/metrics3"
+grep -q '^ferry_sessions{state="success"} 2$' "$T/metrics3" || die "metrics after the second run: $(grep sessions "$T/metrics3")"
+grep -q '^ferry_repository_points{repo="main"} 8$' "$T/metrics3" || die "metrics repo points after the second run"
 ok "second session succeeded; retention ran ($(ferry session log "${sid2%%$'\n'*}" | grep -c retention) disks)"
 
 srv_stop_pid "$agent_p1" TERM; srv_stop_pid "$agent_p2" TERM
