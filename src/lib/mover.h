@@ -134,4 +134,26 @@ void msess_sync_request(struct mconn *mc);
 /* Wait until no sync for MC is queued or running. */
 void msess_sync_forget(struct mconn *mc);
 
+/* ---- shared by the session files only (mover.c uses what is above) --- */
+
+#define MSESS_IOBUF (64u << 10)     /* bytes a session file is read by */
+
+/* mover_parked.c: parked-session storage (docs/protocol.md "Session
+ * files"): a session file is its header, then at S->entries_off one
+ * entry per block recorded, then (encrypted repository) the sealed
+ * manifest's bytes. */
+/* Create (or open) the repository's sessions directory into R->ses_fd. */
+int msess_dir_open(struct mrepo *r);
+/* Create S's file (named S->sidhex) with its header, durably; sets
+ * S->fd and S->entries_off. */
+int msess_create_file(struct msess *s);
+/* Read S's file (named S->sidhex) back after a restart: its header, then
+ * every entry whose chunk is held, cutting off the rest; sets S->fd,
+ * S->recorded and the fields of the header. */
+int msess_load(struct msess *s);
+/* Read delta chunk ID's record (a kind-2 entry's, delta.c) for the id of
+ * its base chunk (BASE); errors as ferry_delta_load's. */
+int msess_delta_base(struct ferry_repo *repo, const uint8_t *id,
+		     uint8_t base[FERRY_HASH_LEN]);
+
 #endif
