@@ -138,6 +138,13 @@ void msess_sync_forget(struct mconn *mc);
 
 #define MSESS_IOBUF (64u << 10)     /* bytes a session file is read by */
 
+/* mover_repo.c: count MC among the connections whose session adds data
+ * to its repository; the first takes the repository's shared lock
+ * (waiting while gc holds it exclusively). */
+int msess_hold(struct mconn *mc);
+/* The last one lets the lock go. */
+void msess_let_go(struct mconn *mc);
+
 /* mover_parked.c: parked-session storage (docs/protocol.md "Session
  * files"): a session file is its header, then at S->entries_off one
  * entry per block recorded, then (encrypted repository) the sealed
