@@ -1,6 +1,9 @@
 /* mover.h - the target-side mover's parts: the daemon (mover.c: listener,
- * connections, read requests, logging) and its backup sessions
- * (mover_session.c: session files, group syncs, resume, commit). */
+ * connections, chunks received, read requests, logging) and its backup
+ * sessions: mover_session.c (begin, resume, attach, park, abort),
+ * mover_commit.c (records, sealed manifest, commit), mover_repo.c (a
+ * served repository: group syncs, shared lock) and mover_parked.c (the
+ * session files: parked-session storage, expiry, what gc keeps). */
 #ifndef FERRY_MOVER_H
 #define FERRY_MOVER_H
 
@@ -106,7 +109,8 @@ struct mover {
 void mover_log(struct mover *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* mover_session.c */
+/* the sessions (mover_session.c, mover_commit.c, mover_repo.c,
+ * mover_parked.c) */
 int msess_repo_open(struct mrepo *r);   /* sessions dir, sweep, syncer */
 void msess_repo_close(struct mrepo *r);
 /* Remove parked session files older than the TTL. */
@@ -136,7 +140,13 @@ void msess_sync_forget(struct mconn *mc);
 
 /* ---- shared by the session files only (mover.c uses what is above) --- */
 
-#define MSESS_IOBUF (64u << 10)     /* bytes a session file is read by */
+#define MSESS_IOBUF (64u << 10)     /* a session file is read by this much */
+
+/* mover_session.c: answer COMMITTED with point ID. */
+int msess_reply_committed(struct mconn *mc, const char *id);
+/* The session has ended (committed or aborted): remove its file and let
+ * MC's reference go. */
+void msess_drop(struct mconn *mc);
 
 /* mover_repo.c: count MC among the connections whose session adds data
  * to its repository; the first takes the repository's shared lock
@@ -149,7 +159,8 @@ void msess_let_go(struct mconn *mc);
  * files"): a session file is its header, then at S->entries_off one
  * entry per block recorded, then (encrypted repository) the sealed
  * manifest's bytes. */
-/* Create (or open) the repository's sessions directory into R->ses_fd. */
+/* Create the repository's sessions directory if need be; open it into
+ * R->ses_fd. */
 int msess_dir_open(struct mrepo *r);
 /* Create S's file (named S->sidhex) with its header, durably; sets
  * S->fd and S->entries_off. */
