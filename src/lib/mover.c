@@ -108,22 +108,6 @@ static int hello(struct mconn *mc, const uint8_t *p, size_t n)
 
 /* ---- a backup session ---------------------------------------------- */
 
-/* A chunk this session counts on without writing it (HAVE answered
- * present, a PUT of one held already): stamp it, so that a gc while the
- * session is parked keeps it (gc.c, session_recent; the session file
- * names only the entries recorded).  Best effort: an immutable chunk
- * (hardened repository) belongs to an unexpired point anyway. */
-static void stamp_chunk(struct mconn *mc, const uint8_t *h)
-{
-	char hex[65], path[4200];
-
-	if (mc->r->repo->ops != &ferry_store_local_ops)
-		return;
-	ferry_hash_hex(h, hex);
-	snprintf(path, sizeof(path), "%s/chunks/%.2s/%s", mc->r->path, hex, hex);
-	utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
-}
-
 static int have(struct mconn *mc, const uint8_t *p, size_t n)
 {
 	struct ferry_repo *repo = mc->r->repo;
@@ -144,7 +128,7 @@ static int have(struct mconn *mc, const uint8_t *p, size_t n)
 			return e;
 		if (e == 1) {
 			b[6 + i / 8] |= (uint8_t)(1u << (i % 8));
-			stamp_chunk(mc, hashes + (size_t)i * FERRY_HASH_LEN);
+			msess_stamp_chunk(mc, hashes + (size_t)i * FERRY_HASH_LEN);
 		}
 	}
 	return ferry_conn_queue(mc->c, FM_HAVE_R, b, 6 + ((size_t)count + 7) / 8,
@@ -199,7 +183,7 @@ static int store(struct mconn *mc, const uint8_t *h, const uint8_t *chunk,
 	if ((e = repo->ops->put_chunk(repo, h, chunk, len)) < 0)
 		return e;
 	if (e == 1)
-		stamp_chunk(mc, h);
+		msess_stamp_chunk(mc, h);
 	pthread_mutex_lock(&s->mu);
 	if (e == 1) {
 		s->chunks_dup++;

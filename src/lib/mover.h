@@ -137,6 +137,9 @@ void msess_reap(struct mover *m, double age);
 void msess_sync_request(struct mconn *mc);
 /* Wait until no sync for MC is queued or running. */
 void msess_sync_forget(struct mconn *mc);
+/* Stamp chunk H, which MC's session counts on without writing it, so
+ * that gc keeps it while the session is parked (mover_parked.c). */
+void msess_stamp_chunk(struct mconn *mc, const uint8_t *h);
 
 /* ---- shared by the session files only (mover.c uses what is above) --- */
 

@@ -313,6 +313,23 @@ corrupt:
 
 /* ---- for gc: the chunks parked sessions name ------------------------- */
 
+/* A chunk this session counts on without writing it (HAVE answered
+ * present, a PUT of one held already): stamp it, so that a gc while the
+ * session is parked keeps it (gc.c, session_recent; the session file,
+ * read below, names only the entries recorded).  Best effort: an
+ * immutable chunk (hardened repository) belongs to an unexpired point
+ * anyway. */
+void msess_stamp_chunk(struct mconn *mc, const uint8_t *h)
+{
+	char hex[65], path[4200];
+
+	if (mc->r->repo->ops != &ferry_store_local_ops)
+		return;
+	ferry_hash_hex(h, hex);
+	snprintf(path, sizeof(path), "%s/chunks/%.2s/%s", mc->r->path, hex, hex);
+	utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
+}
+
 int ferry_session_file_chunks(int dfd, const char *name,
 			      void (*cb)(const uint8_t *h, void *arg),
 			      void *arg, uint64_t *refs, uint64_t *created_ns)
