@@ -144,6 +144,8 @@ void msess_stamp_chunk(struct mconn *mc, const uint8_t *h);
 /* ---- shared by the session files only (mover.c uses what is above) --- */
 
 #define MSESS_IOBUF (64u << 10)     /* a session file is read by this much */
+/* as much in whole entries */
+#define MSESS_ENTRY_IOBUF (MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN)
 
 /* mover_session.c: answer COMMITTED with point ID. */
 int msess_reply_committed(struct mconn *mc, const char *id);

@@ -131,7 +131,7 @@ static int write_manifest(struct msess *s, const struct ferry_point *p)
 {
 	struct ferry_repo *repo = s->r->repo;
 	struct ferry_mwriter *w = NULL;
-	uint8_t *buf = malloc(MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN);
+	uint8_t *buf = malloc(MSESS_ENTRY_IOBUF);
 	uint64_t done = 0;
 	int e;
 
@@ -140,7 +140,7 @@ static int write_manifest(struct msess *s, const struct ferry_point *p)
 	if ((e = ferry_mwriter_begin(repo, p, &w)) != 0)
 		goto out;
 	while (done < s->recorded) {
-		size_t want = MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN;
+		size_t want = MSESS_ENTRY_IOBUF;
 		uint64_t left = (s->recorded - done) * FERRY_ENTRY_LEN;
 		ssize_t got;
 

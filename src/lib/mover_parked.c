@@ -260,10 +260,10 @@ int msess_load(struct msess *s)
 	nent = (size - hl) / FERRY_ENTRY_LEN;
 	if (nent > s->p.nblocks)
 		nent = s->p.nblocks;
-	if (!(buf = malloc(MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN)))
+	if (!(buf = malloc(MSESS_ENTRY_IOBUF)))
 		return FERRY_E_NOMEM;
 	while (good < nent) {
-		size_t want = MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN;
+		size_t want = MSESS_ENTRY_IOBUF;
 		uint64_t left = (nent - good) * FERRY_ENTRY_LEN;
 		int stop = 0;
 
@@ -334,7 +334,7 @@ int ferry_session_file_chunks(int dfd, const char *name,
 			      void (*cb)(const uint8_t *h, void *arg),
 			      void *arg, uint64_t *refs, uint64_t *created_ns)
 {
-	static const size_t want_max = MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN;
+	static const size_t want_max = MSESS_ENTRY_IOBUF;
 	uint8_t b[SES_HEADER_MAX], sid[FERRY_SID_LEN], *buf, *hdr;
 	char identity[256];
 	struct ferry_point p;
