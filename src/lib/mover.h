@@ -1,9 +1,10 @@
 /* mover.h - the target-side mover's parts: the daemon (mover.c: listener,
- * connections, chunks received, read requests, logging) and its backup
- * sessions: mover_session.c (begin, resume, attach, park, abort),
- * mover_commit.c (records, sealed manifest, commit), mover_repo.c (a
- * served repository: group syncs, shared lock) and mover_parked.c (the
- * session files: parked-session storage, expiry, what gc keeps). */
+ * connections, chunks received, logging), its read requests
+ * (mover_read.c) and its backup sessions: mover_session.c (begin, resume,
+ * attach, park, abort), mover_commit.c (records, sealed manifest,
+ * commit), mover_repo.c (a served repository: group syncs, shared lock)
+ * and mover_parked.c (the session files: parked-session storage, expiry,
+ * what gc keeps). */
 #ifndef FERRY_MOVER_H
 #define FERRY_MOVER_H
 
@@ -108,6 +109,11 @@ struct mover {
 
 void mover_log(struct mover *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* mover_read.c: a request of a connection in READY that reads the
+ * repository (INFO, CHUNK_*, POINT_*, KEYS, FEATURES); < 0 ends the
+ * connection. */
+int mover_read_request(struct mconn *mc, unsigned type, const uint8_t *p,
+		       size_t n);
 
 /* the sessions (mover_session.c, mover_commit.c, mover_repo.c,
  * mover_parked.c) */
