@@ -2,6 +2,9 @@
 # install what they need on Debian 12 (apt-get, as root) and are the whole
 # set-up; see README.md.
 
+# `make` alone builds bin/ferry (rules above `all:` must not become the goal).
+.DEFAULT_GOAL := all
+
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla

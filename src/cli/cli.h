@@ -122,4 +122,12 @@ void cli_warn(const char *msg, void *arg);
 void cli_print_bad(const struct ferry_bad_block *b, void *arg);
 void cli_install_signals(void);
 
+/* An option's whole number from LO to HI into *OUT: 0, or EXIT_USAGE
+ * after printing "ferry: --NAME: give LO to HI". */
+int cli_int_option(const char *name, const char *arg, int lo, int hi, int *out);
+/* The default of a repository command's option loop: 0 when C was a
+ * remote or backend option (taken), else the exit code (EXIT_USAGE after
+ * saying why its value is bad, or after CMD's usage line). */
+int cli_repo_option(int c, const char *arg, const char *cmd, const char *usage);
+
 #endif

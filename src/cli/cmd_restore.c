@@ -66,18 +66,13 @@ int cmd_restore(int argc, char **argv)
 		case 'c': ro.changed_only = 1; break;
 		case 'b': ro.bitmap = optarg; break;
 		case 't':
-			if (cli_parse_int(optarg, 1, 256, &ro.threads)) {
-				fprintf(stderr, "ferry: --threads: give 1 to 256\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option("threads", optarg, 1, 256, &ro.threads)) != 0)
+				return rc;
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("restore", usage);
+			if ((rc = cli_repo_option(c, optarg, "restore", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 1 != argc || !to)

@@ -49,10 +49,8 @@ int cmd_verify(int argc, char **argv)
 		case 'r': rp = optarg; break;
 		case 'j': json = 1; break;
 		case 't':
-			if (cli_parse_int(optarg, 1, 256, &vo.threads)) {
-				fprintf(stderr, "ferry: --threads: give 1 to 256\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option("threads", optarg, 1, 256, &vo.threads)) != 0)
+				return rc;
 			break;
 		case 's':
 			if (cli_parse_int(optarg, 1, 100, &vo.sample)) {
@@ -62,11 +60,8 @@ int cmd_verify(int argc, char **argv)
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("verify", usage);
+			if ((rc = cli_repo_option(c, optarg, "verify", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 1 == argc)

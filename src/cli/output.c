@@ -92,6 +92,15 @@ int cli_parse_int(const char *s, int min, int max, int *out)
 	return 0;
 }
 
+int cli_int_option(const char *name, const char *arg, int lo, int hi, int *out)
+{
+	if (cli_parse_int(arg, lo, hi, out)) {
+		fprintf(stderr, "ferry: --%s: give %d to %d\n", name, lo, hi);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 void cli_human(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };

@@ -99,6 +99,17 @@ int cli_remote_option(int c, const char *arg)
 	return r;
 }
 
+int cli_repo_option(int c, const char *arg, const char *cmd, const char *usage)
+{
+	int r = cli_remote_option(c, arg);
+
+	if (r > 0)
+		return 0;
+	if (r < 0)
+		return EXIT_USAGE;
+	return cli_usage(cmd, usage);
+}
+
 static const struct {
 	const char *name;
 	int opt;

@@ -21,9 +21,7 @@
 
 struct cjob {
 	uint8_t hash[FERRY_HASH_LEN];
-	uint32_t stored;   /* bytes sent (stored form), 0 when not sent */
-	uint32_t raw;
-	int sent;          /* 1 put, 0 the target had it */
+	struct ferry_copy_sent s;
 	int kind;          /* FERRY_ENTRY_DELTA: a delta chunk (delta.c) */
 	uint8_t full[FERRY_HASH_LEN]; /* flattened delta block: its id */
 };
@@ -45,6 +43,149 @@ struct cctx {
 
 static int copy_delta(struct cctx *c, struct cjob *j, int worker);
 
+int ferry_copy_put(struct ferry_target *t, const uint8_t h[FERRY_HASH_LEN],
+		   const void *data, size_t len, size_t raw, struct ferry_copy_sent *s)
+{
+	int e = t->ops->put(t, h, data, len);
+
+	if (e < 0)
+		return e;
+	if (e == 0) {
+		s->sent = 1;
+		s->stored += (uint32_t)len;
+		s->raw += (uint32_t)raw;
+	}
+	return 0;
+}
+
+void ferry_copy_tally(const struct ferry_copy_sent *s, struct ferry_backup_result *br,
+		      struct ferry_copy_result *res)
+{
+	if (s->sent) {
+		br->blocks_new++;
+		br->bytes_new += s->raw;
+		br->bytes_stored += s->stored;
+	} else {
+		res->chunks_present++;
+	}
+}
+
+int ferry_copy_read(struct ferry_repo *from, struct ferry_codec_ctx *codec, const char *id,
+		    const uint8_t h[FERRY_HASH_LEN], uint8_t *in, size_t incap, size_t *len,
+		    uint8_t *out, size_t outcap, size_t *plain)
+{
+	int e;
+
+	if ((e = from->ops->get_chunk(from, h, in, incap, len)) != 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e, "restore point %s in the source repository: %s",
+				   id, why);
+	}
+	if ((e = ferry_chunk_decode(codec, in, *len, out, outcap, plain, h)) != 0) {
+		char why[256], hex[65];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		ferry_hash_hex(h, hex);
+		return ferry_error(e,
+				   "restore point %s: chunk %s is damaged in the source repository (%s); nothing of this point was committed on the target",
+				   id, hex, why);
+	}
+	return 0;
+}
+
+int ferry_copy_delta_bad(int e, const char *id)
+{
+	char why[400];
+
+	snprintf(why, sizeof(why), "%s", ferry_last_error());
+	return ferry_error(e,
+			   "restore point %s: a delta block is damaged in the source repository (%s); nothing of this point was committed on the target",
+			   id, why);
+}
+
+int ferry_copy_next(struct ferry_mreader *m, const struct ferry_point *p, int *kind,
+		    uint8_t h[FERRY_HASH_LEN])
+{
+	int e;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "copy interrupted");
+	if ((e = ferry_mreader_next(m, kind, h)) < 0)
+		return e;
+	if (e == 0)
+		return ferry_error(FERRY_E_CORRUPT, "manifest %s ended early", p->id);
+	return 0;
+}
+
+int ferry_copy_begin(struct ferry_repo *to, struct ferry_point *p, struct ferry_target **t)
+{
+	int e;
+
+	if ((e = ferry_target_new(to, t)) != 0)
+		return e;
+	if ((e = (*t)->ops->begin(*t, p)) != 0) {
+		(*t)->ops->free(*t);
+		*t = NULL;
+	}
+	return e;
+}
+
+int ferry_copy_read_back(struct ferry_repo *to, const char *id, struct ferry_mreader **m,
+			 struct ferry_point *p)
+{
+	int e = ferry_mreader_open(to, id, m, p);
+
+	if (e) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", ferry_last_error());
+		return ferry_error(e == FERRY_E_NOTFOUND ? FERRY_E_CORRUPT : e,
+				   "restore point %s: the copy on the target does not read back: %s",
+				   id, why);
+	}
+	return 0;
+}
+
+uint8_t **ferry_copy_bufs_new(int threads, size_t size)
+{
+	uint8_t **b = calloc((size_t)threads, sizeof(*b));
+
+	for (int k = 0; b && k < threads; k++)
+		if (!(b[k] = malloc(size))) {
+			ferry_copy_bufs_free(b, k);
+			return NULL;
+		}
+	return b;
+}
+
+void ferry_copy_bufs_free(uint8_t **b, int threads)
+{
+	for (int k = 0; b && k < threads; k++)
+		free(b[k]);
+	free(b);
+}
+
+struct ferry_codec_ctx **ferry_copy_codecs_new(const struct ferry_repo *r, int threads)
+{
+	struct ferry_codec_ctx **c = calloc((size_t)threads, sizeof(*c));
+
+	for (int k = 0; c && k < threads; k++)
+		if (!(c[k] = ferry_codec_ctx_for(r, r->codec, r->level))) {
+			ferry_copy_codecs_free(c, k);
+			return NULL;
+		}
+	return c;
+}
+
+void ferry_copy_codecs_free(struct ferry_codec_ctx **c, int threads)
+{
+	for (int k = 0; c && k < threads; k++)
+		ferry_codec_ctx_free(c[k]);
+	free(c);
+}
+
 /* One chunk: skip it when the target holds it; else read it, check it
  * fully, and hand its stored form to the target. */
 static int copy_chunk(void *item, int worker, void *arg)
@@ -60,33 +201,10 @@ static int copy_chunk(void *item, int worker, void *arg)
 		return e;
 	if (e == 1)
 		return 0;
-	if ((e = c->from->ops->get_chunk(c->from, j->hash, c->in[worker],
-					 c->incap, &len)) != 0) {
-		char why[512];
-
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		return ferry_error(e, "restore point %s in the source repository: %s",
-				   c->id, why);
-	}
-	if ((e = ferry_chunk_decode(c->codec[worker], c->in[worker], len,
-				    c->out[worker], c->outcap, &plain,
-				    j->hash)) != 0) {
-		char why[256], hex[65];
-
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		ferry_hash_hex(j->hash, hex);
-		return ferry_error(e,
-				   "restore point %s: chunk %s is damaged in the source repository (%s); nothing of this point was committed on the target",
-				   c->id, hex, why);
-	}
-	if ((e = c->t->ops->put(c->t, j->hash, c->in[worker], len)) < 0)
+	if ((e = ferry_copy_read(c->from, c->codec[worker], c->id, j->hash, c->in[worker],
+				 c->incap, &len, c->out[worker], c->outcap, &plain)) != 0)
 		return e;
-	if (e == 0) {
-		j->sent = 1;
-		j->stored = (uint32_t)len;
-		j->raw = (uint32_t)plain;
-	}
-	return 0;
+	return ferry_copy_put(c->t, j->hash, c->in[worker], len, plain, &j->s);
 }
 
 /* Chunk H of the source into the target when it lacks it (read into
@@ -105,14 +223,7 @@ static int copy_one(struct cctx *c, struct cjob *j, int worker,
 				       c->out[worker], c->outcap, &plain, h);
 	if (e)
 		return e;
-	if ((e = c->t->ops->put(c->t, h, c->in[worker], len)) < 0)
-		return e;
-	if (e == 0) {
-		j->sent = 1;
-		j->stored += (uint32_t)len;
-		j->raw += (uint32_t)plain;
-	}
-	return 0;
+	return ferry_copy_put(c->t, h, c->in[worker], len, plain, &j->s);
 }
 
 /* A delta block: its delta chunk and its base chunk, each when the
@@ -140,14 +251,7 @@ static int copy_delta(struct cctx *c, struct cjob *j, int worker)
 		if ((e = ferry_chunk_encode(c->codec[worker], c->out[worker], raw,
 					    c->in[worker], c->incap, &len)) != 0)
 			return e;
-		if ((e = c->t->ops->put(c->t, j->full, c->in[worker], len)) < 0)
-			return e;
-		if (e == 0) {
-			j->sent = 1;
-			j->stored = (uint32_t)len;
-			j->raw = (uint32_t)raw;
-		}
-		return 0;
+		return ferry_copy_put(c->t, j->full, c->in[worker], len, raw, &j->s);
 	}
 	/* The base first: a delta chunk on the target always has its
 	 * base there. */
@@ -161,14 +265,8 @@ static int copy_delta(struct cctx *c, struct cjob *j, int worker)
 		goto bad;
 	return 0;
 bad:
-	if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING) {
-		char why[400];
-
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		return ferry_error(e,
-				   "restore point %s: a delta block is damaged in the source repository (%s); nothing of this point was committed on the target",
-				   c->id, why);
-	}
+	if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING)
+		return ferry_copy_delta_bad(e, c->id);
 	return e;
 }
 
@@ -182,14 +280,8 @@ static int check_target(struct ferry_repo *from, struct ferry_repo *to,
 	int e, ka, kb, ra, rb;
 	uint8_t ha[FERRY_HASH_LEN], hb[FERRY_HASH_LEN];
 
-	if ((e = ferry_mreader_open(to, id, &b, &pb)) != 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		return ferry_error(e == FERRY_E_NOTFOUND ? FERRY_E_CORRUPT : e,
-				   "restore point %s: the copy on the target does not read back: %s",
-				   id, why);
-	}
+	if ((e = ferry_copy_read_back(to, id, &b, &pb)) != 0)
+		return e;
 	if ((e = ferry_mreader_open(from, id, &a, &pa)) != 0)
 		goto out;
 	if (pa.nblocks != pb.nblocks || pa.disk_size != pb.disk_size ||
@@ -305,50 +397,29 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 	c.id = sp->id;
 	c.incap = ferry_chunk_bound(from->block_size);
 	c.outcap = from->block_size;
-	c.codec = calloc((size_t)threads, sizeof(*c.codec));
-	c.in = calloc((size_t)threads, sizeof(*c.in));
-	c.out = calloc((size_t)threads, sizeof(*c.out));
-	c.rec = calloc((size_t)threads, sizeof(*c.rec));
+	/* Same keys on both sides (or none): the source's codec opens its
+	 * chunks; they travel as they are. */
+	c.codec = ferry_copy_codecs_new(from, threads);
+	c.in = ferry_copy_bufs_new(threads, c.incap);
+	c.out = ferry_copy_bufs_new(threads, c.outcap);
+	c.rec = ferry_copy_bufs_new(threads, c.outcap);
 	c.flatten = !to->delta;
 	if (!c.codec || !c.in || !c.out || !c.rec) {
 		e = FERRY_E_NOMEM;
 		goto out;
 	}
-	for (int k = 0; k < threads; k++) {
-		/* Same keys on both sides (or none): the source's codec opens
-		 * its chunks; they travel as they are. */
-		c.codec[k] = ferry_codec_ctx_for(from, from->codec, from->level);
-		c.in[k] = malloc(c.incap);
-		c.out[k] = malloc(c.outcap);
-		c.rec[k] = malloc(c.outcap);
-		if (!c.codec[k] || !c.in[k] || !c.out[k] || !c.rec[k]) {
-			e = FERRY_E_NOMEM;
-			goto out;
-		}
-	}
 	/* The source manifest, checked whole before anything is sent. */
 	if ((e = ferry_mreader_open(from, sp->id, &m, &p)) != 0)
 		goto out;
-	if ((e = ferry_target_new(to, &t)) != 0)
+	if ((e = ferry_copy_begin(to, &p, &t)) != 0)
 		goto out;
 	c.t = t;
-	if ((e = t->ops->begin(t, &p)) != 0)
-		goto out;
 	while (done < p.nblocks) {
 		size_t n = 0, nu = 0;
 
-		if (atomic_load(&ferry_cancelled)) {
-			e = ferry_error(FERRY_E_INTERRUPTED, "copy interrupted");
-			goto out;
-		}
 		while (n < BATCH && done + n < p.nblocks) {
-			if ((e = ferry_mreader_next(m, &kinds[n], hashes[n])) < 0)
+			if ((e = ferry_copy_next(m, &p, &kinds[n], hashes[n])) != 0)
 				goto out;
-			if (e == 0) {
-				e = ferry_error(FERRY_E_CORRUPT,
-						"manifest %s ended early", p.id);
-				goto out;
-			}
 			if (kinds[n] != FERRY_ENTRY_ZERO) {
 				size_t k;
 
@@ -383,15 +454,8 @@ static int copy_point(struct ferry_repo *from, struct ferry_repo *to,
 			if ((e = t->ops->record(t, kinds[k], hashes[k])) != 0)
 				goto out;
 		}
-		for (size_t k = 0; k < nu; k++) {
-			if (jobs[k].sent) {
-				br.blocks_new++;
-				br.bytes_new += jobs[k].raw;
-				br.bytes_stored += jobs[k].stored;
-			} else {
-				res->chunks_present++;
-			}
-		}
+		for (size_t k = 0; k < nu; k++)
+			ferry_copy_tally(&jobs[k].s, &br, res);
 		done += n;
 		ferry_copy_progress(o, &p, done, walked, total, t0, &last);
 	}
@@ -402,20 +466,10 @@ out:
 	if (t)
 		t->ops->free(t);
 	ferry_mreader_free(m);
-	for (int k = 0; k < threads; k++) {
-		if (c.codec)
-			ferry_codec_ctx_free(c.codec[k]);
-		if (c.in)
-			free(c.in[k]);
-		if (c.out)
-			free(c.out[k]);
-		if (c.rec)
-			free(c.rec[k]);
-	}
-	free(c.rec);
-	free(c.codec);
-	free(c.in);
-	free(c.out);
+	ferry_copy_codecs_free(c.codec, threads);
+	ferry_copy_bufs_free(c.in, threads);
+	ferry_copy_bufs_free(c.out, threads);
+	ferry_copy_bufs_free(c.rec, threads);
 	return e;
 }
 

@@ -39,8 +39,7 @@ struct rjob {
 	uint8_t dst[FERRY_HASH_LEN];   /* the target's id (result) */
 	uint8_t guess[FERRY_HASH_LEN]; /* the base's target id, if known */
 	int guessed;
-	uint32_t stored, raw; /* bytes sent (stored, plaintext) when sent */
-	int sent;             /* 1 put, 0 the target had it */
+	struct ferry_copy_sent s;
 	int read;             /* 1 read from the source */
 	int delta;            /* a delta block (delta.c): rebuilt, sent whole */
 };
@@ -73,7 +72,7 @@ static int reseal_chunk(void *item, int worker, void *arg)
 	struct rjob *j = *(struct rjob **)item;
 	struct rctx *c = arg;
 	size_t len, plain, olen, clen;
-	char hex[65], why[256];
+	char hex[65];
 	int e;
 
 	if (j->guessed) {
@@ -94,30 +93,14 @@ static int reseal_chunk(void *item, int worker, void *arg)
 				     j->src, &b, c->plain[worker], c->plaincap,
 				     &plain);
 		j->read = 1;
-		if (e) {
-			snprintf(why, sizeof(why), "%s", ferry_last_error());
-			return ferry_error(e,
-					   "restore point %s: a delta block is damaged in the source repository (%s); nothing of this point was committed on the target",
-					   c->id, why);
-		}
+		if (e)
+			return ferry_copy_delta_bad(e, c->id);
 		goto encode;
 	}
-	if ((e = c->from->ops->get_chunk(c->from, j->src, c->in[worker],
-					 c->incap, &len)) != 0) {
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		return ferry_error(e, "restore point %s in the source repository: %s",
-				   c->id, why);
-	}
+	if ((e = ferry_copy_read(c->from, c->sc[worker], c->id, j->src, c->in[worker], c->incap,
+				 &len, c->plain[worker], c->plaincap, &plain)) != 0)
+		return e;
 	j->read = 1;
-	if ((e = ferry_chunk_decode(c->sc[worker], c->in[worker], len,
-				    c->plain[worker], c->plaincap, &plain,
-				    j->src)) != 0) {
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		ferry_hash_hex(j->src, hex);
-		return ferry_error(e,
-				   "restore point %s: chunk %s is damaged in the source repository (%s); nothing of this point was committed on the target",
-				   c->id, hex, why);
-	}
 encode:
 	if ((e = ferry_chunk_id(c->tc[worker], c->plain[worker], plain,
 				j->dst)) != 0)
@@ -140,14 +123,7 @@ encode:
 				   "restore point %s: chunk %s does not decode after it was encoded for the target",
 				   c->id, hex);
 	}
-	if ((e = c->t->ops->put(c->t, j->dst, c->out[worker], olen)) < 0)
-		return e;
-	if (e == 0) {
-		j->sent = 1;
-		j->stored = (uint32_t)olen;
-		j->raw = (uint32_t)plain;
-	}
-	return 0;
+	return ferry_copy_put(c->t, j->dst, c->out[worker], olen, plain, &j->s);
 }
 
 #define DIGEST_LEN 32
@@ -178,15 +154,8 @@ static int reseal_check(struct ferry_repo *to, const struct ferry_point *sp,
 		EVP_MD_CTX_free(s);
 		return ferry_error(FERRY_E_NOMEM, "no SHA-256 context");
 	}
-
-	if ((e = ferry_mreader_open(to, sp->id, &b, &pb)) != 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", ferry_last_error());
-		return ferry_error(e == FERRY_E_NOTFOUND ? FERRY_E_CORRUPT : e,
-				   "restore point %s: the copy on the target does not read back: %s",
-				   sp->id, why);
-	}
+	if ((e = ferry_copy_read_back(to, sp->id, &b, &pb)) != 0)
+		goto out;
 	if (sp->nblocks != pb.nblocks || sp->disk_size != pb.disk_size ||
 	    sp->created_ns != pb.created_ns || strcmp(sp->name, pb.name) ||
 	    strcmp(sp->source, pb.source) || strcmp(sp->extra, pb.extra)) {
@@ -217,26 +186,12 @@ out:
 
 static void rctx_free(struct rctx *c, int threads)
 {
-	for (int k = 0; k < threads; k++) {
-		if (c->sc)
-			ferry_codec_ctx_free(c->sc[k]);
-		if (c->tc)
-			ferry_codec_ctx_free(c->tc[k]);
-		if (c->in)
-			free(c->in[k]);
-		if (c->plain)
-			free(c->plain[k]);
-		if (c->out)
-			free(c->out[k]);
-		if (c->check)
-			free(c->check[k]);
-	}
-	free(c->sc);
-	free(c->tc);
-	free(c->in);
-	free(c->plain);
-	free(c->out);
-	free(c->check);
+	ferry_copy_codecs_free(c->sc, threads);
+	ferry_copy_codecs_free(c->tc, threads);
+	ferry_copy_bufs_free(c->in, threads);
+	ferry_copy_bufs_free(c->plain, threads);
+	ferry_copy_bufs_free(c->out, threads);
+	ferry_copy_bufs_free(c->check, threads);
 }
 
 static int rctx_init(struct rctx *c, struct ferry_repo *from,
@@ -246,28 +201,33 @@ static int rctx_init(struct rctx *c, struct ferry_repo *from,
 	c->incap = ferry_chunk_bound(from->block_size);
 	c->outcap = ferry_chunk_bound(to->block_size);
 	c->plaincap = from->block_size;
-	c->sc = calloc((size_t)threads, sizeof(*c->sc));
-	c->tc = calloc((size_t)threads, sizeof(*c->tc));
-	c->in = calloc((size_t)threads, sizeof(*c->in));
-	c->plain = calloc((size_t)threads, sizeof(*c->plain));
-	c->out = calloc((size_t)threads, sizeof(*c->out));
-	c->check = calloc((size_t)threads, sizeof(*c->check));
-	if (!c->sc || !c->tc || !c->in || !c->plain || !c->out || !c->check)
+	if (!(c->sc = ferry_copy_codecs_new(from, threads)) ||
+	    !(c->tc = ferry_copy_codecs_new(to, threads)))
+		return from->encrypted && !from->keys ? ferry_repo_need_key(from)
+		       : to->encrypted && !to->keys ? ferry_repo_need_key(to)
+		       : FERRY_E_NOMEM;
+	c->in = ferry_copy_bufs_new(threads, c->incap);
+	c->plain = ferry_copy_bufs_new(threads, c->plaincap);
+	c->out = ferry_copy_bufs_new(threads, c->outcap);
+	c->check = ferry_copy_bufs_new(threads, c->plaincap);
+	if (!c->in || !c->plain || !c->out || !c->check)
 		return FERRY_E_NOMEM;
-	for (int k = 0; k < threads; k++) {
-		if (!(c->sc[k] = ferry_codec_ctx_for(from, from->codec, from->level)) ||
-		    !(c->tc[k] = ferry_codec_ctx_for(to, to->codec, to->level)))
-			return from->encrypted && !from->keys ? ferry_repo_need_key(from)
-			       : to->encrypted && !to->keys ? ferry_repo_need_key(to)
-			       : FERRY_E_NOMEM;
-		c->in[k] = malloc(c->incap);
-		c->plain[k] = malloc(c->plaincap);
-		c->out[k] = malloc(c->outcap);
-		c->check[k] = malloc(c->plaincap);
-		if (!c->in[k] || !c->plain[k] || !c->out[k] || !c->check[k])
-			return FERRY_E_NOMEM;
-	}
 	return 0;
+}
+
+/* The batch's job for source chunk H: *K its index in JOBS (UNIQ[k] is
+ * &JOBS[k]); 1 when it is a new one (cleared), 0 when H had one. */
+static int rjob_for(struct rjob *jobs, struct rjob **uniq, size_t *nu,
+		    const uint8_t h[FERRY_HASH_LEN], size_t *k)
+{
+	for (*k = 0; *k < *nu; (*k)++)
+		if (!memcmp(jobs[*k].src, h, FERRY_HASH_LEN))
+			return 0;
+	memset(&jobs[*k], 0, sizeof(jobs[*k]));
+	memcpy(jobs[*k].src, h, FERRY_HASH_LEN);
+	uniq[*k] = &jobs[*k];
+	(*nu)++;
+	return 1;
 }
 
 /* The next entry of a base manifest, or none past its end. */
@@ -325,46 +285,27 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 		ferry_mreader_free(bd);
 		bs = bd = NULL;
 	}
-	if ((e = ferry_target_new(to, &t)) != 0)
+	if ((e = ferry_copy_begin(to, &p, &t)) != 0)
 		goto out;
 	c.t = t;
-	if ((e = t->ops->begin(t, &p)) != 0)
-		goto out;
 	while (done < p.nblocks) {
 		size_t n = 0, nu = 0;
 
-		if (atomic_load(&ferry_cancelled)) {
-			e = ferry_error(FERRY_E_INTERRUPTED, "copy interrupted");
-			goto out;
-		}
 		while (n < RBATCH && done + n < p.nblocks) {
 			uint8_t hs[FERRY_HASH_LEN], hd[FERRY_HASH_LEN];
 			int ks, kd;
 			size_t k;
 
-			if ((e = ferry_mreader_next(m, &kinds[n], hashes[n])) < 0)
+			if ((e = ferry_copy_next(m, &p, &kinds[n], hashes[n])) != 0)
 				goto out;
-			if (e == 0) {
-				e = ferry_error(FERRY_E_CORRUPT,
-						"manifest %s ended early", p.id);
-				goto out;
-			}
 			if ((e = base_next(bs, &ks, hs)) != 0 ||
 			    (e = base_next(bd, &kd, hd)) != 0)
 				goto out;
 			slot[n] = -1;
 			if (kinds[n] == FERRY_ENTRY_DELTA) {
 				/* Rebuilt and re-encoded as a whole block. */
-				for (k = 0; k < nu; k++)
-					if (!memcmp(uniq[k]->src, hashes[n], FERRY_HASH_LEN))
-						break;
-				if (k == nu) {
-					memset(&jobs[nu], 0, sizeof(jobs[nu]));
-					memcpy(jobs[nu].src, hashes[n], FERRY_HASH_LEN);
-					jobs[nu].delta = 1;
-					uniq[nu] = &jobs[nu];
-					nu++;
-				}
+				if (rjob_for(jobs, uniq, &nu, hashes[n], &k))
+					jobs[k].delta = 1;
 				slot[n] = (int)k;
 				kinds[n] = FERRY_ENTRY_DATA;
 				n++;
@@ -377,19 +318,11 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 				goto out;
 			}
 			if (kinds[n] == FERRY_ENTRY_DATA) {
-				for (k = 0; k < nu; k++)
-					if (!memcmp(uniq[k]->src, hashes[n], FERRY_HASH_LEN))
-						break;
-				if (k == nu) {
-					memset(&jobs[nu], 0, sizeof(jobs[nu]));
-					memcpy(jobs[nu].src, hashes[n], FERRY_HASH_LEN);
-					if (ks == FERRY_ENTRY_DATA && kd == FERRY_ENTRY_DATA &&
-					    !memcmp(hs, hashes[n], FERRY_HASH_LEN)) {
-						memcpy(jobs[nu].guess, hd, FERRY_HASH_LEN);
-						jobs[nu].guessed = 1;
-					}
-					uniq[nu] = &jobs[nu];
-					nu++;
+				if (rjob_for(jobs, uniq, &nu, hashes[n], &k) &&
+				    ks == FERRY_ENTRY_DATA && kd == FERRY_ENTRY_DATA &&
+				    !memcmp(hs, hashes[n], FERRY_HASH_LEN)) {
+					memcpy(jobs[k].guess, hd, FERRY_HASH_LEN);
+					jobs[k].guessed = 1;
 				}
 				slot[n] = (int)k;
 			}
@@ -408,13 +341,7 @@ int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 		}
 		for (size_t k = 0; k < nu; k++) {
 			nread += jobs[k].read;
-			if (jobs[k].sent) {
-				br.blocks_new++;
-				br.bytes_new += jobs[k].raw;
-				br.bytes_stored += jobs[k].stored;
-			} else {
-				res->chunks_present++;
-			}
+			ferry_copy_tally(&jobs[k].s, &br, res);
 		}
 		done += n;
 		ferry_copy_progress(o, &p, done, walked, total, t0, &last);

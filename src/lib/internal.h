@@ -419,6 +419,44 @@ void ferry_copy_progress(const struct ferry_copy_opts *o,
 			 double *last);
 int ferry_copy_commit(struct ferry_target **t, struct ferry_backup_result *br,
 		      struct ferry_point *p, struct ferry_copy_result *res);
+struct ferry_mreader;
+/* What one chunk job sent: SENT 1 when put (STORED bytes as stored, RAW
+ * plaintext), 0 when the target held it. */
+struct ferry_copy_sent {
+	uint32_t stored, raw;
+	int sent;
+};
+/* Put chunk H (LEN bytes as stored, RAW plaintext) to T, which may find
+ * it holds it already; S counts what was sent. */
+int ferry_copy_put(struct ferry_target *t, const uint8_t h[FERRY_HASH_LEN],
+		   const void *data, size_t len, size_t raw, struct ferry_copy_sent *s);
+/* A job's S counted: sent into BR, else as present in RES. */
+void ferry_copy_tally(const struct ferry_copy_sent *s, struct ferry_backup_result *br,
+		      struct ferry_copy_result *res);
+/* Chunk H of point ID read from FROM into IN (INCAP; *LEN bytes) and
+ * checked by decoding it into OUT (OUTCAP; *PLAIN bytes); errors name the
+ * point and, when it is damaged, the chunk. */
+int ferry_copy_read(struct ferry_repo *from, struct ferry_codec_ctx *codec, const char *id,
+		    const uint8_t h[FERRY_HASH_LEN], uint8_t *in, size_t incap, size_t *len,
+		    uint8_t *out, size_t outcap, size_t *plain);
+/* E again, saying a delta block of point ID is damaged in the source. */
+int ferry_copy_delta_bad(int e, const char *id);
+/* The next entry of P's manifest M, which must have one; an error too
+ * when the copy is interrupted. */
+int ferry_copy_next(struct ferry_mreader *m, const struct ferry_point *p, int *kind,
+		    uint8_t h[FERRY_HASH_LEN]);
+/* A target on TO, begun for point P: 0 with *T, or an error (*T NULL). */
+int ferry_copy_begin(struct ferry_repo *to, struct ferry_point *p, struct ferry_target **t);
+/* Point ID opened on TO after its commit; an error says the copy does not
+ * read back. */
+int ferry_copy_read_back(struct ferry_repo *to, const char *id, struct ferry_mreader **m,
+			 struct ferry_point *p);
+/* One buffer of SIZE bytes per worker (THREADS), or NULL. */
+uint8_t **ferry_copy_bufs_new(int threads, size_t size);
+void ferry_copy_bufs_free(uint8_t **b, int threads);
+/* One codec context for R's chunks per worker, or NULL. */
+struct ferry_codec_ctx **ferry_copy_codecs_new(const struct ferry_repo *r, int threads);
+void ferry_copy_codecs_free(struct ferry_codec_ctx **c, int threads);
 int ferry_copy_point_reseal(struct ferry_repo *from, struct ferry_repo *to,
 			    const struct ferry_point *sp, const char *base_id,
 			    int threads, const struct ferry_copy_opts *o,
@@ -552,5 +590,9 @@ int ferry_entry_block_id(struct ferry_repo *r, struct ferry_codec_ctx *c,
 /* Whether R's config announces feature "delta" (kind-2 entries allowed;
  * new backups may write them). */
 int ferry_repo_delta(const struct ferry_repo *r);
+
+/* INFO cleared, then R's own fields in it (format, block size, codec,
+ * level, id): the start of every get_info. */
+void ferry_repo_info_start(const struct ferry_repo *r, struct ferry_repo_info *info);
 
 #endif

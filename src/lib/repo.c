@@ -756,6 +756,16 @@ static int count_point(const char *id, void *arg)
 	return 0;
 }
 
+void ferry_repo_info_start(const struct ferry_repo *r, struct ferry_repo_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->format_version = r->format_version;
+	info->block_size = r->block_size;
+	info->codec = r->codec;
+	info->level = r->level;
+	memcpy(info->repo_id, r->repo_id, sizeof(info->repo_id));
+}
+
 int ferry_repo_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 {
 	struct plist pl;
@@ -763,12 +773,7 @@ int ferry_repo_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 
 	if (r->ops->get_info)
 		return r->ops->get_info(r, info);
-	memset(info, 0, sizeof(*info));
-	info->format_version = r->format_version;
-	info->block_size = r->block_size;
-	info->codec = r->codec;
-	info->level = r->level;
-	memcpy(info->repo_id, r->repo_id, sizeof(info->repo_id));
+	ferry_repo_info_start(r, info);
 	struct info_walk w = { r, info, NULL, 0, NULL };
 
 	if (!(w.batch = malloc(INFO_BATCH * sizeof(*w.batch))))

@@ -163,12 +163,27 @@ static void pool_put(struct rstore *rs, struct ferry_conn *c, int ok)
 	rstore_close(rs, c);
 }
 
-/* Handles one answer frame: 1 for more frames, 0 when complete, < 0 on
- * error; called with C NULL before a retry, to start over. */
-typedef int (*answer_fn)(struct ferry_conn *c, void *arg);
+/* What a request's answer is: frames of TYPE, each handed to FRAME (1 for
+ * more frames, 0 when complete, < 0 on error); with LIST, frames until an
+ * END, which FRAME is handed too.  RESTART, when set, starts over before a
+ * retry. */
+struct answer {
+	uint16_t type;
+	int list;
+	int (*frame)(struct ferry_conn *c, void *arg);
+	int (*restart)(void *arg);
+};
+
+static int expect(struct ferry_conn *c, uint16_t type)
+{
+	if (c->rx_type != type)
+		return ferry_error(FERRY_E_PROTO, "mover answered with %s, expected %s",
+				   ferry_msg_name(c->rx_type), ferry_msg_name(type));
+	return 0;
+}
 
 static int rcall(struct rstore *rs, uint16_t type, const void *a, size_t alen,
-		 answer_fn fn, void *arg, int retry)
+		 const struct answer *ans, void *arg, int retry)
 {
 	double lost = 0;
 	int attempt = 0, e;
@@ -198,7 +213,10 @@ static int rcall(struct rstore *rs, uint16_t type, const void *a, size_t alen,
 					c->broken = 1;
 					break;
 				}
-				e = fn(c, arg);
+				if (!(ans->list && c->rx_type == FM_END) &&
+				    (e = expect(c, ans->type)) != 0)
+					break;
+				e = ans->frame(c, arg);
 				if (e <= 0) {
 					answered = e == 0;
 					break;
@@ -218,16 +236,9 @@ static int rcall(struct rstore *rs, uint16_t type, const void *a, size_t alen,
 		/* A pooled connection may have gone stale: the first retry
 		 * is immediate, the next ones back off. */
 		rstore_backoff(attempt++, NULL);
-		fn(NULL, arg);
+		if (ans->restart)
+			ans->restart(arg);
 	}
-}
-
-static int expect(struct ferry_conn *c, uint16_t type)
-{
-	if (c->rx_type != type)
-		return ferry_error(FERRY_E_PROTO, "mover answered with %s, expected %s",
-				   ferry_msg_name(c->rx_type), ferry_msg_name(type));
-	return 0;
 }
 
 /* ---- chunks ----------------------------------------------------------- */
@@ -248,12 +259,7 @@ struct ans {
 static int has_answer(struct ferry_conn *c, void *arg)
 {
 	struct ans *a = arg;
-	int e;
 
-	if (!c)
-		return 0;
-	if ((e = expect(c, FM_CHUNK_HAS_R)) != 0)
-		return e;
 	if (c->rx_len != 1 || c->rx[0] > 1)
 		return ferry_error(FERRY_E_PROTO, "malformed CHUNK_HAS_R message");
 	a->value = c->rx[0];
@@ -263,7 +269,8 @@ static int has_answer(struct ferry_conn *c, void *arg)
 static int remote_has_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN])
 {
 	struct ans a = { 0 };
-	int e = rcall(RS(r), FM_CHUNK_HAS, h, FERRY_HASH_LEN, has_answer, &a, 1);
+	static const struct answer ans = { FM_CHUNK_HAS_R, 0, has_answer, NULL };
+	int e = rcall(RS(r), FM_CHUNK_HAS, h, FERRY_HASH_LEN, &ans, &a, 1);
 
 	return e ? e : a.value;
 }
@@ -271,12 +278,7 @@ static int remote_has_chunk(struct ferry_repo *r, const uint8_t h[FERRY_HASH_LEN
 static int data_answer(struct ferry_conn *c, void *arg)
 {
 	struct ans *a = arg;
-	int e;
 
-	if (!c)
-		return 0;
-	if ((e = expect(c, FM_CHUNK_DATA)) != 0)
-		return e;
 	if (c->rx_len > a->cap)
 		return ferry_error(FERRY_E_PROTO, "mover sent a chunk larger than asked");
 	memcpy(a->buf, c->rx, c->rx_len);
@@ -287,6 +289,7 @@ static int data_answer(struct ferry_conn *c, void *arg)
 static int get(struct ferry_repo *r, uint16_t type, const uint8_t *h,
 	       void *buf, size_t cap, size_t *len)
 {
+	static const struct answer ans = { FM_CHUNK_DATA, 0, data_answer, NULL };
 	uint8_t req[FERRY_HASH_LEN + 4];
 	struct ans a = { 0 };
 	int e;
@@ -295,7 +298,7 @@ static int get(struct ferry_repo *r, uint16_t type, const uint8_t *h,
 	ferry_put_le32(req + FERRY_HASH_LEN, (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap));
 	a.buf = buf;
 	a.cap = cap;
-	if ((e = rcall(RS(r), type, req, sizeof(req), data_answer, &a, 1)) != 0)
+	if ((e = rcall(RS(r), type, req, sizeof(req), &ans, &a, 1)) != 0)
 		return e;
 	*len = a.len;
 	return 0;
@@ -323,6 +326,19 @@ static int remote_get_chunk_head(struct ferry_repo *r,
 	return 0;
 }
 
+/* A listing's frame: 1 with *N records of SIZE bytes each left in RD, 0
+ * at the listing's END, or an error. */
+static int list_frame(const struct ferry_conn *c, size_t size, struct ferry_rd *rd, uint16_t *n)
+{
+	if (c->rx_type == FM_END)
+		return 0;
+	ferry_rd_init(rd, c->rx, c->rx_len);
+	if (ferry_rd_u16(rd, n) || *n > FERRY_LIST_MAX || rd->left != (size_t)*n * size)
+		return ferry_error(FERRY_E_PROTO, "malformed %s message",
+				   ferry_msg_name(c->rx_type));
+	return 1;
+}
+
 static int chunk_list_answer(struct ferry_conn *c, void *arg)
 {
 	struct ans *a = arg;
@@ -330,16 +346,8 @@ static int chunk_list_answer(struct ferry_conn *c, void *arg)
 	uint16_t n;
 	int e;
 
-	if (!c)
-		return 0;
-	if (c->rx_type == FM_END)
-		return 0;
-	if ((e = expect(c, FM_CHUNK_LIST_R)) != 0)
+	if ((e = list_frame(c, FERRY_HASH_LEN + 8, &rd, &n)) <= 0)
 		return e;
-	ferry_rd_init(&rd, c->rx, c->rx_len);
-	if (ferry_rd_u16(&rd, &n) || n > FERRY_LIST_MAX ||
-	    rd.left != (size_t)n * (FERRY_HASH_LEN + 8))
-		return ferry_error(FERRY_E_PROTO, "malformed CHUNK_LIST_R message");
 	for (uint16_t i = 0; i < n; i++) {
 		const uint8_t *h = ferry_rd_ptr(&rd, FERRY_HASH_LEN);
 		uint64_t size;
@@ -354,29 +362,29 @@ static int chunk_list_answer(struct ferry_conn *c, void *arg)
 static int remote_list_chunks(struct ferry_repo *r, ferry_chunk_list_cb cb,
 			      void *arg)
 {
+	static const struct answer ans = { FM_CHUNK_LIST_R, 1, chunk_list_answer, NULL };
 	struct ans a = { 0 };
 
 	a.ccb = cb;
 	a.arg = arg;
 	/* Not retried: the callback has seen part of the list already. */
-	return rcall(RS(r), FM_CHUNK_LIST, NULL, 0, chunk_list_answer, &a, 0);
+	return rcall(RS(r), FM_CHUNK_LIST, NULL, 0, &ans, &a, 0);
 }
 
 /* ---- restore points ---------------------------------------------------- */
 
-static int point_info_answer(struct ferry_conn *c, void *arg)
+/* Before a retry: the listing starts over. */
+static int points_restart(void *arg)
 {
 	struct ans *a = arg;
-	int e;
 
-	if (!c) {
-		a->npts = 0;
-		return 0;
-	}
-	if (c->rx_type == FM_END)
-		return 0;
-	if ((e = expect(c, FM_POINT_INFO)) != 0)
-		return e;
+	a->npts = 0;
+	return 0;
+}
+
+/* Room for one more point in A. */
+static int points_room(struct ans *a)
+{
 	if (a->npts == a->cappts) {
 		size_t nc = a->cappts ? a->cappts * 2 : 64;
 		void *nv;
@@ -388,6 +396,18 @@ static int point_info_answer(struct ferry_conn *c, void *arg)
 		a->pts = nv;
 		a->cappts = nc;
 	}
+	return 0;
+}
+
+static int point_info_answer(struct ferry_conn *c, void *arg)
+{
+	struct ans *a = arg;
+	int e;
+
+	if (c->rx_type == FM_END)
+		return 0;
+	if ((e = points_room(a)) != 0)
+		return e;
 	if ((e = ferry_point_info_parse(c->rx, c->rx_len, &a->pts[a->npts])) != 0)
 		return e;
 	a->npts++;
@@ -403,30 +423,11 @@ static int point_ids_answer(struct ferry_conn *c, void *arg)
 	uint16_t n;
 	int e;
 
-	if (!c) {
-		a->npts = 0;
-		return 0;
-	}
-	if (c->rx_type == FM_END)
-		return 0;
-	if ((e = expect(c, FM_POINT_LIST_R)) != 0)
+	if ((e = list_frame(c, FERRY_PID_LEN, &rd, &n)) <= 0)
 		return e;
-	ferry_rd_init(&rd, c->rx, c->rx_len);
-	if (ferry_rd_u16(&rd, &n) || n > FERRY_LIST_MAX ||
-	    rd.left != (size_t)n * FERRY_PID_LEN)
-		return ferry_error(FERRY_E_PROTO, "malformed POINT_LIST_R message");
 	for (uint16_t i = 0; i < n; i++) {
-		if (a->npts == a->cappts) {
-			size_t nc = a->cappts ? a->cappts * 2 : 64;
-			void *nv;
-
-			if (nc > (4u << 20))
-				return ferry_error(FERRY_E_PROTO, "mover lists too many restore points");
-			if (!(nv = realloc(a->pts, nc * sizeof(*a->pts))))
-				return FERRY_E_NOMEM;
-			a->pts = nv;
-			a->cappts = nc;
-		}
+		if ((e = points_room(a)) != 0)
+			return e;
 		memset(&a->pts[a->npts], 0, sizeof(a->pts[a->npts]));
 		ferry_pid_to_hex(ferry_rd_ptr(&rd, FERRY_PID_LEN), a->pts[a->npts].id);
 		a->npts++;
@@ -438,13 +439,15 @@ static int point_ids_answer(struct ferry_conn *c, void *arg)
  * (a listing does not fetch manifests); point_stat answers from it. */
 static int remote_point_list(struct ferry_repo *r, ferry_id_list_cb cb, void *arg)
 {
+	static const struct answer ids_ans = { FM_POINT_LIST_R, 1, point_ids_answer, points_restart };
+	static const struct answer info_ans = { FM_POINT_INFO, 1, point_info_answer, points_restart };
 	struct rstore *rs = RS(r);
 	struct ans a = { 0 };
 	char (*ids)[FERRY_ID_LEN + 1] = NULL;
 	size_t n;
 	int e = r->encrypted
-		? rcall(rs, FM_POINT_LIST, NULL, 0, point_ids_answer, &a, 1)
-		: rcall(rs, FM_POINT_STATS, NULL, 0, point_info_answer, &a, 1);
+		? rcall(rs, FM_POINT_LIST, NULL, 0, &ids_ans, &a, 1)
+		: rcall(rs, FM_POINT_STATS, NULL, 0, &info_ans, &a, 1);
 
 	if (e) {
 		free(a.pts);
@@ -495,16 +498,21 @@ static int remote_point_stat(struct ferry_repo *r, const char *id,
 	return e;
 }
 
+/* Before a retry: the manifest starts over. */
+static int point_data_restart(void *arg)
+{
+	struct ans *a = arg;
+
+	a->total = 0;
+	return ftruncate(a->fd, 0) < 0 ? FERRY_E_IO : 0;
+}
+
 static int point_data_answer(struct ferry_conn *c, void *arg)
 {
 	struct ans *a = arg;
 	uint64_t total;
 	int e;
 
-	if (!c) {
-		a->total = 0;
-		return ftruncate(a->fd, 0) < 0 ? FERRY_E_IO : 0;
-	}
 	if (c->rx_type == FM_END) {
 		struct ferry_rd rd;
 
@@ -516,8 +524,6 @@ static int point_data_answer(struct ferry_conn *c, void *arg)
 					   (unsigned long long)total);
 		return 0;
 	}
-	if ((e = expect(c, FM_POINT_DATA)) != 0)
-		return e;
 	if (a->total + c->rx_len > FERRY_REMOTE_MANIFEST_MAX)
 		return ferry_error(FERRY_E_INVAL, "remote manifest is larger than %llu bytes",
 				   (unsigned long long)FERRY_REMOTE_MANIFEST_MAX);
@@ -530,6 +536,7 @@ static int point_data_answer(struct ferry_conn *c, void *arg)
 
 static int remote_point_open(struct ferry_repo *r, const char *id, int *fd)
 {
+	static const struct answer ans = { FM_POINT_DATA, 1, point_data_answer, point_data_restart };
 	struct rstore *rs = RS(r);
 	uint8_t pid[FERRY_PID_LEN];
 	struct ans a = { 0 };
@@ -548,8 +555,7 @@ static int remote_point_open(struct ferry_repo *r, const char *id, int *fd)
 	a.fd = memfd_create("ferry-manifest", MFD_CLOEXEC);
 	if (a.fd < 0)
 		return ferry_error(FERRY_E_NOMEM, "memfd: %s", strerror(errno));
-	if ((e = rcall(rs, FM_POINT_GET, pid, sizeof(pid), point_data_answer, &a,
-		       1)) != 0) {
+	if ((e = rcall(rs, FM_POINT_GET, pid, sizeof(pid), &ans, &a, 1)) != 0) {
 		close(a.fd);
 		return e;
 	}
@@ -571,12 +577,7 @@ static int info_answer(struct ferry_conn *c, void *arg)
 {
 	struct ferry_repo_info *i = arg;
 	struct ferry_rd rd;
-	int e;
 
-	if (!c)
-		return 0;
-	if ((e = expect(c, FM_INFO_R)) != 0)
-		return e;
 	ferry_rd_init(&rd, c->rx, c->rx_len);
 	ferry_rd_u64(&rd, &i->chunk_count);
 	ferry_rd_u64(&rd, &i->stored_bytes);
@@ -603,15 +604,11 @@ static int info_point(const struct ferry_point *p, void *arg)
 
 static int remote_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 {
+	static const struct answer ans = { FM_INFO_R, 0, info_answer, NULL };
 	int e;
 
-	memset(info, 0, sizeof(*info));
-	info->format_version = r->format_version;
-	info->block_size = r->block_size;
-	info->codec = r->codec;
-	info->level = r->level;
-	memcpy(info->repo_id, r->repo_id, sizeof(info->repo_id));
-	if ((e = rcall(RS(r), FM_INFO, NULL, 0, info_answer, info, 1)) != 0 ||
+	ferry_repo_info_start(r, info);
+	if ((e = rcall(RS(r), FM_INFO, NULL, 0, &ans, info, 1)) != 0 ||
 	    !r->encrypted)
 		return e;
 	/* The mover counts chunks; the point totals need the sealed
@@ -624,12 +621,7 @@ static int remote_get_info(struct ferry_repo *r, struct ferry_repo_info *info)
 static int keys_answer(struct ferry_conn *c, void *arg)
 {
 	struct ferry_repo *r = arg;
-	int e;
 
-	if (!c)
-		return 0;
-	if ((e = expect(c, FM_KEYS_R)) != 0)
-		return e;
 	return ferry_repo_key_text_take(r, (const char *)c->rx, c->rx_len);
 }
 
@@ -637,12 +629,7 @@ static int keys_answer(struct ferry_conn *c, void *arg)
 static int features_answer(struct ferry_conn *c, void *arg)
 {
 	struct ferry_repo *r = arg;
-	int e;
 
-	if (!c)
-		return 0;
-	if ((e = expect(c, FM_FEATURES_R)) != 0)
-		return e;
 	for (size_t i = 0; i < c->rx_len;) {
 		const char *l = (const char *)c->rx + i;
 		size_t k = 0;
@@ -791,6 +778,8 @@ int ferry_repo_open_remote(const char *url, const struct ferry_remote_opts *o,
 			   struct ferry_repo **out)
 {
 	struct ferry_repo *r = calloc(1, sizeof(*r));
+	static const struct answer keys_ans = { FM_KEYS_R, 0, keys_answer, NULL };
+	static const struct answer features_ans = { FM_FEATURES_R, 0, features_answer, NULL };
 	struct rstore *rs = calloc(1, sizeof(*rs));
 	struct ferry_conn *c = NULL;
 	int e;
@@ -838,13 +827,13 @@ int ferry_repo_open_remote(const char *url, const struct ferry_remote_opts *o,
 	/* An encrypted repository's key lines: the source seals (a mover
 	 * that predates KEYS serves no encrypted repository: it refuses
 	 * the feature). */
-	e = rcall(rs, FM_KEYS, NULL, 0, keys_answer, r, 1);
+	e = rcall(rs, FM_KEYS, NULL, 0, &keys_ans, r, 1);
 	if (e && e != FERRY_E_PROTO && !r->encrypted)
 		goto fail;
 	/* A mover without KEYS (PROTO) serves plain repositories only. */
 	/* Kind-2 entries (delta.c): valid when the mover's repository has
 	 * feature "delta" (a mover without FEATURES predates it: PROTO). */
-	e = rcall(rs, FM_FEATURES, NULL, 0, features_answer, r, 1);
+	e = rcall(rs, FM_FEATURES, NULL, 0, &features_ans, r, 1);
 	if (e && e != FERRY_E_PROTO)
 		goto fail;
 	*out = r;

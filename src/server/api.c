@@ -44,6 +44,67 @@ static void db_fail(struct srv *s, struct srv_resp *rs)
 static struct json_object *jstr(const char *s) { return json_object_new_string(s); }
 static struct json_object *jint(long long v) { return json_object_new_int64(v); }
 
+/* Reply {"KEY": V}; V is taken. */
+static void reply_one(struct srv_resp *rs, int status, const char *key, struct json_object *v)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, key, v);
+	reply(rs, status, o);
+}
+
+/* How a catalog column becomes a JSON field. */
+enum { COL_STR, COL_INT, COL_INT_OR_NULL /* 0: null */, COL_STR_OR_NULL /* "": null */,
+       COL_DOUBLE };
+struct col {
+	const char *key;
+	int col, type;
+};
+
+/* Row I of R's columns COLS[0..N) into O's fields. */
+static void row_fields(struct json_object *o, const struct srv_rows *r, int i,
+		       const struct col *cols, int n)
+{
+	for (int k = 0; k < n; k++) {
+		const char *v = srv_row(r, i, cols[k].col);
+		long long x = srv_row_int(r, i, cols[k].col);
+		struct json_object *f = NULL;
+
+		switch (cols[k].type) {
+		case COL_STR: f = jstr(v); break;
+		case COL_INT: f = jint(x); break;
+		case COL_INT_OR_NULL: f = x ? jint(x) : NULL; break;
+		case COL_STR_OR_NULL: f = v[0] ? jstr(v) : NULL; break;
+		case COL_DOUBLE: f = json_object_new_double(strtod(v, NULL)); break;
+		}
+		json_object_object_add(o, cols[k].key, f);
+	}
+}
+
+/* Every row of R as an object of the fields COLS[0..N). */
+static struct json_object *rows_array(const struct srv_rows *r, const struct col *cols, int n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (int i = 0; i < r->n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		row_fields(o, r, i, cols, n);
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+/* The COUNT(*) query SQL with its one parameter ARG (0 when it fails). */
+static long long count_of(struct srv *s, const char *sql, const char *arg)
+{
+	const char *p[1] = { arg };
+	long long n = 0;
+
+	srv_db_int(s->db, sql, 1, p, 0, &n);
+	return n;
+}
+
 /* Integer field KEY of O in [LO, HI]; DEF when absent. */
 static int get_i64(struct json_object *o, const char *key, long long lo,
 		   long long hi, long long def, long long *out, struct srv_resp *rs)
@@ -108,20 +169,35 @@ static struct json_object *body_object(const struct srv_req *rq, struct srv_resp
 	return o;
 }
 
+/* Register the row P (N values, its name first) with INSERT unless
+ * EXISTS counts one of that name (a WHAT): 0, or -1 after the reply. */
+static int insert_new(struct srv *s, struct srv_resp *rs, const char *what, const char *exists,
+		      const char *insert, int n, const char *const *p)
+{
+	if (count_of(s, exists, p[0])) {
+		fail(rs, 409, "%s '%s' is already registered", what, p[0]);
+		return -1;
+	}
+	if (srv_db_exec(s->db, insert, n, p, NULL, NULL)) {
+		db_fail(s, rs);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- proxies ------------------------------------------------------- */
 static void proxies_list(struct srv *s, struct srv_resp *rs)
 {
 	struct srv_rows r;
-	struct json_object *a = json_object_new_array(), *o = json_object_new_object();
+	struct json_object *a;
 
 	if (srv_db_rows(s->db, "SELECT p.name, p.address, p.max_tasks, (SELECT COUNT(*) FROM "
 			"tasks t WHERE t.state = 'running' AND t.proxy = p.name) FROM proxies p "
 			"ORDER BY p.name", 0, NULL, &r)) {
-		json_object_put(a);
-		json_object_put(o);
 		db_fail(s, rs);
 		return;
 	}
+	a = json_object_new_array();
 	for (int i = 0; i < r.n; i++) {
 		struct json_object *p = json_object_new_object();
 		struct srv_proxy_rt *rt = srv_proxy_rt(s, srv_row(&r, i, 0), 0);
@@ -138,8 +214,7 @@ static void proxies_list(struct srv *s, struct srv_resp *rs)
 		json_object_array_add(a, p);
 	}
 	srv_rows_free(&r);
-	json_object_object_add(o, "proxies", a);
-	reply(rs, 200, o);
+	reply_one(rs, 200, "proxies", a);
 }
 
 static void proxies_add(struct srv *s, const struct srv_req *rq, struct srv_resp *rs)
@@ -147,7 +222,7 @@ static void proxies_add(struct srv *s, const struct srv_req *rq, struct srv_resp
 	static const char *const keys[] = { "name", "address", "max_tasks", NULL };
 	struct json_object *o = body_object(rq, rs, keys);
 	const char *name, *addr;
-	long long max, exists = 0;
+	long long max;
 	char mx[24], now[24];
 
 	if (!o)
@@ -159,25 +234,15 @@ static void proxies_add(struct srv *s, const struct srv_req *rq, struct srv_resp
 		fail(rs, 400, "proxy name '%s': use 1-64 letters, digits, '.', '_' or '-'", name);
 		goto out;
 	}
-	{
-		const char *p[1] = { name };
-
-		srv_db_int(s->db, "SELECT COUNT(*) FROM proxies WHERE name = $1", 1, p, 0, &exists);
-	}
-	if (exists) {
-		fail(rs, 409, "proxy '%s' is already registered", name);
-		goto out;
-	}
 	NUM(mx, max);
 	NUM(now, srv_now(s));
 	{
 		const char *p[4] = { name, addr, mx, now };
 
-		if (srv_db_exec(s->db, "INSERT INTO proxies (name, address, max_tasks, created) "
-				"VALUES ($1, $2, $3, $4)", 4, p, NULL, NULL)) {
-			db_fail(s, rs);
+		if (insert_new(s, rs, "proxy", "SELECT COUNT(*) FROM proxies WHERE name = $1",
+			       "INSERT INTO proxies (name, address, max_tasks, created) "
+			       "VALUES ($1, $2, $3, $4)", 4, p))
 			goto out;
-		}
 	}
 	srv_log("proxy %s registered (address '%s', up to %lld task(s))", name, addr, max);
 	{
@@ -195,15 +260,14 @@ out:
 static void proxies_remove(struct srv *s, const char *name, struct srv_resp *rs)
 {
 	const char *p[1] = { name };
-	long long n = 0, running = 0;
+	long long running;
 
-	srv_db_int(s->db, "SELECT COUNT(*) FROM proxies WHERE name = $1", 1, p, 0, &n);
-	if (!n) {
+	if (!count_of(s, "SELECT COUNT(*) FROM proxies WHERE name = $1", name)) {
 		fail(rs, 404, "no proxy named '%s'", name);
 		return;
 	}
-	srv_db_int(s->db, "SELECT COUNT(*) FROM tasks WHERE state = 'running' AND proxy = $1",
-		   1, p, 0, &running);
+	running = count_of(s, "SELECT COUNT(*) FROM tasks WHERE state = 'running' AND proxy = $1",
+			   name);
 	if (running) {
 		fail(rs, 409, "proxy '%s' runs %lld task(s); remove it when they end", name, running);
 		return;
@@ -216,43 +280,29 @@ static void proxies_remove(struct srv *s, const char *name, struct srv_resp *rs)
 		if (!strcmp(s->proxies[i].name, name))
 			s->proxies[i].online = 0;
 	srv_log("proxy %s removed", name);
-	{
-		struct json_object *r = json_object_new_object();
-
-		json_object_object_add(r, "removed", jstr(name));
-		reply(rs, 200, r);
-	}
+	reply_one(rs, 200, "removed", jstr(name));
 }
 
 /* ---- repositories -------------------------------------------------- */
 static void repos_list(struct srv *s, struct srv_resp *rs)
 {
+	static const struct col cols[] = {
+		{ "name", 0, COL_STR }, { "url", 1, COL_STR }, { "path", 2, COL_STR },
+		{ "capacity", 3, COL_INT }, { "points", 4, COL_INT }, { "bytes_stored", 5, COL_INT },
+	};
 	struct srv_rows r;
-	struct json_object *a = json_object_new_array(), *o = json_object_new_object();
+	struct json_object *a;
 
 	if (srv_db_rows(s->db, "SELECT r.name, r.url, r.path, r.capacity, (SELECT COUNT(*) FROM "
 			"points p WHERE p.repo = r.name AND p.removed = 0), (SELECT "
 			"COALESCE(SUM(p.bytes_stored), 0) FROM points p WHERE p.repo = r.name) "
 			"FROM repos r ORDER BY r.name", 0, NULL, &r)) {
-		json_object_put(a);
-		json_object_put(o);
 		db_fail(s, rs);
 		return;
 	}
-	for (int i = 0; i < r.n; i++) {
-		struct json_object *p = json_object_new_object();
-
-		json_object_object_add(p, "name", jstr(srv_row(&r, i, 0)));
-		json_object_object_add(p, "url", jstr(srv_row(&r, i, 1)));
-		json_object_object_add(p, "path", jstr(srv_row(&r, i, 2)));
-		json_object_object_add(p, "capacity", jint(srv_row_int(&r, i, 3)));
-		json_object_object_add(p, "points", jint(srv_row_int(&r, i, 4)));
-		json_object_object_add(p, "bytes_stored", jint(srv_row_int(&r, i, 5)));
-		json_object_array_add(a, p);
-	}
+	a = rows_array(&r, cols, 6);
 	srv_rows_free(&r);
-	json_object_object_add(o, "repos", a);
-	reply(rs, 200, o);
+	reply_one(rs, 200, "repos", a);
 }
 
 static void repos_add(struct srv *s, const struct srv_req *rq, struct srv_resp *rs)
@@ -261,7 +311,6 @@ static void repos_add(struct srv *s, const struct srv_req *rq, struct srv_resp *
 	struct json_object *o = body_object(rq, rs, keys), *v;
 	const char *name, *url, *path;
 	uint64_t cap = 0;
-	long long exists = 0;
 	char cs[24], now[24];
 
 	if (!o)
@@ -291,25 +340,15 @@ static void repos_add(struct srv *s, const struct srv_req *rq, struct srv_resp *
 		fail(rs, 400, "repository path '%s' must be absolute", path);
 		goto out;
 	}
-	{
-		const char *p[1] = { name };
-
-		srv_db_int(s->db, "SELECT COUNT(*) FROM repos WHERE name = $1", 1, p, 0, &exists);
-	}
-	if (exists) {
-		fail(rs, 409, "repository '%s' is already registered", name);
-		goto out;
-	}
 	NUM(cs, cap);
 	NUM(now, srv_now(s));
 	{
 		const char *p[5] = { name, url, path, cs, now };
 
-		if (srv_db_exec(s->db, "INSERT INTO repos (name, url, path, capacity, created) "
-				"VALUES ($1, $2, $3, $4, $5)", 5, p, NULL, NULL)) {
-			db_fail(s, rs);
+		if (insert_new(s, rs, "repository", "SELECT COUNT(*) FROM repos WHERE name = $1",
+			       "INSERT INTO repos (name, url, path, capacity, created) "
+			       "VALUES ($1, $2, $3, $4, $5)", 5, p))
 			goto out;
-		}
 	}
 	srv_log("repository %s registered (%s)", name, url);
 	{
@@ -336,7 +375,6 @@ static void jobs_create(struct srv *s, const struct srv_req *rq, struct srv_resp
 	struct json_object *o = body_object(rq, rs, NULL), *spec;
 	struct srv_job j;
 	char err[600], now[24], en[24];
-	long long n = 0;
 
 	if (!o)
 		return;
@@ -346,33 +384,18 @@ static void jobs_create(struct srv *s, const struct srv_req *rq, struct srv_resp
 		return;
 	}
 	json_object_put(o);
-	{
-		const char *p[1] = { j.repo };
-
-		srv_db_int(s->db, "SELECT COUNT(*) FROM repos WHERE name = $1", 1, p, 0, &n);
-		if (!n) {
-			fail(rs, 400, "job '%s': repository '%s' is not registered (ferry repo add)",
-			     j.name, j.repo);
-			return;
-		}
+	if (!count_of(s, "SELECT COUNT(*) FROM repos WHERE name = $1", j.repo)) {
+		fail(rs, 400, "job '%s': repository '%s' is not registered (ferry repo add)",
+		     j.name, j.repo);
+		return;
 	}
-	if (j.after[0]) {
-		const char *p[1] = { j.after };
-
-		srv_db_int(s->db, "SELECT COUNT(*) FROM jobs WHERE name = $1", 1, p, 0, &n);
-		if (!n) {
-			fail(rs, 400, "job '%s': schedule 'after %s' names no job", j.name, j.after);
-			return;
-		}
+	if (j.after[0] && !count_of(s, "SELECT COUNT(*) FROM jobs WHERE name = $1", j.after)) {
+		fail(rs, 400, "job '%s': schedule 'after %s' names no job", j.name, j.after);
+		return;
 	}
-	{
-		const char *p[1] = { j.name };
-
-		srv_db_int(s->db, "SELECT COUNT(*) FROM jobs WHERE name = $1", 1, p, 0, &n);
-		if (n) {
-			fail(rs, 409, "job '%s' already exists", j.name);
-			return;
-		}
+	if (count_of(s, "SELECT COUNT(*) FROM jobs WHERE name = $1", j.name)) {
+		fail(rs, 409, "job '%s' already exists", j.name);
+		return;
 	}
 	spec = srv_job_to_json(&j);
 	NUM(now, srv_now(s));
@@ -449,16 +472,20 @@ static int job_row_raw(int ncols, char **v, void *arg)
 	return 0;
 }
 
-static void jobs_list(struct srv *s, struct srv_resp *rs)
+/* Reply {"NAME":[rows]}, each row written by ROW from SQL with its N
+ * parameters P; from the listing cache under KEY when the TABLES did not
+ * change since, and kept there when KEEP. */
+static void raw_listing(struct srv *s, struct srv_resp *rs, const char *name, const char *key,
+			int keep, unsigned tables, const char *sql, int n, const char *const *p,
+			srv_row_cb row)
 {
 	struct srv_buf b = { NULL, 0, 0, 0 };
 	struct pts_ctx c = { &b, 0 };
-	const unsigned tables = SRV_TBIT(SRV_T_JOBS) | SRV_TBIT(SRV_T_SESSIONS);
 
-	if (srv_cache_get(s, "jobs", tables, rs))
+	if (srv_cache_get(s, key, tables, rs))
 		return;
-	srv_buf_raw(&b, "{\"jobs\":[", 9);
-	if (srv_db_exec(s->db, "SELECT " JOB_COLS " ORDER BY j.name", 0, NULL, job_row_raw, &c)) {
+	srv_buf_printf(&b, "{\"%s\":[", name);
+	if (srv_db_exec(s->db, sql, n, p, row, &c)) {
 		free(b.p);
 		db_fail(s, rs);
 		return;
@@ -469,9 +496,16 @@ static void jobs_list(struct srv *s, struct srv_resp *rs)
 		fail(rs, 500, "out of memory");
 		return;
 	}
-	srv_cache_put(s, "jobs", tables, b.p, b.len);
+	if (keep)
+		srv_cache_put(s, key, tables, b.p, b.len);
 	rs->status = 200;
 	rs->body = b.p;
+}
+
+static void jobs_list(struct srv *s, struct srv_resp *rs)
+{
+	raw_listing(s, rs, "jobs", "jobs", 1, SRV_TBIT(SRV_T_JOBS) | SRV_TBIT(SRV_T_SESSIONS),
+		    "SELECT " JOB_COLS " ORDER BY j.name", 0, NULL, job_row_raw);
 }
 
 static void jobs_show(struct srv *s, const char *name, struct srv_resp *rs)
@@ -494,11 +528,9 @@ static void jobs_action(struct srv *s, const char *name, const char *action,
 			struct srv_resp *rs)
 {
 	const char *p[1] = { name };
-	long long n = 0;
 	struct json_object *o;
 
-	srv_db_int(s->db, "SELECT COUNT(*) FROM jobs WHERE name = $1", 1, p, 0, &n);
-	if (!n) {
+	if (!count_of(s, "SELECT COUNT(*) FROM jobs WHERE name = $1", name)) {
 		fail(rs, 404, "no job named '%s'", name);
 		return;
 	}
@@ -558,21 +590,17 @@ static void jobs_action(struct srv *s, const char *name, const char *action,
 static void jobs_delete(struct srv *s, const char *name, struct srv_resp *rs)
 {
 	const char *p[1] = { name };
-	long long n = 0;
+	long long n;
 
-	srv_db_int(s->db, "SELECT COUNT(*) FROM jobs WHERE name = $1", 1, p, 0, &n);
-	if (!n) {
+	if (!count_of(s, "SELECT COUNT(*) FROM jobs WHERE name = $1", name)) {
 		fail(rs, 404, "no job named '%s'", name);
 		return;
 	}
-	srv_db_int(s->db, "SELECT COUNT(*) FROM sessions WHERE job = $1 AND state = 'running'",
-		   1, p, 0, &n);
-	if (n) {
+	if (count_of(s, "SELECT COUNT(*) FROM sessions WHERE job = $1 AND state = 'running'", name)) {
 		fail(rs, 409, "job '%s' has a session running; delete it when the session ends", name);
 		return;
 	}
-	srv_db_int(s->db, "SELECT COUNT(*) FROM jobs WHERE after_job = $1", 1, p, 0, &n);
-	if (n) {
+	if ((n = count_of(s, "SELECT COUNT(*) FROM jobs WHERE after_job = $1", name)) != 0) {
 		fail(rs, 409, "%lld job(s) run after '%s'; change or delete them first", n, name);
 		return;
 	}
@@ -581,12 +609,7 @@ static void jobs_delete(struct srv *s, const char *name, struct srv_resp *rs)
 		return;
 	}
 	srv_log("job %s deleted (its sessions and restore points stay in the catalog)", name);
-	{
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "deleted", jstr(name));
-		reply(rs, 200, o);
-	}
+	reply_one(rs, 200, "deleted", jstr(name));
 }
 
 /* ---- sessions ------------------------------------------------------ */
@@ -606,22 +629,12 @@ static int parse_limit(const struct srv_req *rq, int def, int max, struct srv_re
 	return (int)v;
 }
 
-static struct json_object *session_obj(const struct srv_rows *r, int i)
-{
-	struct json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "id", jint(srv_row_int(r, i, 0)));
-	json_object_object_add(o, "job", jstr(srv_row(r, i, 1)));
-	json_object_object_add(o, "trigger", jstr(srv_row(r, i, 2)));
-	json_object_object_add(o, "state", jstr(srv_row(r, i, 3)));
-	json_object_object_add(o, "created", jint(srv_row_int(r, i, 4)));
-	json_object_object_add(o, "scheduled", jint(srv_row_int(r, i, 5)));
-	json_object_object_add(o, "ended", srv_row_int(r, i, 6) ? jint(srv_row_int(r, i, 6)) : NULL);
-	json_object_object_add(o, "message", jstr(srv_row(r, i, 7)));
-	return o;
-}
-
 #define SESSION_COLS "id, job, trigger_by, state, created, scheduled, ended, message"
+static const struct col session_cols[] = {
+	{ "id", 0, COL_INT }, { "job", 1, COL_STR }, { "trigger", 2, COL_STR },
+	{ "state", 3, COL_STR }, { "created", 4, COL_INT }, { "scheduled", 5, COL_INT },
+	{ "ended", 6, COL_INT_OR_NULL }, { "message", 7, COL_STR },
+};
 
 static void sessions_list(struct srv *s, const struct srv_req *rq, struct srv_resp *rs)
 {
@@ -629,7 +642,7 @@ static void sessions_list(struct srv *s, const struct srv_req *rq, struct srv_re
 	const char *job = rq->arg(rq->arg_cls, "job");
 	int limit = parse_limit(rq, 100, 10000, rs);
 	char sql[300];
-	struct json_object *a, *o;
+	struct json_object *a;
 	const char *p[1] = { job };
 
 	if (limit < 0)
@@ -640,13 +653,9 @@ static void sessions_list(struct srv *s, const struct srv_req *rq, struct srv_re
 		db_fail(s, rs);
 		return;
 	}
-	a = json_object_new_array();
-	for (int i = 0; i < r.n; i++)
-		json_object_array_add(a, session_obj(&r, i));
+	a = rows_array(&r, session_cols, 8);
 	srv_rows_free(&r);
-	o = json_object_new_object();
-	json_object_object_add(o, "sessions", a);
-	reply(rs, 200, o);
+	reply_one(rs, 200, "sessions", a);
 }
 
 static int parse_id(const char *s, long long *out)
@@ -661,6 +670,17 @@ static int parse_id(const char *s, long long *out)
 
 static void sessions_show(struct srv *s, const char *ids, struct srv_resp *rs)
 {
+	/* then eta_seconds, then from bytes_read on */
+	static const struct col task_cols[19] = {
+		{ "id", 0, COL_INT }, { "disk", 1, COL_INT }, { "name", 2, COL_STR },
+		{ "source", 3, COL_STR }, { "state", 4, COL_STR }, { "proxy", 5, COL_STR },
+		{ "attempts", 6, COL_INT }, { "proxy_losses", 7, COL_INT },
+		{ "started", 8, COL_INT_OR_NULL }, { "ended", 9, COL_INT_OR_NULL },
+		{ "bytes_done", 10, COL_INT }, { "bytes_total", 11, COL_INT }, { "rate", 12, COL_INT },
+		{ "bytes_read", 13, COL_INT }, { "bytes_stored", 14, COL_INT },
+		{ "bytes_sent", 15, COL_INT }, { "point", 16, COL_STR_OR_NULL },
+		{ "message", 17, COL_STR }, { "seconds", 18, COL_DOUBLE },
+	};
 	struct srv_rows r, t;
 	const char *p[1] = { ids };
 	long long id;
@@ -680,7 +700,8 @@ static void sessions_show(struct srv *s, const char *ids, struct srv_resp *rs)
 		fail(rs, 404, "no session %s", ids);
 		return;
 	}
-	o = session_obj(&r, 0);
+	o = json_object_new_object();
+	row_fields(o, &r, 0, session_cols, 8);
 	srv_rows_free(&r);
 	if (srv_db_rows(s->db, "SELECT id, disk, name, source, state, proxy, attempts, losses, "
 			"started, ended, bytes_done, bytes_total, rate, bytes_read, bytes_stored, "
@@ -697,27 +718,10 @@ static void sessions_show(struct srv *s, const char *ids, struct srv_resp *rs)
 			  rt = srv_row_int(&t, i, 12);
 		const char *st = srv_row(&t, i, 4);
 
-		json_object_object_add(x, "id", jint(srv_row_int(&t, i, 0)));
-		json_object_object_add(x, "disk", jint(srv_row_int(&t, i, 1)));
-		json_object_object_add(x, "name", jstr(srv_row(&t, i, 2)));
-		json_object_object_add(x, "source", jstr(srv_row(&t, i, 3)));
-		json_object_object_add(x, "state", jstr(st));
-		json_object_object_add(x, "proxy", jstr(srv_row(&t, i, 5)));
-		json_object_object_add(x, "attempts", jint(srv_row_int(&t, i, 6)));
-		json_object_object_add(x, "proxy_losses", jint(srv_row_int(&t, i, 7)));
-		json_object_object_add(x, "started", srv_row_int(&t, i, 8) ? jint(srv_row_int(&t, i, 8)) : NULL);
-		json_object_object_add(x, "ended", srv_row_int(&t, i, 9) ? jint(srv_row_int(&t, i, 9)) : NULL);
-		json_object_object_add(x, "bytes_done", jint(bd));
-		json_object_object_add(x, "bytes_total", jint(bt));
-		json_object_object_add(x, "rate", jint(rt));
+		row_fields(x, &t, i, task_cols, 13);
 		json_object_object_add(x, "eta_seconds", !strcmp(st, "running") && rt > 0 && bt >= bd
 				       ? jint((bt - bd) / rt) : NULL);
-		json_object_object_add(x, "bytes_read", jint(srv_row_int(&t, i, 13)));
-		json_object_object_add(x, "bytes_stored", jint(srv_row_int(&t, i, 14)));
-		json_object_object_add(x, "bytes_sent", jint(srv_row_int(&t, i, 15)));
-		json_object_object_add(x, "point", srv_row(&t, i, 16)[0] ? jstr(srv_row(&t, i, 16)) : NULL);
-		json_object_object_add(x, "message", jstr(srv_row(&t, i, 17)));
-		json_object_object_add(x, "seconds", json_object_new_double(strtod(srv_row(&t, i, 18), NULL)));
+		row_fields(x, &t, i, task_cols + 13, 6);
 		json_object_array_add(a, x);
 		done += (uint64_t)bd;
 		total += (uint64_t)bt;
@@ -741,17 +745,17 @@ static void sessions_show(struct srv *s, const char *ids, struct srv_resp *rs)
 
 static void sessions_log(struct srv *s, const char *ids, struct srv_resp *rs)
 {
+	static const struct col log_cols[] = { { "t", 0, COL_INT }, { "line", 1, COL_STR } };
 	struct srv_rows r;
 	const char *p[1] = { ids };
-	long long id, n = 0;
+	long long id;
 	struct json_object *a, *o;
 
 	if (parse_id(ids, &id)) {
 		fail(rs, 400, "session id '%s' is not a number", ids);
 		return;
 	}
-	srv_db_int(s->db, "SELECT COUNT(*) FROM sessions WHERE id = $1", 1, p, 0, &n);
-	if (!n) {
+	if (!count_of(s, "SELECT COUNT(*) FROM sessions WHERE id = $1", ids)) {
 		fail(rs, 404, "no session %s", ids);
 		return;
 	}
@@ -760,14 +764,7 @@ static void sessions_log(struct srv *s, const char *ids, struct srv_resp *rs)
 		db_fail(s, rs);
 		return;
 	}
-	a = json_object_new_array();
-	for (int i = 0; i < r.n; i++) {
-		struct json_object *x = json_object_new_object();
-
-		json_object_object_add(x, "t", jint(srv_row_int(&r, i, 0)));
-		json_object_object_add(x, "line", jstr(srv_row(&r, i, 1)));
-		json_object_array_add(a, x);
-	}
+	a = rows_array(&r, log_cols, 2);
 	srv_rows_free(&r);
 	o = json_object_new_object();
 	json_object_object_add(o, "session", jint(id));
@@ -780,6 +777,13 @@ static void sessions_log(struct srv *s, const char *ids, struct srv_resp *rs)
  * 100 ms; a json-c object per row costs several times more). */
 static int point_row(int ncols, char **v, void *arg)
 {
+#define F(key, num) { key, sizeof(key) - 1, num }
+	static const struct { const char *key; size_t len; int num; } fields[10] = {
+		F("{\"id\":", 0), F(",\"repo\":", 0), F(",\"job\":", 0), F(",\"session\":", 1),
+		F(",\"task\":", 1), F(",\"name\":", 0), F(",\"created\":", 1),
+		F(",\"disk_size\":", 1), F(",\"bytes_read\":", 1), F(",\"bytes_stored\":", 1),
+	};
+#undef F
 	struct pts_ctx *c = arg;
 	struct srv_buf *b = c->b;
 
@@ -790,26 +794,13 @@ static int point_row(int ncols, char **v, void *arg)
 			v[i] = (char *)"0";
 	if (c->n++)
 		srv_buf_raw(b, ",", 1);
-	srv_buf_raw(b, "{\"id\":", 6);
-	srv_buf_str(b, v[0]);
-	srv_buf_raw(b, ",\"repo\":", 8);
-	srv_buf_str(b, v[1]);
-	srv_buf_raw(b, ",\"job\":", 7);
-	srv_buf_str(b, v[2]);
-	srv_buf_raw(b, ",\"session\":", 11);
-	srv_buf_num(b, v[3]);
-	srv_buf_raw(b, ",\"task\":", 8);
-	srv_buf_num(b, v[4]);
-	srv_buf_raw(b, ",\"name\":", 8);
-	srv_buf_str(b, v[5]);
-	srv_buf_raw(b, ",\"created\":", 11);
-	srv_buf_num(b, v[6]);
-	srv_buf_raw(b, ",\"disk_size\":", 13);
-	srv_buf_num(b, v[7]);
-	srv_buf_raw(b, ",\"bytes_read\":", 14);
-	srv_buf_num(b, v[8]);
-	srv_buf_raw(b, ",\"bytes_stored\":", 16);
-	srv_buf_num(b, v[9]);
+	for (int i = 0; i < 10; i++) {
+		srv_buf_raw(b, fields[i].key, fields[i].len);
+		if (fields[i].num)
+			srv_buf_num(b, v[i]);
+		else
+			srv_buf_str(b, v[i]);
+	}
 	if (strcmp(v[10], "0"))
 		srv_buf_raw(b, ",\"removed\":true}", 16);
 	else
@@ -839,8 +830,6 @@ static void points_list(struct srv *s, const struct srv_req *rq, struct srv_resp
 		 "disk_size, bytes_read, bytes_stored, removed FROM points%s ORDER BY created, id "
 		 "LIMIT %d", where, limit);
 	{
-		struct srv_buf b = { NULL, 0, 0, 0 };
-		struct pts_ctx c = { &b, 0 };
 		char key[256];
 		int k = snprintf(key, sizeof(key), "points %d %s", limit, where);
 
@@ -848,24 +837,8 @@ static void points_list(struct srv *s, const struct srv_req *rq, struct srv_resp
 		 * the key (cache.c refuses a key that does not fit). */
 		for (int i = 0; i < np && k > 0 && (size_t)k < sizeof(key); i++)
 			k += snprintf(key + k, sizeof(key) - (size_t)k, "\n%s", p[i]);
-		if (srv_cache_get(s, key, SRV_TBIT(SRV_T_POINTS), rs))
-			return;
-		srv_buf_raw(&b, "{\"points\":[", 11);
-		if (srv_db_exec(s->db, sql, np, p, point_row, &c)) {
-			free(b.p);
-			db_fail(s, rs);
-			return;
-		}
-		srv_buf_raw(&b, "]}", 2);
-		if (b.oom) {
-			free(b.p);
-			fail(rs, 500, "out of memory");
-			return;
-		}
-		if ((size_t)k < sizeof(key))
-			srv_cache_put(s, key, SRV_TBIT(SRV_T_POINTS), b.p, b.len);
-		rs->status = 200;
-		rs->body = b.p;
+		raw_listing(s, rs, "points", key, (size_t)k < sizeof(key), SRV_TBIT(SRV_T_POINTS),
+			    sql, np, p, point_row);
 	}
 }
 
@@ -914,12 +887,7 @@ static void agent_poll(struct srv *s, const struct srv_req *rq, struct srv_resp 
 		fail(rs, status, "%s", err);
 		goto out;
 	}
-	{
-		struct json_object *r = json_object_new_object();
-
-		json_object_object_add(r, "task", task);
-		reply(rs, 200, r);
-	}
+	reply_one(rs, 200, "task", task);
 out:
 	json_object_put(o);
 }

@@ -112,6 +112,42 @@ int ctl_call(struct ctl_conn *cc, const char *method, const char *path,
 	return 0;
 }
 
+static int parse_help(const struct ctl_cmd *cmd)
+{
+	printf("usage: ferry %s %s\n\n%s%s", cmd->name, cmd->usage, cmd->help, ctl_conn_help);
+	return EXIT_OK;
+}
+
+int ctl_parse(const struct ctl_cmd *cmd, int *argc, char ***argv, const char **verb,
+	      struct ctl_conn *cc)
+{
+	int c, e;
+
+	memset(cc, 0, sizeof(*cc));
+	if (verb) {
+		if (*argc < 2 || (*argv)[1][0] == '-') {
+			if (*argc >= 2 && !strcmp((*argv)[1], "--help"))
+				return parse_help(cmd);
+			return cli_usage(cmd->name, cmd->usage);
+		}
+		*verb = (*argv)[1];
+		(*argc)--;
+		(*argv)++;
+	}
+	while ((c = getopt_long(*argc, *argv, "h", cmd->opts, NULL)) != -1) {
+		if (c == 'h')
+			return parse_help(cmd);
+		if (ctl_conn_option(c, optarg, cc))
+			continue;
+		e = c == '?' || !cmd->option ? -1 : cmd->option(cmd->ctx, c, optarg);
+		if (e < 0)
+			return cli_usage(cmd->name, cmd->usage);
+		if (e > 0)
+			return e;
+	}
+	return CTL_GO;
+}
+
 static const char *js(struct json_object *o, const char *key)
 {
 	struct json_object *v;
@@ -152,70 +188,68 @@ static struct json_object *arr(struct json_object *o, const char *key)
 	return v;
 }
 
-#define CONN_OPTS                                                   \
-	{ "server", required_argument, NULL, CTL_SERVER },          \
-	{ "token", required_argument, NULL, CTL_TOKEN },            \
-	{ "token-file", required_argument, NULL, CTL_TOKEN_FILE },  \
-	{ "server-ca", required_argument, NULL, CTL_SERVER_CA },    \
-	{ "json", no_argument, NULL, CTL_JSON },                    \
-	{ "help", no_argument, NULL, 'h' }
 
 /* ---- ferry proxy ---------------------------------------------------- */
 static const char proxy_usage[] =
 	"add NAME [--address HOST] [--max-tasks N] | list | remove NAME | run --name NAME ...";
+static const char proxy_help[] =
+	"Backup proxies: hosts that read the source disks and send them to the\n"
+	"repositories.  A proxy is registered on the server with the number of\n"
+	"tasks (disks) it may run at once; its agent (ferry proxy run, on the\n"
+	"proxy host) asks the server for work.\n\n"
+	"  add NAME       register a proxy\n"
+	"    --address HOST   where it runs (for operators)\n"
+	"    --max-tasks N    tasks at once (default 2)\n"
+	"  list           proxies, online state and running tasks\n"
+	"  remove NAME    unregister (refused while it runs tasks)\n"
+	"  run            the agent: see ferry proxy run --help\n";
+
+struct proxy_args {
+	const char *addr;
+	int max;
+};
+
+static int proxy_option(void *ctx, int c, const char *arg)
+{
+	struct proxy_args *pa = ctx;
+
+	switch (c) {
+	case 'a': pa->addr = arg; return 0;
+	case 'm': return cli_int_option("max-tasks", arg, 1, 1024, &pa->max);
+	}
+	return -1;
+}
 
 int cmd_proxy(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "address", required_argument, NULL, 'a' },
 		{ "max-tasks", required_argument, NULL, 'm' },
-		CONN_OPTS, { 0 }
+		CTL_CONN_OPTS, { 0 }
 	};
+	struct proxy_args pa = { "", 2 };
+	const struct ctl_cmd cmd = { "proxy", proxy_usage, proxy_help, opts, proxy_option, &pa };
 	struct ctl_conn cc;
-	const char *verb, *addr = "";
-	int c, e, max = 2;
+	const char *verb;
+	int e;
 	struct json_object *r = NULL;
 
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return ctl_agent_run(argc - 1, argv + 1);
-	memset(&cc, 0, sizeof(cc));
-	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && !strcmp(argv[1], "--help"))
-			goto help;
-		return cli_usage("proxy", proxy_usage);
-	}
-	verb = argv[1];
-	argc--;
-	argv++;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a': addr = optarg; break;
-		case 'm':
-			if (cli_parse_int(optarg, 1, 1024, &max)) {
-				fprintf(stderr, "ferry: --max-tasks: give 1 to 1024\n");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'h': goto help;
-		default:
-			if (ctl_conn_option(c, optarg, &cc))
-				break;
-			return cli_usage("proxy", proxy_usage);
-		}
-	}
-	if ((e = ctl_conn_ready(&cc)) != 0)
+	if ((e = ctl_parse(&cmd, &argc, &argv, &verb, &cc)) != CTL_GO ||
+	    (e = ctl_conn_ready(&cc)) != 0)
 		return e;
 	if (!strcmp(verb, "add") && optind + 1 == argc) {
 		struct json_object *b = json_object_new_object();
 
 		json_object_object_add(b, "name", json_object_new_string(argv[optind]));
-		json_object_object_add(b, "address", json_object_new_string(addr));
-		json_object_object_add(b, "max_tasks", json_object_new_int(max));
+		json_object_object_add(b, "address", json_object_new_string(pa.addr));
+		json_object_object_add(b, "max_tasks", json_object_new_int(pa.max));
 		e = ctl_call(&cc, "POST", "/api/v1/proxies", b, NULL);
 		json_object_put(b);
 		if (!e && !cc.json)
 			fprintf(stderr, "proxy %s registered (up to %d task(s) at once); start its "
-				"agent with ferry proxy run --name %s\n", argv[optind], max, argv[optind]);
+				"agent with ferry proxy run --name %s\n", argv[optind], pa.max, argv[optind]);
 		return e;
 	}
 	if (!strcmp(verb, "remove") && optind + 1 == argc) {
@@ -249,24 +283,34 @@ int cmd_proxy(int argc, char **argv)
 		return 0;
 	}
 	return cli_usage("proxy", proxy_usage);
-help:
-	printf("usage: ferry proxy %s\n\n"
-	       "Backup proxies: hosts that read the source disks and send them to the\n"
-	       "repositories.  A proxy is registered on the server with the number of\n"
-	       "tasks (disks) it may run at once; its agent (ferry proxy run, on the\n"
-	       "proxy host) asks the server for work.\n\n"
-	       "  add NAME       register a proxy\n"
-	       "    --address HOST   where it runs (for operators)\n"
-	       "    --max-tasks N    tasks at once (default 2)\n"
-	       "  list           proxies, online state and running tasks\n"
-	       "  remove NAME    unregister (refused while it runs tasks)\n"
-	       "  run            the agent: see ferry proxy run --help\n%s",
-	       proxy_usage, ctl_conn_help);
-	return EXIT_OK;
 }
 
 /* ---- ferry repo ----------------------------------------------------- */
 static const char repo_usage[] = "add NAME --url URL [--path PATH] [--capacity SIZE] | list";
+static const char repo_help[] =
+	"Repositories the backup server's jobs write to.\n\n"
+	"  add NAME --url URL   register a repository: ferry://HOST:PORT/NAME (a\n"
+	"                       target mover) or a path the proxies can open\n"
+	"    --path PATH        the repository's path on the server host, when it\n"
+	"                       has one: retention (keep rules) runs there\n"
+	"    --capacity SIZE    for reports and /metrics (e.g. 20T)\n"
+	"  list                 repositories with points and bytes in the catalog\n";
+
+struct repo_args {
+	const char *url, *path, *cap;
+};
+
+static int repo_option(void *ctx, int c, const char *arg)
+{
+	struct repo_args *ra = ctx;
+
+	switch (c) {
+	case 'u': ra->url = arg; return 0;
+	case 'p': ra->path = arg; return 0;
+	case 'c': ra->cap = arg; return 0;
+	}
+	return -1;
+}
 
 int cmd_repo_srv(int argc, char **argv)
 {
@@ -274,48 +318,30 @@ int cmd_repo_srv(int argc, char **argv)
 		{ "url", required_argument, NULL, 'u' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "capacity", required_argument, NULL, 'c' },
-		CONN_OPTS, { 0 }
+		CTL_CONN_OPTS, { 0 }
 	};
+	struct repo_args ra = { NULL, "", NULL };
+	const struct ctl_cmd cmd = { "repo", repo_usage, repo_help, opts, repo_option, &ra };
 	struct ctl_conn cc;
-	const char *verb, *url = NULL, *path = "", *cap = NULL;
-	int c, e;
+	const char *verb;
+	int e;
 	struct json_object *r = NULL;
 
-	memset(&cc, 0, sizeof(cc));
-	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && !strcmp(argv[1], "--help"))
-			goto help;
-		return cli_usage("repo", repo_usage);
-	}
-	verb = argv[1];
-	argc--;
-	argv++;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'u': url = optarg; break;
-		case 'p': path = optarg; break;
-		case 'c': cap = optarg; break;
-		case 'h': goto help;
-		default:
-			if (ctl_conn_option(c, optarg, &cc))
-				break;
-			return cli_usage("repo", repo_usage);
-		}
-	}
-	if ((e = ctl_conn_ready(&cc)) != 0)
+	if ((e = ctl_parse(&cmd, &argc, &argv, &verb, &cc)) != CTL_GO ||
+	    (e = ctl_conn_ready(&cc)) != 0)
 		return e;
-	if (!strcmp(verb, "add") && optind + 1 == argc && url) {
+	if (!strcmp(verb, "add") && optind + 1 == argc && ra.url) {
 		struct json_object *b = json_object_new_object();
 
 		json_object_object_add(b, "name", json_object_new_string(argv[optind]));
-		json_object_object_add(b, "url", json_object_new_string(url));
-		json_object_object_add(b, "path", json_object_new_string(path));
-		if (cap)
-			json_object_object_add(b, "capacity", json_object_new_string(cap));
+		json_object_object_add(b, "url", json_object_new_string(ra.url));
+		json_object_object_add(b, "path", json_object_new_string(ra.path));
+		if (ra.cap)
+			json_object_object_add(b, "capacity", json_object_new_string(ra.cap));
 		e = ctl_call(&cc, "POST", "/api/v1/repos", b, NULL);
 		json_object_put(b);
 		if (!e && !cc.json)
-			fprintf(stderr, "repository %s registered (%s)\n", argv[optind], url);
+			fprintf(stderr, "repository %s registered (%s)\n", argv[optind], ra.url);
 		return e;
 	}
 	if (!strcmp(verb, "list") && optind == argc) {
@@ -340,21 +366,32 @@ int cmd_repo_srv(int argc, char **argv)
 		return 0;
 	}
 	return cli_usage("repo", repo_usage);
-help:
-	printf("usage: ferry repo %s\n\n"
-	       "Repositories the backup server's jobs write to.\n\n"
-	       "  add NAME --url URL   register a repository: ferry://HOST:PORT/NAME (a\n"
-	       "                       target mover) or a path the proxies can open\n"
-	       "    --path PATH        the repository's path on the server host, when it\n"
-	       "                       has one: retention (keep rules) runs there\n"
-	       "    --capacity SIZE    for reports and /metrics (e.g. 20T)\n"
-	       "  list                 repositories with points and bytes in the catalog\n%s",
-	       repo_usage, ctl_conn_help);
-	return EXIT_OK;
 }
 
 /* ---- ferry session -------------------------------------------------- */
 static const char session_usage[] = "list [--job NAME] [--limit N] | show ID | log ID";
+static const char session_help[] =
+	"Job sessions on the backup server: one task per disk.\n\n"
+	"  list     latest sessions first (--job NAME, --limit N)\n"
+	"  show ID  state, and per task: proxy, bytes done of total, rate, ETA,\n"
+	"           the restore point it made, or why it failed\n"
+	"  log ID   what the server decided and saw, line by line\n";
+
+struct session_args {
+	const char *job;
+	int limit;
+};
+
+static int session_option(void *ctx, int c, const char *arg)
+{
+	struct session_args *sa = ctx;
+
+	switch (c) {
+	case 'j': sa->job = arg; return 0;
+	case 'l': return cli_int_option("limit", arg, 1, 10000, &sa->limit);
+	}
+	return -1;
+}
 
 static void print_session_tasks(struct json_object *r)
 {
@@ -391,50 +428,29 @@ int cmd_session(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "job", required_argument, NULL, 'j' },
 		{ "limit", required_argument, NULL, 'l' },
-		CONN_OPTS, { 0 }
+		CTL_CONN_OPTS, { 0 }
 	};
+	struct session_args sa = { NULL, 50 };
+	const struct ctl_cmd cmd = { "session", session_usage, session_help, opts, session_option,
+				     &sa };
 	struct ctl_conn cc;
-	const char *verb, *job = NULL;
-	int c, e, limit = 50;
+	const char *verb;
+	int e;
 	struct json_object *r = NULL;
 	char path[512];
 
-	memset(&cc, 0, sizeof(cc));
-	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && !strcmp(argv[1], "--help"))
-			goto help;
-		return cli_usage("session", session_usage);
-	}
-	verb = argv[1];
-	argc--;
-	argv++;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': job = optarg; break;
-		case 'l':
-			if (cli_parse_int(optarg, 1, 10000, &limit)) {
-				fprintf(stderr, "ferry: --limit: give 1 to 10000\n");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'h': goto help;
-		default:
-			if (ctl_conn_option(c, optarg, &cc))
-				break;
-			return cli_usage("session", session_usage);
-		}
-	}
-	if ((e = ctl_conn_ready(&cc)) != 0)
+	if ((e = ctl_parse(&cmd, &argc, &argv, &verb, &cc)) != CTL_GO ||
+	    (e = ctl_conn_ready(&cc)) != 0)
 		return e;
 	if (!strcmp(verb, "list") && optind == argc) {
 		struct json_object *a;
 
-		if (job && !srv_name_valid(job)) {
-			fprintf(stderr, "ferry: --job '%s' is not a job name\n", job);
+		if (sa.job && !srv_name_valid(sa.job)) {
+			fprintf(stderr, "ferry: --job '%s' is not a job name\n", sa.job);
 			return EXIT_USAGE;
 		}
-		snprintf(path, sizeof(path), "/api/v1/sessions?limit=%d%s%s", limit,
-			 job ? "&job=" : "", job ? job : "");
+		snprintf(path, sizeof(path), "/api/v1/sessions?limit=%d%s%s", sa.limit,
+			 sa.job ? "&job=" : "", sa.job ? sa.job : "");
 		if ((e = ctl_call(&cc, "GET", path, NULL, &r)) != 0)
 			return e;
 		if (!cc.json && (a = arr(r, "sessions"))) {
@@ -486,19 +502,36 @@ int cmd_session(int argc, char **argv)
 		return 0;
 	}
 	return cli_usage("session", session_usage);
-help:
-	printf("usage: ferry session %s\n\n"
-	       "Job sessions on the backup server: one task per disk.\n\n"
-	       "  list     latest sessions first (--job NAME, --limit N)\n"
-	       "  show ID  state, and per task: proxy, bytes done of total, rate, ETA,\n"
-	       "           the restore point it made, or why it failed\n"
-	       "  log ID   what the server decided and saw, line by line\n%s",
-	       session_usage, ctl_conn_help);
-	return EXIT_OK;
 }
 
 /* ---- ferry catalog -------------------------------------------------- */
 static const char catalog_usage[] = "[--job NAME] [--repo NAME] [--name DISK] [--all]";
+static const char catalog_help[] =
+	"The restore points the server's jobs made, oldest first, from the\n"
+	"catalog (no repository is opened).  Restore them with ferry restore\n"
+	"--repo URL ID.\n\n"
+	"  --job NAME    only this job's points\n"
+	"  --repo NAME   only this repository's\n"
+	"  --name DISK   only this disk's\n"
+	"  --all         include points retention removed\n";
+
+struct catalog_args {
+	const char *job, *repo, *name;
+	int all;
+};
+
+static int catalog_option(void *ctx, int c, const char *arg)
+{
+	struct catalog_args *ca = ctx;
+
+	switch (c) {
+	case 'j': ca->job = arg; return 0;
+	case 'r': ca->repo = arg; return 0;
+	case 'n': ca->name = arg; return 0;
+	case 'a': ca->all = 1; return 0;
+	}
+	return -1;
+}
 
 static int url_safe(const char *s)
 {
@@ -513,54 +546,35 @@ int cmd_catalog(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "all", no_argument, NULL, 'a' },
-		CONN_OPTS, { 0 }
+		CTL_CONN_OPTS, { 0 }
 	};
+	struct catalog_args ca = { NULL, NULL, NULL, 0 };
+	const struct ctl_cmd cmd = { "catalog", catalog_usage, catalog_help, opts, catalog_option,
+				     &ca };
 	struct ctl_conn cc;
-	const char *job = NULL, *repo = NULL, *name = NULL;
-	int c, e, all = 0;
+	int e;
 	char path[800];
 	size_t n;
 	struct json_object *r = NULL, *a;
 
-	memset(&cc, 0, sizeof(cc));
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': job = optarg; break;
-		case 'r': repo = optarg; break;
-		case 'n': name = optarg; break;
-		case 'a': all = 1; break;
-		case 'h':
-			printf("usage: ferry catalog %s\n\n"
-			       "The restore points the server's jobs made, oldest first, from the\n"
-			       "catalog (no repository is opened).  Restore them with ferry restore\n"
-			       "--repo URL ID.\n\n"
-			       "  --job NAME    only this job's points\n"
-			       "  --repo NAME   only this repository's\n"
-			       "  --name DISK   only this disk's\n"
-			       "  --all         include points retention removed\n%s",
-			       catalog_usage, ctl_conn_help);
-			return EXIT_OK;
-		default:
-			if (ctl_conn_option(c, optarg, &cc))
-				break;
-			return cli_usage("catalog", catalog_usage);
-		}
-	}
+	if ((e = ctl_parse(&cmd, &argc, &argv, NULL, &cc)) != CTL_GO)
+		return e;
 	if (optind != argc)
 		return cli_usage("catalog", catalog_usage);
-	if ((job && !url_safe(job)) || (repo && !url_safe(repo)) || (name && !url_safe(name))) {
+	if ((ca.job && !url_safe(ca.job)) || (ca.repo && !url_safe(ca.repo)) ||
+	    (ca.name && !url_safe(ca.name))) {
 		fprintf(stderr, "ferry: catalog: names hold letters, digits, '.', '_', '-' and '~'\n");
 		return EXIT_USAGE;
 	}
 	if ((e = ctl_conn_ready(&cc)) != 0)
 		return e;
-	n = (size_t)snprintf(path, sizeof(path), "/api/v1/points?all=%d", all);
-	if (job)
-		n += (size_t)snprintf(path + n, sizeof(path) - n, "&job=%s", job);
-	if (repo)
-		n += (size_t)snprintf(path + n, sizeof(path) - n, "&repo=%s", repo);
-	if (name)
-		snprintf(path + n, sizeof(path) - n, "&name=%s", name);
+	n = (size_t)snprintf(path, sizeof(path), "/api/v1/points?all=%d", ca.all);
+	if (ca.job)
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "&job=%s", ca.job);
+	if (ca.repo)
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "&repo=%s", ca.repo);
+	if (ca.name)
+		snprintf(path + n, sizeof(path) - n, "&name=%s", ca.name);
 	if ((e = ctl_call(&cc, "GET", path, NULL, &r)) != 0)
 		return e;
 	if (!cc.json && (a = arr(r, "points"))) {

@@ -13,42 +13,38 @@ static const char job_usage[] =
 	"create NAME --repo REPO --source SRC... [options] | list | show NAME | "
 	"run NAME [--wait] | enable NAME | disable NAME | delete NAME";
 
-static void help(void)
-{
-	printf("usage: ferry job %s\n\n"
-	       "Backup jobs on the server.  A job backs up a list of disks into one\n"
-	       "repository; each run is a session with one task per disk, which the\n"
-	       "proxies run.  See docs/server.md.\n\n"
-	       "  create NAME        define a job:\n"
-	       "    --repo REPO          repository (ferry repo add)\n"
-	       "    --source SRC         a disk as the proxies see it (file, device,\n"
-	       "                         nbd://..., qcow2:PATH); its name is the base name\n"
-	       "    --disk NAME=SRC      a disk with an explicit name; repeat either\n"
-	       "    --schedule EXPR      cron 'MIN HOUR DOM MON DOW' (server's local time),\n"
-	       "                         @hourly/@daily/@weekly/@monthly, or 'after JOB'\n"
-	       "                         (when JOB's session succeeds); none: run by hand\n"
-	       "    --retries N          run a failed task again up to N times (0)\n"
-	       "    --retry-wait S       seconds between tries (0)\n"
-	       "    --keep-last N, --keep-hourly N, --keep-daily N, --keep-weekly N,\n"
-	       "    --keep-monthly N, --keep-yearly N\n"
-	       "                         retention after each successful session (per disk;\n"
-	       "                         needs the repository's --path)\n"
-	       "    --block-size SIZE    the block size the repository must have\n"
-	       "    --compression C      the codec expected (recorded; set at ferry init)\n"
-	       "    --bitmap NAME        change tracking: QEMU dirty bitmap (NBD/qcow2)\n"
-	       "    --limit-rate RATE    bytes per second per task towards the mover\n"
-	       "    --pre-script CMD, --post-script CMD   guest processing on the proxy\n"
-	       "    --threads N          reader threads per task\n"
-	       "    --disabled           create it disabled\n"
-	       "    --spec FILE          the whole job as JSON (docs/openapi.yaml)\n"
-	       "  list               jobs, schedule, next run, last session\n"
-	       "  show NAME          a job's specification\n"
-	       "  run NAME           start a session now; --wait follows it to the end\n"
-	       "                     (exit 0 when it succeeded, 1 when it failed)\n"
-	       "  enable|disable NAME   turn scheduling on or off\n"
-	       "  delete NAME        remove the job (sessions and points stay in the catalog)\n%s",
-	       job_usage, ctl_conn_help);
-}
+static const char job_help[] =
+	"Backup jobs on the server.  A job backs up a list of disks into one\n"
+	"repository; each run is a session with one task per disk, which the\n"
+	"proxies run.  See docs/server.md.\n\n"
+	"  create NAME        define a job:\n"
+	"    --repo REPO          repository (ferry repo add)\n"
+	"    --source SRC         a disk as the proxies see it (file, device,\n"
+	"                         nbd://..., qcow2:PATH); its name is the base name\n"
+	"    --disk NAME=SRC      a disk with an explicit name; repeat either\n"
+	"    --schedule EXPR      cron 'MIN HOUR DOM MON DOW' (server's local time),\n"
+	"                         @hourly/@daily/@weekly/@monthly, or 'after JOB'\n"
+	"                         (when JOB's session succeeds); none: run by hand\n"
+	"    --retries N          run a failed task again up to N times (0)\n"
+	"    --retry-wait S       seconds between tries (0)\n"
+	"    --keep-last N, --keep-hourly N, --keep-daily N, --keep-weekly N,\n"
+	"    --keep-monthly N, --keep-yearly N\n"
+	"                         retention after each successful session (per disk;\n"
+	"                         needs the repository's --path)\n"
+	"    --block-size SIZE    the block size the repository must have\n"
+	"    --compression C      the codec expected (recorded; set at ferry init)\n"
+	"    --bitmap NAME        change tracking: QEMU dirty bitmap (NBD/qcow2)\n"
+	"    --limit-rate RATE    bytes per second per task towards the mover\n"
+	"    --pre-script CMD, --post-script CMD   guest processing on the proxy\n"
+	"    --threads N          reader threads per task\n"
+	"    --disabled           create it disabled\n"
+	"    --spec FILE          the whole job as JSON (docs/openapi.yaml)\n"
+	"  list               jobs, schedule, next run, last session\n"
+	"  show NAME          a job's specification\n"
+	"  run NAME           start a session now; --wait follows it to the end\n"
+	"                     (exit 0 when it succeeded, 1 when it failed)\n"
+	"  enable|disable NAME   turn scheduling on or off\n"
+	"  delete NAME        remove the job (sessions and points stay in the catalog)\n";
 
 enum {
 	J_REPO = 0x100, J_SOURCE, J_DISK, J_SCHED, J_RETRIES, J_WAIT, J_KL, J_KH, J_KD,
@@ -62,9 +58,61 @@ static int add_int(struct json_object *o, const char *key, const char *v, int lo
 
 	if (cli_parse_int(v, lo, hi, &n)) {
 		fprintf(stderr, "ferry: job: %s: give %d to %d\n", key, lo, hi);
-		return -1;
+		return EXIT_USAGE;
 	}
 	json_object_object_add(o, key, json_object_new_int(n));
+	return 0;
+}
+
+struct job_args {
+	struct json_object *spec, *srcs, *ret;
+	const char *spec_file;
+	int follow;
+};
+
+static int job_option(void *ctx, int c, const char *arg)
+{
+	struct job_args *ja = ctx;
+	struct json_object *spec = ja->spec, *ret = ja->ret;
+
+	switch (c) {
+	case J_REPO: json_object_object_add(spec, "repo", json_object_new_string(arg)); break;
+	case J_SOURCE: json_object_array_add(ja->srcs, json_object_new_string(arg)); break;
+	case J_DISK: {
+		const char *eq = strchr(arg, '=');
+		struct json_object *d;
+
+		if (!eq || eq == arg || !eq[1]) {
+			fprintf(stderr, "ferry: job: --disk NAME=SOURCE\n");
+			return EXIT_USAGE;
+		}
+		d = json_object_new_object();
+		json_object_object_add(d, "name", json_object_new_string_len(arg, (int)(eq - arg)));
+		json_object_object_add(d, "source", json_object_new_string(eq + 1));
+		json_object_array_add(ja->srcs, d);
+		break;
+	}
+	case J_SCHED: json_object_object_add(spec, "schedule", json_object_new_string(arg)); break;
+	case J_RETRIES: return add_int(spec, "retries", arg, 0, 100);
+	case J_WAIT: return add_int(spec, "retry_wait", arg, 0, 86400);
+	case J_KL: return add_int(ret, "keep_last", arg, 0, 1000000);
+	case J_KH: return add_int(ret, "keep_hourly", arg, 0, 1000000);
+	case J_KD: return add_int(ret, "keep_daily", arg, 0, 1000000);
+	case J_KW: return add_int(ret, "keep_weekly", arg, 0, 1000000);
+	case J_KM: return add_int(ret, "keep_monthly", arg, 0, 1000000);
+	case J_KY: return add_int(ret, "keep_yearly", arg, 0, 1000000);
+	case J_BS: json_object_object_add(spec, "block_size", json_object_new_string(arg)); break;
+	case J_COMP: json_object_object_add(spec, "compression", json_object_new_string(arg)); break;
+	case J_BITMAP: json_object_object_add(spec, "bitmap", json_object_new_string(arg)); break;
+	case J_RATE: json_object_object_add(spec, "limit_rate", json_object_new_string(arg)); break;
+	case J_PRE: json_object_object_add(spec, "pre_script", json_object_new_string(arg)); break;
+	case J_POST: json_object_object_add(spec, "post_script", json_object_new_string(arg)); break;
+	case J_THREADS: return add_int(spec, "threads", arg, 1, 256);
+	case J_DISABLED: json_object_object_add(spec, "enabled", json_object_new_boolean(0)); break;
+	case J_SPEC: ja->spec_file = arg; break;
+	case J_FOLLOW: ja->follow = 1; break;
+	default: return -1;
+	}
 	return 0;
 }
 
@@ -154,80 +202,21 @@ int cmd_job(int argc, char **argv)
 		{ "disabled", no_argument, NULL, J_DISABLED },
 		{ "spec", required_argument, NULL, J_SPEC },
 		{ "wait", no_argument, NULL, J_FOLLOW },
-		{ "server", required_argument, NULL, CTL_SERVER },
-		{ "token", required_argument, NULL, CTL_TOKEN },
-		{ "token-file", required_argument, NULL, CTL_TOKEN_FILE },
-		{ "server-ca", required_argument, NULL, CTL_SERVER_CA },
-		{ "json", no_argument, NULL, CTL_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
+		CTL_CONN_OPTS, { 0 }
 	};
+	struct job_args ja = { json_object_new_object(), json_object_new_array(),
+			       json_object_new_object(), NULL, 0 };
+	const struct ctl_cmd cmd = { "job", job_usage, job_help, opts, job_option, &ja };
 	struct ctl_conn cc;
-	struct json_object *spec = json_object_new_object(), *srcs = json_object_new_array(),
-			   *ret = json_object_new_object(), *r = NULL;
-	const char *verb, *spec_file = NULL;
+	struct json_object *spec = ja.spec, *srcs = ja.srcs, *ret = ja.ret, *r = NULL;
+	const char *verb, *spec_file;
 	char path[300];
-	int c, e = EXIT_USAGE, follow = 0;
+	int e;
 
-	memset(&cc, 0, sizeof(cc));
-	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && !strcmp(argv[1], "--help")) {
-			help();
-			e = EXIT_OK;
-		} else
-			e = cli_usage("job", job_usage);
+	if ((e = ctl_parse(&cmd, &argc, &argv, &verb, &cc)) != CTL_GO ||
+	    (e = ctl_conn_ready(&cc)) != 0)
 		goto out;
-	}
-	verb = argv[1];
-	argc--;
-	argv++;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case J_REPO: json_object_object_add(spec, "repo", json_object_new_string(optarg)); break;
-		case J_SOURCE: json_object_array_add(srcs, json_object_new_string(optarg)); break;
-		case J_DISK: {
-			const char *eq = strchr(optarg, '=');
-			struct json_object *d;
-
-			if (!eq || eq == optarg || !eq[1]) {
-				fprintf(stderr, "ferry: job: --disk NAME=SOURCE\n");
-				goto out;
-			}
-			d = json_object_new_object();
-			json_object_object_add(d, "name", json_object_new_string_len(optarg, (int)(eq - optarg)));
-			json_object_object_add(d, "source", json_object_new_string(eq + 1));
-			json_object_array_add(srcs, d);
-			break;
-		}
-		case J_SCHED: json_object_object_add(spec, "schedule", json_object_new_string(optarg)); break;
-		case J_RETRIES: if (add_int(spec, "retries", optarg, 0, 100)) goto out; break;
-		case J_WAIT: if (add_int(spec, "retry_wait", optarg, 0, 86400)) goto out; break;
-		case J_KL: if (add_int(ret, "keep_last", optarg, 0, 1000000)) goto out; break;
-		case J_KH: if (add_int(ret, "keep_hourly", optarg, 0, 1000000)) goto out; break;
-		case J_KD: if (add_int(ret, "keep_daily", optarg, 0, 1000000)) goto out; break;
-		case J_KW: if (add_int(ret, "keep_weekly", optarg, 0, 1000000)) goto out; break;
-		case J_KM: if (add_int(ret, "keep_monthly", optarg, 0, 1000000)) goto out; break;
-		case J_KY: if (add_int(ret, "keep_yearly", optarg, 0, 1000000)) goto out; break;
-		case J_BS: json_object_object_add(spec, "block_size", json_object_new_string(optarg)); break;
-		case J_COMP: json_object_object_add(spec, "compression", json_object_new_string(optarg)); break;
-		case J_BITMAP: json_object_object_add(spec, "bitmap", json_object_new_string(optarg)); break;
-		case J_RATE: json_object_object_add(spec, "limit_rate", json_object_new_string(optarg)); break;
-		case J_PRE: json_object_object_add(spec, "pre_script", json_object_new_string(optarg)); break;
-		case J_POST: json_object_object_add(spec, "post_script", json_object_new_string(optarg)); break;
-		case J_THREADS: if (add_int(spec, "threads", optarg, 1, 256)) goto out; break;
-		case J_DISABLED: json_object_object_add(spec, "enabled", json_object_new_boolean(0)); break;
-		case J_SPEC: spec_file = optarg; break;
-		case J_FOLLOW: follow = 1; break;
-		case 'h': help(); e = EXIT_OK; goto out;
-		default:
-			if (ctl_conn_option(c, optarg, &cc))
-				break;
-			e = cli_usage("job", job_usage);
-			goto out;
-		}
-	}
-	if ((e = ctl_conn_ready(&cc)) != 0)
-		goto out;
+	spec_file = ja.spec_file;
 	e = EXIT_USAGE;
 	if (!strcmp(verb, "create") && (optind + 1 == argc || (spec_file && optind == argc))) {
 		struct json_object *body = spec;
@@ -333,7 +322,7 @@ int cmd_job(int argc, char **argv)
 
 			if (!cc.json)
 				printf("%lld\n", sid);
-			if (follow)
+			if (ja.follow)
 				e = wait_session(&cc, sid);
 		} else if (!cc.json)
 			fprintf(stderr, "job %s %sd\n", argv[optind], verb);

@@ -25,4 +25,31 @@ int ctl_call(struct ctl_conn *cc, const char *method, const char *path,
 	     struct json_object *body, struct json_object **reply);
 int ctl_agent_run(int argc, char **argv);
 
+/* A command of the server's CLI: "ferry NAME [VERB] [options] [ARGS]". */
+struct ctl_cmd {
+	const char *name;
+	const char *usage;		/* what follows "usage: ferry NAME " */
+	const char *help;		/* --help's text between the usage line and
+					 * the connection options */
+	const struct option *opts;	/* its own options, then CTL_CONN_OPTS */
+	/* One of its own options: 0 when taken, an exit code after printing
+	 * why ARG is wrong, or -1 when C is none of its own (usage). */
+	int (*option)(void *ctx, int c, const char *arg);
+	void *ctx;
+};
+#define CTL_CONN_OPTS                                               \
+	{ "server", required_argument, NULL, CTL_SERVER },          \
+	{ "token", required_argument, NULL, CTL_TOKEN },            \
+	{ "token-file", required_argument, NULL, CTL_TOKEN_FILE },  \
+	{ "server-ca", required_argument, NULL, CTL_SERVER_CA },    \
+	{ "json", no_argument, NULL, CTL_JSON },                    \
+	{ "help", no_argument, NULL, 'h' }
+#define CTL_GO (-1)
+/* Read CMD's command line into CC (cleared first) and CMD's option
+ * callback; with VERB, *VERB is the first word and ARGC and ARGV move past it.
+ * CTL_GO when the command is to run (its arguments from (*ARGV)[optind]
+ * on), else the exit code after --help or a usage error. */
+int ctl_parse(const struct ctl_cmd *cmd, int *argc, char ***argv, const char **verb,
+	      struct ctl_conn *cc);
+
 #endif

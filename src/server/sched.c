@@ -371,9 +371,12 @@ void srv_task_result(struct srv *s, long long tid, const char *proxy, int ok,
 		NUM(ds, pt->disk_size);
 		NUM(br, pt->bytes_read);
 		NUM(bs, pt->bytes_stored);
+		/* An agent that lost the answer reports again: the point is
+		 * listed once (both SQLite and PostgreSQL know ON CONFLICT). */
 		if (srv_db_exec(s->db, "INSERT INTO points (id, repo, job, session_id, task_id, "
 				"name, created, disk_size, bytes_read, bytes_stored, removed) VALUES "
-				"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)", 10, pp, NULL, NULL))
+				"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0) "
+				"ON CONFLICT (repo, id) DO NOTHING", 10, pp, NULL, NULL))
 			srv_log("catalog: point %s: %s", pt->id, s->db->err);
 	}
 	if (!current) {

@@ -70,15 +70,36 @@ cmp -s "$T/cat.ids" "$T/repo.ids" || die "catalog and repository disagree"
 ferry catalog | grep -q nightly || die "catalog table"
 ok "the catalog lists the 4 points the repository holds"
 
+# An agent that lost the server's answer reports the same result again:
+# accepted, the point still listed once, no catalog error logged.
+tid=$(jq -r '.tasks[0].id' "$T/s.json")
+pid1=$(jq -r '.tasks[0].point' "$T/s.json")
+tproxy=$(jq -r '.tasks[0].proxy' "$T/s.json")
+again=$(api POST "/api/v1/agent/tasks/$tid/result" "{\"proxy\":\"$tproxy\",\"ok\":true,\"point\":{\"id\":\"$pid1\",\"name\":\"x\",\"created\":1,\"disk_size\":1,\"bytes_read\":1,\"bytes_stored\":1,\"bytes_sent\":0,\"seconds\":1}}")
+[ "$(echo "$again" | tail -1)" = 200 ] || die "a repeated result: $again"
+[ "$(ferry catalog --job nightly --json | jq "[.points[] | select(.id == \"$pid1\")] | length")" = 1 ] ||
+	die "point $pid1 listed more than once after a repeated result"
+grep -q "catalog: point" "$T/server.log" && die "a repeated result logged: $(grep 'catalog: point' "$T/server.log")"
+ok "a repeated result is accepted once: point $pid1 listed once, nothing logged"
+
 api GET /metrics >"$T/metrics"
 grep -q '^ferry_sessions{state="success"} 1$' "$T/metrics" || die "metrics: $(cat "$T/metrics")"
 grep -q '^ferry_repository_points{repo="main"} 4$' "$T/metrics" || die "metrics repo points"
 grep -q '^ferry_task_duration_seconds_count 4$' "$T/metrics" || die "metrics durations"
 ok "/metrics: sessions by state, repository points, task durations"
+hits() { sed -n 's/^ferry_catalog_cache_hits_total //p' "$1"; }
+api GET /metrics >"$T/metrics2"
+[ "$(hits "$T/metrics2")" -gt "$(hits "$T/metrics")" ] || die "a second scrape of an unchanged catalog missed the cache"
+cmp -s <(grep -v '^ferry_\(http\|catalog_cache\)' "$T/metrics") <(grep -v '^ferry_\(http\|catalog_cache\)' "$T/metrics2") ||
+	die "the cached scrape differs: $(diff "$T/metrics" "$T/metrics2")"
+ok "/metrics: a second scrape of an unchanged catalog comes from the cache, the same"
 
 # A second run: retention keeps 3 per disk (the points are kept, both runs).
 sid2=$(ferry job run nightly --wait 2>/dev/null) || die "second run failed"
 ferry catalog --job nightly --json | jq -e '.points | length == 8' >/dev/null || die "8 points expected"
+api GET /metrics >"$T/metrics3"
+grep -q '^ferry_sessions{state="success"} 2$' "$T/metrics3" || die "metrics after the second run: $(grep sessions "$T/metrics3")"
+grep -q '^ferry_repository_points{repo="main"} 8$' "$T/metrics3" || die "metrics repo points after the second run"
 ok "second session succeeded; retention ran ($(ferry session log "${sid2%%$'\n'*}" | grep -c retention) disks)"
 
 srv_stop_pid "$agent_p1" TERM; srv_stop_pid "$agent_p2" TERM
