@@ -394,7 +394,7 @@ static int mark_sessions(struct gc *g)
 /* Whether an unmarked chunk was written or found present by a parked
  * session: the source counts on chunks the mover acknowledged (a PUT made
  * durable, a HAVE answered present) beyond the entries in the session
- * file, and the mover stamps those (mover.c), so every chunk changed
+ * file, and the mover stamps those (mover_parked.c), so every chunk changed
  * since the earliest parked session began stays (2 s of slack). */
 static int session_recent(struct gc *g, const uint8_t h[FERRY_HASH_LEN])
 {

@@ -528,7 +528,7 @@ int ferry_point_protected(struct ferry_repo *r, const char *id,
 			  uint64_t created_ns, uint64_t *until_ns);
 void ferry_imm_time(uint64_t ns, char *buf, size_t cap);
 
-/* ---- mover session files, for gc (mover_session.c) ------------------- */
+/* ---- mover session files, for gc (mover_parked.c) -------------------- */
 /* Call CB with the chunk id of every data entry of the session file NAME
  * in the directory DFD (REPO/sessions), counting them in *REFS, and give
  * the session's start (*CREATED_NS, unix ns); reads bounded pieces.

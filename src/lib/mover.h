@@ -1,6 +1,10 @@
 /* mover.h - the target-side mover's parts: the daemon (mover.c: listener,
- * connections, read requests, logging) and its backup sessions
- * (mover_session.c: session files, group syncs, resume, commit). */
+ * connections, chunks received, logging), its read requests
+ * (mover_read.c) and its backup sessions: mover_session.c (begin, resume,
+ * attach, park, abort), mover_commit.c (records, sealed manifest,
+ * commit), mover_repo.c (a served repository: group syncs, shared lock)
+ * and mover_parked.c (the session files: parked-session storage, expiry,
+ * what gc keeps). */
 #ifndef FERRY_MOVER_H
 #define FERRY_MOVER_H
 
@@ -105,8 +109,14 @@ struct mover {
 
 void mover_log(struct mover *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* mover_read.c: a request of a connection in READY that reads the
+ * repository (INFO, CHUNK_*, POINT_*, KEYS, FEATURES); < 0 ends the
+ * connection. */
+int mover_read_request(struct mconn *mc, unsigned type, const uint8_t *p,
+		       size_t n);
 
-/* mover_session.c */
+/* the sessions (mover_session.c, mover_commit.c, mover_repo.c,
+ * mover_parked.c) */
 int msess_repo_open(struct mrepo *r);   /* sessions dir, sweep, syncer */
 void msess_repo_close(struct mrepo *r);
 /* Remove parked session files older than the TTL. */
@@ -133,5 +143,46 @@ void msess_reap(struct mover *m, double age);
 void msess_sync_request(struct mconn *mc);
 /* Wait until no sync for MC is queued or running. */
 void msess_sync_forget(struct mconn *mc);
+/* Stamp chunk H, which MC's session counts on without writing it, so
+ * that gc keeps it while the session is parked (mover_parked.c). */
+void msess_stamp_chunk(struct mconn *mc, const uint8_t *h);
+
+/* ---- shared by the session files only (mover.c uses what is above) --- */
+
+#define MSESS_IOBUF (64u << 10)     /* a session file is read by this much */
+/* as much in whole entries */
+#define MSESS_ENTRY_IOBUF (MSESS_IOBUF - MSESS_IOBUF % FERRY_ENTRY_LEN)
+
+/* mover_session.c: answer COMMITTED with point ID. */
+int msess_reply_committed(struct mconn *mc, const char *id);
+/* The session has ended (committed or aborted): remove its file and let
+ * MC's reference go. */
+void msess_drop(struct mconn *mc);
+
+/* mover_repo.c: count MC among the connections whose session adds data
+ * to its repository; the first takes the repository's shared lock
+ * (waiting while gc holds it exclusively). */
+int msess_hold(struct mconn *mc);
+/* The last one lets the lock go. */
+void msess_let_go(struct mconn *mc);
+
+/* mover_parked.c: parked-session storage (docs/protocol.md "Session
+ * files"): a session file is its header, then at S->entries_off one
+ * entry per block recorded, then (encrypted repository) the sealed
+ * manifest's bytes. */
+/* Create the repository's sessions directory if need be; open it into
+ * R->ses_fd. */
+int msess_dir_open(struct mrepo *r);
+/* Create S's file (named S->sidhex) with its header, durably; sets
+ * S->fd and S->entries_off. */
+int msess_create_file(struct msess *s);
+/* Read S's file (named S->sidhex) back after a restart: its header, then
+ * every entry whose chunk is held, cutting off the rest; sets S->fd,
+ * S->recorded and the fields of the header. */
+int msess_load(struct msess *s);
+/* Read delta chunk ID's record (a kind-2 entry's, delta.c) for the id of
+ * its base chunk (BASE); errors as ferry_delta_load's. */
+int msess_delta_base(struct ferry_repo *repo, const uint8_t *id,
+		     uint8_t base[FERRY_HASH_LEN]);
 
 #endif

@@ -1,10 +1,13 @@
 /* mover_session.c - backup sessions on the target-side mover: each one is
  * a file REPO/sessions/SID (the restore point's header, then one manifest
- * entry per block received), made durable with the chunks it references
- * before the source hears an acknowledgement, so that a broken link or a
- * restarted mover resumes where the last acknowledgement left off. */
+ * entry per block received; mover_parked.c), made durable with the chunks
+ * it references before the source hears an acknowledgement, so that a
+ * broken link or a restarted mover resumes where the last acknowledgement
+ * left off.  Here: the sessions in memory and their references, BEGIN,
+ * RESUME (taking a session over from a broken link, or loading its file),
+ * ATTACH of extra streams, parking, ABORT, and the starts of chunks a
+ * broken PUT cut short.  RECORDS, SEALED and COMMIT: mover_commit.c. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,297 +17,6 @@
 #include <unistd.h>
 
 #include "mover.h"
-
-#define SES_MAGIC "FSES"
-#define SES_VERSION 1
-#define SES_HEADER_MAX 8192
-#define IOBUF (64u << 10)
-
-/* ---- the syncer: one thread per repository ---------------------------- */
-
-static void *syncer_main(void *arg)
-{
-	struct mrepo *r = arg;
-	struct mconn **batch = NULL;
-	uint64_t *frames = NULL, *blocks = NULL;
-	size_t cap = 0;
-
-	pthread_mutex_lock(&r->mu);
-	for (;;) {
-		size_t n;
-		int e, fe = 0;
-
-		while (!r->nreq && !r->stop)
-			pthread_cond_wait(&r->cv, &r->mu);
-		if (!r->nreq)
-			break;
-		n = r->nreq;
-		if (n > cap) {
-			struct mconn **nb = realloc(batch, n * sizeof(*nb));
-			uint64_t *nf = realloc(frames, n * sizeof(*nf));
-			uint64_t *nbl = nf ? realloc(blocks, n * sizeof(*nbl)) : NULL;
-
-			if (nb)
-				batch = nb;
-			if (nf)
-				frames = nf;
-			if (nbl)
-				blocks = nbl;
-			if (!nb || !nf || !nbl) {
-				pthread_mutex_unlock(&r->mu);
-				sleep(1); /* out of memory: try again */
-				pthread_mutex_lock(&r->mu);
-				continue;
-			}
-			cap = n;
-		}
-		for (size_t i = 0; i < n; i++) {
-			batch[i] = r->req[i];
-			batch[i]->sync_state = 2;
-			frames[i] = batch[i]->req_frames;
-			blocks[i] = batch[i]->req_blocks;
-		}
-		r->nreq = 0;
-		pthread_mutex_unlock(&r->mu);
-		/* One syncfs for every connection's chunks, then each
-		 * session file (the entries acknowledged). */
-		e = r->repo->ops->sync_chunks(r->repo);
-		for (size_t i = 0; e == 0 && i < n; i++)
-			if (batch[i]->s && fdatasync(batch[i]->s->fd) < 0)
-				fe = errno;
-		pthread_mutex_lock(&r->mu);
-		for (size_t i = 0; i < n; i++) {
-			uint64_t one = 1;
-
-			if (e == 0 && fe == 0) {
-				batch[i]->durable_frames = frames[i];
-				batch[i]->durable_blocks = blocks[i];
-			} else {
-				batch[i]->sync_err = e ? e : ferry_errno_code(fe, FERRY_E_IO);
-				mover_log(r->m, "repo=%s sync failed: %s", r->name,
-					  e ? ferry_last_error() : strerror(fe));
-			}
-			batch[i]->sync_state = 0;
-			if (write(batch[i]->efd, &one, sizeof(one)) < 0) {
-				/* the connection polls on a timer anyway */
-			}
-		}
-		pthread_cond_broadcast(&r->done_cv);
-	}
-	pthread_mutex_unlock(&r->mu);
-	free(batch);
-	free(frames);
-	free(blocks);
-	return NULL;
-}
-
-void msess_sync_request(struct mconn *mc)
-{
-	struct mrepo *r = mc->r;
-
-	pthread_mutex_lock(&r->mu);
-	if (mc->sync_state == 2) {
-		pthread_mutex_unlock(&r->mu);
-		return; /* asked again once this one is done */
-	}
-	mc->req_frames = mc->frames;
-	mc->req_blocks = mc->s && mc->st == FS_SESSION ? mc->s->recorded : 0;
-	if (mc->sync_state == 0) {
-		if (r->nreq == r->capreq) {
-			size_t nc = r->capreq ? r->capreq * 2 : 16;
-			struct mconn **n = realloc(r->req, nc * sizeof(*n));
-
-			if (!n) {
-				pthread_mutex_unlock(&r->mu);
-				return;
-			}
-			r->req = n;
-			r->capreq = nc;
-		}
-		r->req[r->nreq++] = mc;
-		mc->sync_state = 1;
-		pthread_cond_signal(&r->cv);
-	}
-	mc->unsynced_bytes = mc->unsynced_frames = 0;
-	mc->unsynced_since = 0;
-	pthread_mutex_unlock(&r->mu);
-}
-
-void msess_sync_forget(struct mconn *mc)
-{
-	struct mrepo *r = mc->r;
-
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->mu);
-	if (mc->sync_state == 1) {
-		for (size_t i = 0; i < r->nreq; i++)
-			if (r->req[i] == mc) {
-				r->req[i] = r->req[--r->nreq];
-				break;
-			}
-		mc->sync_state = 0;
-	}
-	while (mc->sync_state == 2)
-		pthread_cond_wait(&r->done_cv, &r->mu);
-	pthread_mutex_unlock(&r->mu);
-}
-
-/* ---- the sessions directory ------------------------------------------ */
-
-static int sid_name(const char *n)
-{
-	if (strlen(n) != 2 * FERRY_SID_LEN)
-		return 0;
-	return strspn(n, "0123456789abcdef") == 2 * FERRY_SID_LEN;
-}
-
-/* Parked sessions older than the TTL are given up (their chunks stay for
- * a later garbage collection to judge). */
-void msess_sweep(struct mrepo *r)
-{
-	int ttl = r->m->o->session_ttl > 0 ? r->m->o->session_ttl : 7 * 86400;
-	int dfd = dup(r->ses_fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	time_t now = time(NULL);
-
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return;
-	}
-	rewinddir(d);
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
-
-		if (!strncmp(de->d_name, ".tmp-", 5)) {
-			unlinkat(r->ses_fd, de->d_name, 0);
-			continue;
-		}
-		if (!sid_name(de->d_name) ||
-		    fstatat(r->ses_fd, de->d_name, &st, 0) < 0)
-			continue;
-		if (now - st.st_mtime > ttl) {
-			unlinkat(r->ses_fd, de->d_name, 0);
-			mover_log(r->m, "repo=%s session=%.8s expired: parked longer than %d s",
-				  r->name, de->d_name, ttl);
-		}
-	}
-	closedir(d);
-}
-
-int msess_repo_open(struct mrepo *r)
-{
-	char dir[4200];
-	int e;
-
-	if (r->repo->ops == &ferry_store_local_ops) {
-		snprintf(dir, sizeof(dir), "%s/sessions", r->path);
-	} else {
-		/* A gateway: the share or bucket holds the repository, a
-		 * local directory the sessions in progress. */
-		if (!r->m->o->state_dir)
-			return ferry_error(FERRY_E_INVAL,
-					   "%s is not a local directory: give the mover --state-dir DIR for its session files",
-					   r->path);
-		snprintf(dir, sizeof(dir), "%s/%s", r->m->o->state_dir, r->name);
-		if ((e = ferry_mkdir_p(dir, 0700)) != 0)
-			return ferry_error(FERRY_E_IO, "create %s: %s", dir,
-					   strerror(-e));
-		snprintf(dir, sizeof(dir), "%s/%s/sessions", r->m->o->state_dir,
-			 r->name);
-	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return ferry_error(FERRY_E_IO, "create %s: %s", dir, strerror(errno));
-	r->ses_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r->ses_fd < 0)
-		return ferry_error(FERRY_E_IO, "open %s: %s", dir, strerror(errno));
-	/* The shared lock is taken per session (msess_hold), so that gc
-	 * can run on this host while no session adds data. */
-	pthread_mutex_init(&r->hold_mu, NULL);
-	r->hold_init = 1;
-	/* A gateway's session files are in --state-dir, where a gc on the
-	 * share cannot read them: it keeps the lock as long as it runs (one
-	 * hold that is never let go), so gc there waits for it to stop. */
-	if (r->repo->ops != &ferry_store_local_ops) {
-		if ((e = r->repo->ops->lock_shared(r->repo)) != 0)
-			return e;
-		r->holds = 1;
-	}
-	msess_sweep(r);
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
-	pthread_cond_init(&r->done_cv, NULL);
-	if (pthread_create(&r->syncer, NULL, syncer_main, r) != 0)
-		return ferry_error(FERRY_E_NOMEM, "cannot start a thread");
-	r->syncer_started = 1;
-	return 0;
-}
-
-void msess_repo_close(struct mrepo *r)
-{
-	if (r->syncer_started) {
-		pthread_mutex_lock(&r->mu);
-		r->stop = 1;
-		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->mu);
-		pthread_join(r->syncer, NULL);
-		pthread_mutex_destroy(&r->mu);
-		pthread_cond_destroy(&r->cv);
-		pthread_cond_destroy(&r->done_cv);
-		r->syncer_started = 0;
-	}
-	free(r->req);
-	r->req = NULL;
-	if (r->ses_fd >= 0)
-		close(r->ses_fd);
-	r->ses_fd = -1;
-	if (r->hold_init) {
-		pthread_mutex_destroy(&r->hold_mu);
-		r->hold_init = 0;
-	}
-}
-
-/* ---- the repository's shared lock, while sessions run ---------------- */
-
-/* Count MC among the connections using a session of its repository; the
- * first one takes the shared lock (waiting while gc holds it exclusively:
- * gc removes nothing a session can name). */
-static int hold(struct mconn *mc)
-{
-	struct mrepo *r = mc->r;
-	int e = 0;
-
-	if (mc->held)
-		return 0;
-	pthread_mutex_lock(&r->hold_mu);
-	if (r->holds == 0) {
-		if (r->repo->ops->lock_shared)
-			e = r->repo->ops->lock_shared(r->repo);
-	}
-	if (e == 0) {
-		r->holds++;
-		mc->held = 1;
-	}
-	pthread_mutex_unlock(&r->hold_mu);
-	return e;
-}
-
-/* The last connection using a session lets the lock go (no session adds
- * data now; parked sessions are marked by gc from their files). */
-static void let_go(struct mconn *mc)
-{
-	struct mrepo *r = mc->r;
-
-	if (!mc->held)
-		return;
-	pthread_mutex_lock(&r->hold_mu);
-	mc->held = 0;
-	if (--r->holds == 0 && r->repo->ops->unlock)
-		r->repo->ops->unlock(r->repo);
-	pthread_mutex_unlock(&r->hold_mu);
-}
 
 /* ---- session objects -------------------------------------------------- */
 
@@ -372,7 +84,7 @@ static void put_ref(struct mconn *mc)
 		}
 	}
 	mc->s = NULL;
-	let_go(mc);
+	msess_let_go(mc);
 	pthread_cond_broadcast(&m->cv);
 }
 
@@ -462,36 +174,6 @@ uint8_t *msess_unstash(struct mconn *mc, const uint8_t *hash, uint32_t *len)
 	return b;
 }
 
-static int write_header(struct msess *s)
-{
-	uint8_t b[SES_HEADER_MAX];
-	struct ferry_wr w;
-	size_t il = strlen(s->identity), hl;
-	int e;
-
-	ferry_wr_init(&w, b, sizeof(b));
-	ferry_wr_bytes(&w, SES_MAGIC, 4);
-	ferry_wr_u32(&w, SES_VERSION);
-	ferry_wr_u32(&w, 0); /* header length, below */
-	ferry_wr_u32(&w, 0); /* CRC, below */
-	ferry_wr_bytes(&w, s->sid, FERRY_SID_LEN);
-	ferry_wr_u64(&w, ferry_now_ns());
-	ferry_wr_u16(&w, (uint16_t)il);
-	ferry_wr_bytes(&w, s->identity, il);
-	ferry_wr_u16(&w, (uint16_t)s->hdr_len);
-	ferry_wr_bytes(&w, s->hdr, s->hdr_len);
-	if (w.bad)
-		return ferry_error(FERRY_E_INVAL, "session header too long");
-	hl = sizeof(b) - w.left;
-	ferry_put_le32(b + 8, (uint32_t)hl);
-	ferry_put_le32(b + 12, ferry_crc32c(b + 16, hl - 16));
-	s->entries_off = hl;
-	if ((e = ferry_pwrite_all(s->fd, b, hl, 0)) != 0)
-		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
-				   "write session file: %s", strerror(-e));
-	return 0;
-}
-
 int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
 {
 	struct mover *m = mc->m;
@@ -514,10 +196,10 @@ int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
 				   pt.id);
 	}
 	/* From here until commit, abort or park the session adds data. */
-	if ((e = hold(mc)) != 0)
+	if ((e = msess_hold(mc)) != 0)
 		return e;
 	if (!(s = sess_new(r))) {
-		let_go(mc);
+		msess_let_go(mc);
 		return FERRY_E_NOMEM;
 	}
 	if ((e = ferry_random(s->sid, sizeof(s->sid))) != 0)
@@ -527,22 +209,8 @@ int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
 	memcpy(s->hdr, hdr, hl);
 	s->hdr_len = hl;
 	snprintf(s->identity, sizeof(s->identity), "%s", mc->c->identity);
-	s->fd = openat(r->ses_fd, s->sidhex,
-		       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (s->fd < 0) {
-		e = ferry_error(ferry_errno_code(errno, FERRY_E_IO),
-				"create session file in %s/sessions: %s", r->path,
-				strerror(errno));
+	if ((e = msess_create_file(s)) != 0)
 		goto fail;
-	}
-	if ((e = write_header(s)) != 0 || fsync(s->fd) < 0 ||
-	    fsync(r->ses_fd) < 0) {
-		if (!e)
-			e = ferry_error(FERRY_E_IO, "sync session file: %s",
-					strerror(errno));
-		unlinkat(r->ses_fd, s->sidhex, 0);
-		goto fail;
-	}
 	s->refs = 1;
 	s->owner = mc;
 	pthread_mutex_lock(&m->mu);
@@ -557,161 +225,9 @@ int msess_begin(struct mconn *mc, const uint8_t *p, size_t n)
 	return reply_session(mc);
 fail:
 	sess_free(s);
-	let_go(mc);
+	msess_let_go(mc);
 	return e;
 }
-
-/* The header of a session file (B: its first GOT bytes): checks, then
- * the session id, the client's identity (IDCAP bytes with its NUL), the
- * manifest header (HDR, up to FERRY_MANIFEST_HEADER_MAX bytes) and the
- * restore point it opens; *HL: where the entries start. */
-static int parse_header(const uint8_t *b, size_t got, uint8_t *sid,
-			char *identity, size_t idcap, uint8_t *hdr,
-			size_t *hdr_len, struct ferry_point *p, uint32_t *hl)
-{
-	struct ferry_rd rd;
-	uint8_t magic[4];
-	uint32_t ver, crc;
-	uint64_t created;
-	uint16_t il, ml;
-	size_t used;
-
-	if (got < 16)
-		return -1;
-	ferry_rd_init(&rd, b, got);
-	ferry_rd_bytes(&rd, magic, 4);
-	ferry_rd_u32(&rd, &ver);
-	ferry_rd_u32(&rd, hl);
-	ferry_rd_u32(&rd, &crc);
-	if (rd.bad || memcmp(magic, SES_MAGIC, 4) || ver != SES_VERSION ||
-	    *hl < 16 || *hl > got || crc != ferry_crc32c(b + 16, *hl - 16))
-		return -1;
-	ferry_rd_init(&rd, b + 16, *hl - 16);
-	ferry_rd_bytes(&rd, sid, FERRY_SID_LEN);
-	ferry_rd_u64(&rd, &created);
-	if (ferry_rd_u16(&rd, &il) || il >= idcap ||
-	    ferry_rd_bytes(&rd, identity, il))
-		return -1;
-	identity[il] = 0;
-	if (ferry_rd_u16(&rd, &ml) || ml > FERRY_MANIFEST_HEADER_MAX ||
-	    ferry_rd_bytes(&rd, hdr, ml) || rd.left)
-		return -1;
-	*hdr_len = ml;
-	if (ferry_manifest_header_parse(hdr, ml, p, &used) || used != ml)
-		return -1;
-	return 0;
-}
-
-/* 1 when delta chunk ID reads and its base chunk is held (a parked
- * session's delta whose base gc removed is cut off and sent again), 0
- * when not, < 0 on error. */
-static int delta_base_present(struct ferry_repo *repo, const uint8_t *id)
-{
-	struct ferry_codec_ctx *c;
-	struct ferry_dbufs b;
-	struct ferry_delta d;
-	int e;
-
-	if (ferry_repo_encrypted(repo))
-		return 1; /* sealed: not readable here (see delta_base_held) */
-	if ((e = ferry_dbufs_init(&b, repo->block_size)) != 0)
-		return e;
-	if (!(c = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0))) {
-		ferry_dbufs_free(&b);
-		return FERRY_E_NOMEM;
-	}
-	e = ferry_delta_load(repo, c, id, b.in, b.incap, b.rec, b.reccap, &d);
-	if (e == 0)
-		e = repo->ops->has_chunk(repo, d.base);
-	else if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING)
-		e = 0;
-	ferry_codec_ctx_free(c);
-	ferry_dbufs_free(&b);
-	return e;
-}
-
-/* Read a session file back: header checks, then every entry (a data
- * entry counts only while its chunk is present: anything after a lost
- * chunk is cut off and will be sent again). */
-static int load(struct msess *s, const char *sidhex)
-{
-	struct mrepo *r = s->r;
-	uint8_t b[SES_HEADER_MAX], *buf = NULL;
-	uint8_t sid[FERRY_SID_LEN];
-	uint32_t hl;
-	uint64_t size, nent, good = 0;
-	struct stat st;
-	ssize_t got;
-	int e = 0;
-
-	s->fd = openat(r->ses_fd, sidhex, O_RDWR | O_CLOEXEC);
-	if (s->fd < 0)
-		return errno == ENOENT ? FERRY_E_NOTFOUND
-				       : ferry_error(FERRY_E_IO, "open session %s: %s",
-						     sidhex, strerror(errno));
-	got = ferry_pread_full(s->fd, b, sizeof(b), 0);
-	if (got < 16 || fstat(s->fd, &st) < 0)
-		goto corrupt;
-	if (parse_header(b, (size_t)got, sid, s->identity, sizeof(s->identity),
-			 s->hdr, &s->hdr_len, &s->p, &hl) ||
-	    memcmp(sid, s->sid, sizeof(sid)))
-		goto corrupt;
-	s->entries_off = hl;
-	size = (uint64_t)st.st_size;
-	nent = (size - hl) / FERRY_ENTRY_LEN;
-	if (nent > s->p.nblocks)
-		nent = s->p.nblocks;
-	if (!(buf = malloc(IOBUF - IOBUF % FERRY_ENTRY_LEN)))
-		return FERRY_E_NOMEM;
-	while (good < nent) {
-		size_t want = IOBUF - IOBUF % FERRY_ENTRY_LEN;
-		uint64_t left = (nent - good) * FERRY_ENTRY_LEN;
-		int stop = 0;
-
-		if (want > left)
-			want = (size_t)left;
-		got = ferry_pread_full(s->fd, buf, want,
-				       (off_t)(hl + good * FERRY_ENTRY_LEN));
-		if (got != (ssize_t)want) {
-			e = ferry_error(FERRY_E_IO, "read session %s", sidhex);
-			break;
-		}
-		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN) {
-			const uint8_t *en = buf + i;
-
-			if (en[0] == FERRY_ENTRY_ZERO &&
-			    ferry_is_zero(en + 1, FERRY_HASH_LEN)) {
-				good++;
-				continue;
-			}
-			if ((en[0] != FERRY_ENTRY_DATA &&
-			     !(en[0] == FERRY_ENTRY_DELTA &&
-			       ferry_repo_delta(r->repo))) ||
-			    r->repo->ops->has_chunk(r->repo, en + 1) != 1 ||
-			    (en[0] == FERRY_ENTRY_DELTA &&
-			     delta_base_present(r->repo, en + 1) != 1)) {
-				stop = 1;
-				break;
-			}
-			good++;
-		}
-		if (stop)
-			break;
-	}
-	free(buf);
-	if (e)
-		return e;
-	if (hl + good * FERRY_ENTRY_LEN != size &&
-	    ftruncate(s->fd, (off_t)(hl + good * FERRY_ENTRY_LEN)) < 0)
-		return ferry_error(FERRY_E_IO, "truncate session %s: %s", sidhex,
-				   strerror(errno));
-	s->recorded = good;
-	return 0;
-corrupt:
-	return ferry_error(FERRY_E_CORRUPT, "session file %s/sessions/%s is damaged",
-			   r->path, sidhex);
-}
-
 /* Make what the session holds durable before telling the source. */
 static int sync_now(struct msess *s)
 {
@@ -723,7 +239,7 @@ static int sync_now(struct msess *s)
 	return e;
 }
 
-static int reply_committed(struct mconn *mc, const char *id)
+int msess_reply_committed(struct mconn *mc, const char *id)
 {
 	uint8_t pid[FERRY_PID_LEN];
 
@@ -748,7 +264,7 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 	ferry_pid_to_hex(pid, id);
 	/* A resumed session adds data again: lock before its file is read
 	 * (gc may be running; it marks parked sessions' chunks). */
-	if ((e = hold(mc)) != 0)
+	if ((e = msess_hold(mc)) != 0)
 		return e;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;
@@ -781,7 +297,7 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 	} else {
 		if (!(s = sess_new(r))) {
 			pthread_mutex_unlock(&m->mu);
-			let_go(mc);
+			msess_let_go(mc);
 			return FERRY_E_NOMEM;
 		}
 		memcpy(s->sid, sid, sizeof(sid));
@@ -792,7 +308,7 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 		s->next = m->sessions;
 		m->sessions = s;
 		pthread_mutex_unlock(&m->mu);
-		e = load(s, s->sidhex);
+		e = msess_load(s);
 		pthread_mutex_lock(&m->mu);
 		s->loading = 0;
 		if (e) {
@@ -808,7 +324,7 @@ int msess_resume(struct mconn *mc, const uint8_t *p, size_t n)
 				close(fd);
 				mover_log(m, "%s repo=%s resume of a committed session: point %s",
 					  mc->tag, r->name, id);
-				return reply_committed(mc, id);
+				return msess_reply_committed(mc, id);
 			}
 			return ferry_error(FERRY_E_NOTFOUND,
 					   "session %.8s is not known to this mover (expired or aborted): start the backup again",
@@ -850,14 +366,14 @@ int msess_attach(struct mconn *mc, const uint8_t *p, size_t n)
 
 	if (n != FERRY_SID_LEN)
 		return ferry_error(FERRY_E_PROTO, "malformed ATTACH message");
-	if ((e = hold(mc)) != 0)
+	if ((e = msess_hold(mc)) != 0)
 		return e;
 	pthread_mutex_lock(&m->mu);
 	s = find(m, mc->r, p);
 	if (!s || !s->owner || s->loading ||
 	    strcmp(s->identity, mc->c->identity)) {
 		pthread_mutex_unlock(&m->mu);
-		let_go(mc);
+		msess_let_go(mc);
 		return ferry_error(FERRY_E_NOTFOUND,
 				   "no running session to attach a stream to");
 	}
@@ -868,278 +384,7 @@ int msess_attach(struct mconn *mc, const uint8_t *p, size_t n)
 	return reply_session(mc);
 }
 
-/* Whether other connections carry chunks of this session. */
-static int streams(struct mconn *mc)
-{
-	int n;
-
-	pthread_mutex_lock(&mc->m->mu);
-	n = mc->s->refs > 1;
-	pthread_mutex_unlock(&mc->m->mu);
-	return n;
-}
-
-/* With several streams a block's entry may come before its chunk, which
- * travels on another connection: wait for it, a while. */
-static int wait_chunk(struct mconn *mc, const uint8_t *h);
-
-/* A delta block's record (delta.c) is read and checked here, and its base
- * chunk must be held too: a committed point never names a delta whose
- * base is missing. */
-static int delta_base_held(struct mconn *mc, const uint8_t *id,
-			   uint64_t block)
-{
-	struct ferry_repo *repo = mc->r->repo;
-	struct ferry_codec_ctx *c = NULL;
-	struct ferry_dbufs b;
-	struct ferry_delta d;
-	char hex[65];
-	int e;
-
-	/* Sealed: the mover cannot open the record (it checks no sealed
-	 * chunk's content either); the delta chunk is held. */
-	if (ferry_repo_encrypted(repo))
-		return 0;
-	if ((e = ferry_dbufs_init(&b, repo->block_size)) != 0)
-		return e;
-	if (!(c = ferry_codec_ctx_new(FERRY_CODEC_NONE, 0))) {
-		ferry_dbufs_free(&b);
-		return FERRY_E_NOMEM;
-	}
-	e = ferry_delta_load(repo, c, id, b.in, b.incap, b.rec, b.reccap, &d);
-	if (e == 0 && (e = repo->ops->has_chunk(repo, d.base)) == 0 &&
-	    streams(mc))
-		e = wait_chunk(mc, d.base);
-	if (e == 0) {
-		ferry_hash_hex(d.base, hex);
-		e = ferry_error(FERRY_E_MISSING,
-				"block %llu: the base chunk %s of its delta is not held by the mover",
-				(unsigned long long)block, hex);
-	} else if (e == 1) {
-		e = 0;
-	}
-	ferry_codec_ctx_free(c);
-	ferry_dbufs_free(&b);
-	return e;
-}
-
-static int wait_chunk(struct mconn *mc, const uint8_t *h)
-{
-	struct ferry_repo *repo = mc->r->repo;
-	double until = ferry_mono_seconds() + 30;
-	int e = 0;
-
-	while (e == 0 && ferry_mono_seconds() < until &&
-	       !atomic_load(&mc->m->stopping) &&
-	       mc->s->generation == mc->gen) {
-		struct timespec ts = { 0, 2000000L };
-
-		nanosleep(&ts, NULL);
-		e = repo->ops->has_chunk(repo, h);
-	}
-	return e;
-}
-
-int msess_records(struct mconn *mc, const uint8_t *p, size_t n)
-{
-	struct msess *s = mc->s;
-	struct ferry_repo *repo = mc->r->repo;
-	const uint8_t *ent;
-	uint64_t first;
-	uint16_t count;
-	int e;
-
-	if ((e = ferry_records_parse(p, n, &first, &count, &ent)) != 0)
-		return e;
-	if (first != s->recorded)
-		return ferry_error(FERRY_E_PROTO,
-				   "RECORDS start at block %llu, expected %llu",
-				   (unsigned long long)first,
-				   (unsigned long long)s->recorded);
-	if (count > s->p.nblocks - s->recorded)
-		return ferry_error(FERRY_E_PROTO,
-				   "RECORDS go past the last block (%llu)",
-				   (unsigned long long)s->p.nblocks);
-	/* A manifest may only name chunks the repository holds. */
-	for (uint16_t i = 0; i < count; i++) {
-		const uint8_t *en = ent + (size_t)i * FERRY_ENTRY_LEN;
-		char hex[65];
-
-		if (en[0] == FERRY_ENTRY_DELTA && !ferry_repo_delta(repo))
-			return ferry_error(FERRY_E_PROTO,
-					   "block %llu is a delta block (kind 2), and the mover's repository has no feature \"delta\"",
-					   (unsigned long long)(first + i));
-		if (en[0] != FERRY_ENTRY_DATA && en[0] != FERRY_ENTRY_DELTA)
-			continue;
-		if ((e = repo->ops->has_chunk(repo, en + 1)) < 0)
-			return e;
-		if (e == 0 && streams(mc))
-			e = wait_chunk(mc, en + 1);
-		if (e < 0)
-			return e;
-		if (e == 0) {
-			ferry_hash_hex(en + 1, hex);
-			return ferry_error(FERRY_E_MISSING,
-					   "block %llu names chunk %s, which the mover does not hold",
-					   (unsigned long long)(first + i), hex);
-		}
-		if (en[0] == FERRY_ENTRY_DELTA &&
-		    (e = delta_base_held(mc, en + 1, first + i)) != 0)
-			return e;
-	}
-	if ((e = ferry_pwrite_all(s->fd, ent, (size_t)count * FERRY_ENTRY_LEN,
-				  (off_t)(s->entries_off +
-					  s->recorded * FERRY_ENTRY_LEN))) != 0)
-		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
-				   "write session file: %s", strerror(-e));
-	s->recorded += count;
-	return 0;
-}
-
-static int write_manifest(struct msess *s, const struct ferry_point *p)
-{
-	struct ferry_repo *repo = s->r->repo;
-	struct ferry_mwriter *w = NULL;
-	uint8_t *buf = malloc(IOBUF - IOBUF % FERRY_ENTRY_LEN);
-	uint64_t done = 0;
-	int e;
-
-	if (!buf)
-		return FERRY_E_NOMEM;
-	if ((e = ferry_mwriter_begin(repo, p, &w)) != 0)
-		goto out;
-	while (done < s->recorded) {
-		size_t want = IOBUF - IOBUF % FERRY_ENTRY_LEN;
-		uint64_t left = (s->recorded - done) * FERRY_ENTRY_LEN;
-		ssize_t got;
-
-		if (want > left)
-			want = (size_t)left;
-		got = ferry_pread_full(s->fd, buf, want,
-				       (off_t)(s->entries_off + done * FERRY_ENTRY_LEN));
-		if (got != (ssize_t)want) {
-			e = ferry_error(FERRY_E_IO, "read session file %s",
-					s->sidhex);
-			goto out;
-		}
-		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN)
-			if ((e = ferry_mwriter_add(w, buf[i], buf + i + 1)) != 0)
-				goto out;
-		done += want / FERRY_ENTRY_LEN;
-	}
-	e = ferry_mwriter_commit(w, p);
-out:
-	ferry_mwriter_free(w);
-	free(buf);
-	return e;
-}
-
-/* Encrypted repository: the sealed manifest the source uploaded, after
- * the entries in the session file, becomes the point's manifest.  The
- * mover cannot open it; it checks the framing (header, point id, a
- * length that fits the block count) and commits it as it commits its
- * own manifests. */
-static uint64_t sealed_off(const struct msess *s)
-{
-	return s->entries_off + s->p.nblocks * FERRY_ENTRY_LEN;
-}
-
-/* The largest sealed manifest a point of this many blocks can have: the
- * file header, the plaintext (header, entries, footer) and one tag per
- * 64 KiB segment.  Nothing larger is stored. */
-static uint64_t sealed_max(const struct msess *s)
-{
-	uint64_t plain = FERRY_MANIFEST_HEADER_MAX + s->p.nblocks * FERRY_ENTRY_LEN +
-			 FERRY_MANIFEST_FOOTER;
-
-	return 32 + plain + (plain / (64u << 10) + 1) * 16;
-}
-
-int msess_sealed(struct mconn *mc, const uint8_t *pl, size_t n)
-{
-	struct msess *s = mc->s;
-	struct ferry_rd rd;
-	uint64_t off;
-	int e;
-
-	if (!ferry_repo_encrypted(mc->r->repo))
-		return ferry_error(FERRY_E_PROTO,
-				   "SEALED for repository %s, which is not encrypted",
-				   mc->r->name);
-	ferry_rd_init(&rd, pl, n);
-	if (ferry_rd_u64(&rd, &off) || !rd.left)
-		return ferry_error(FERRY_E_PROTO, "malformed SEALED message");
-	if (off > sealed_max(s) || rd.left > sealed_max(s) - off)
-		return ferry_error(FERRY_E_PROTO,
-				   "sealed manifest larger than %llu bytes, the most %llu blocks need",
-				   (unsigned long long)sealed_max(s),
-				   (unsigned long long)s->p.nblocks);
-	if ((e = ferry_pwrite_all(s->fd, rd.p, rd.left,
-				  (off_t)(sealed_off(s) + off))) != 0)
-		return ferry_error(ferry_errno_code(-e, FERRY_E_IO),
-				   "write session file: %s", strerror(-e));
-	if (off + rd.left > s->sealed_len)
-		s->sealed_len = off + rd.left;
-	return 0;
-}
-
-static int write_sealed(struct msess *s, const struct ferry_point *p,
-			uint64_t len)
-{
-	struct ferry_repo *repo = s->r->repo;
-	uint8_t *buf = malloc(IOBUF);
-	uint64_t done = 0;
-	char *tmp = NULL;
-	int e, fd = -1;
-	ssize_t got;
-
-	if (!buf)
-		return FERRY_E_NOMEM;
-	if (len != s->sealed_len || len < FERRY_MANIFEST_FOOTER) {
-		e = ferry_error(FERRY_E_PROTO,
-				"COMMIT says the sealed manifest has %llu bytes, %llu arrived",
-				(unsigned long long)len,
-				(unsigned long long)s->sealed_len);
-		goto out;
-	}
-	got = ferry_pread_full(s->fd, buf, 64, (off_t)sealed_off(s));
-	if (got != 64) {
-		e = ferry_error(FERRY_E_IO, "read session file %s", s->sidhex);
-		goto out;
-	}
-	if ((e = ferry_sealed_manifest_check(buf, len, p->id, p->nblocks)) != 0)
-		goto out;
-	if ((e = repo->ops->point_create(repo, p->id, &fd, &tmp)) != 0)
-		goto out;
-	while (done < len) {
-		size_t want = len - done < IOBUF ? (size_t)(len - done) : IOBUF;
-
-		got = ferry_pread_full(s->fd, buf, want, (off_t)(sealed_off(s) + done));
-		if (got != (ssize_t)want) {
-			e = ferry_error(FERRY_E_IO, "read session file %s", s->sidhex);
-			goto out;
-		}
-		if ((e = ferry_write_all(fd, buf, want)) != 0) {
-			e = ferry_error(ferry_errno_code(-e, FERRY_E_IO),
-					"write manifest %s: %s", p->id, strerror(-e));
-			goto out;
-		}
-		done += want;
-	}
-	/* Invariant 1: every chunk the manifest names is durable first. */
-	if ((e = repo->ops->sync_chunks(repo)) != 0)
-		goto out;
-	e = repo->ops->point_commit(repo, p->id, fd, tmp);
-	fd = -1;
-out:
-	if (fd >= 0)
-		repo->ops->point_abort(repo, fd, tmp);
-	free(tmp);
-	free(buf);
-	return e;
-}
-
-static void drop(struct mconn *mc)
+void msess_drop(struct mconn *mc)
 {
 	struct msess *s = mc->s;
 
@@ -1151,63 +396,13 @@ static void drop(struct mconn *mc)
 	pthread_mutex_unlock(&mc->m->mu);
 }
 
-int msess_commit(struct mconn *mc, const uint8_t *pl, size_t n)
-{
-	struct msess *s = mc->s;
-	struct ferry_repo *repo = mc->r->repo;
-	struct ferry_stats6 st;
-	struct ferry_point p;
-	int e, fd;
-
-	uint64_t sealed = 0;
-
-	/* An encrypted repository's COMMIT adds the sealed manifest's
-	 * length (u64) to the statistics. */
-	if (n == 56)
-		sealed = (uint64_t)ferry_le32(pl + 48) |
-			 (uint64_t)ferry_le32(pl + 52) << 32;
-	if (ferry_repo_encrypted(repo) != (n == 56))
-		return ferry_error(FERRY_E_PROTO,
-				   "COMMIT %s a sealed manifest, and repository %s is %s",
-				   n == 56 ? "announces" : "lacks", mc->r->name,
-				   ferry_repo_encrypted(repo) ? "encrypted" : "not encrypted");
-	if ((e = ferry_stats6_parse(pl, 48, &st)) != 0)
-		return e;
-	if (s->recorded != s->p.nblocks)
-		return ferry_error(FERRY_E_PROTO,
-				   "COMMIT with %llu of %llu blocks recorded",
-				   (unsigned long long)s->recorded,
-				   (unsigned long long)s->p.nblocks);
-	p = s->p;
-	p.bytes_read = st.bytes_read;
-	p.bytes_zero = st.bytes_zero;
-	p.bytes_new = st.bytes_new;
-	p.bytes_reused = st.bytes_reused;
-	p.bytes_stored = st.bytes_stored;
-	p.duration_us = st.duration_us;
-	msess_sync_forget(mc);
-	/* Committed already by an earlier try whose answer was lost? */
-	if (repo->ops->point_open(repo, p.id, &fd) == 0)
-		close(fd);
-	else if ((e = ferry_repo_encrypted(repo) ? write_sealed(s, &p, sealed)
-						 : write_manifest(s, &p)) != 0)
-		return e;
-	mover_log(mc->m, "%s session=%.8s repo=%s committed point %s: %llu blocks, %llu new chunks (%llu bytes), %llu already held",
-		  mc->tag, s->sidhex, mc->r->name, p.id,
-		  (unsigned long long)p.nblocks, (unsigned long long)s->chunks_new,
-		  (unsigned long long)s->bytes_new,
-		  (unsigned long long)s->chunks_dup);
-	drop(mc);
-	return reply_committed(mc, p.id);
-}
-
 void msess_abort(struct mconn *mc)
 {
 	mover_log(mc->m, "%s session=%.8s repo=%s aborted by the source at block %llu",
 		  mc->tag, mc->s->sidhex, mc->r->name,
 		  (unsigned long long)mc->s->recorded);
 	msess_sync_forget(mc);
-	drop(mc);
+	msess_drop(mc);
 }
 
 void msess_release(struct mconn *mc)
@@ -1229,75 +424,4 @@ void msess_release(struct mconn *mc)
 	pthread_mutex_lock(&mc->m->mu);
 	put_ref(mc);
 	pthread_mutex_unlock(&mc->m->mu);
-}
-
-/* ---- for gc: the chunks parked sessions name ------------------------- */
-
-int ferry_session_file_chunks(int dfd, const char *name,
-			      void (*cb)(const uint8_t *h, void *arg),
-			      void *arg, uint64_t *refs, uint64_t *created_ns)
-{
-	static const size_t want_max = IOBUF - IOBUF % FERRY_ENTRY_LEN;
-	uint8_t b[SES_HEADER_MAX], sid[FERRY_SID_LEN], *buf, *hdr;
-	char identity[256];
-	struct ferry_point p;
-	size_t hdr_len;
-	uint32_t hl;
-	uint64_t off, end;
-	struct stat st;
-	ssize_t got;
-	int fd, e = 0;
-
-	if (!sid_name(name))
-		return FERRY_E_NOTFOUND;
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? FERRY_E_NOTFOUND
-				       : ferry_error(FERRY_E_IO, "open session %s: %s",
-						     name, strerror(errno));
-	hdr = malloc(FERRY_MANIFEST_HEADER_MAX);
-	buf = malloc(want_max);
-	if (!hdr || !buf) {
-		e = FERRY_E_NOMEM;
-		goto out;
-	}
-	got = ferry_pread_full(fd, b, sizeof(b), 0);
-	if (got < 16 || fstat(fd, &st) < 0 ||
-	    parse_header(b, (size_t)got, sid, identity, sizeof(identity), hdr,
-			 &hdr_len, &p, &hl)) {
-		e = ferry_error(FERRY_E_CORRUPT, "session file %s is damaged", name);
-		goto out;
-	}
-	*created_ns = ferry_le32(b + 16 + FERRY_SID_LEN) |
-		      (uint64_t)ferry_le32(b + 20 + FERRY_SID_LEN) << 32;
-	end = ((uint64_t)st.st_size - hl) / FERRY_ENTRY_LEN;
-	if (end > p.nblocks)
-		end = p.nblocks;
-	end = hl + end * FERRY_ENTRY_LEN;
-	for (off = hl; off < end;) {
-		size_t want = end - off < want_max ? (size_t)(end - off) : want_max;
-
-		got = ferry_pread_full(fd, buf, want, (off_t)off);
-		if (got < 0) {
-			e = ferry_error(FERRY_E_IO, "read session %s", name);
-			break;
-		}
-		/* A file cut short meanwhile (the session resumed and
-		 * truncated it, or ended): what is left was marked. */
-		want = (size_t)got - (size_t)got % FERRY_ENTRY_LEN;
-		for (size_t i = 0; i < want; i += FERRY_ENTRY_LEN)
-			if (buf[i] == FERRY_ENTRY_DATA ||
-			    buf[i] == FERRY_ENTRY_DELTA) {
-				cb(buf + i + 1, arg);
-				(*refs)++;
-			}
-		if (want == 0)
-			break;
-		off += want;
-	}
-out:
-	free(hdr);
-	free(buf);
-	close(fd);
-	return e;
 }
