@@ -126,8 +126,16 @@ fuzz: $(FUZZ_BIN)
 	done
 
 # The whole suite: unit + end-to-end, then the same under ASan/UBSan,
-# then a short fuzz run.  tests/run prints "N passed, N failed".
-check: deps all $(UNIT_BIN) $(TOOLS_BIN) lint
+# then a short fuzz run.  tests/run prints "N passed, N failed".  Once the
+# packages are in, everything is built at once (one compiler per CPU), and
+# two end-to-end scripts run at a time (FERRY_TEST_JOBS; most wait on
+# servers, timers and child processes): the suite fits in ~20 minutes on
+# two cores.
+BUILD_JOBS := $(shell nproc 2>/dev/null || echo 2)
+export FERRY_TEST_JOBS ?= 2
+check: deps
+	$(MAKE) -j$(BUILD_JOBS) all $(UNIT_BIN) $(TOOLS_BIN) $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN) $(FUZZ_BIN)
+	$(MAKE) lint
 	./tests/run
 	$(MAKE) check-asan
 	$(MAKE) fuzz
