@@ -151,11 +151,8 @@ int cmd_backup(int argc, char **argv)
 			}
 			break;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("backup", usage);
+			if ((rc = cli_repo_option(c, optarg, "backup", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 1 != argc)

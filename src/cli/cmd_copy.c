@@ -127,11 +127,8 @@ int cmd_copy(int argc, char **argv)
 		default:
 			if (c == OPT_SMB_CREDENTIALS)
 				smb = optarg;
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("copy", usage);
+			if ((rc = cli_repo_option(c, optarg, "copy", usage)) != 0)
+				return rc;
 		}
 	}
 	if (!fp || !tp) {

@@ -131,11 +131,8 @@ int cmd_init(int argc, char **argv)
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("init", usage);
+			if ((rc = cli_repo_option(c, optarg, "init", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind != argc)

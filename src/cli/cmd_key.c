@@ -67,11 +67,8 @@ static int passwd(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((e = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (e < 0)
-				return EXIT_USAGE;
-			return cli_usage("key", usage);
+			if ((e = cli_repo_option(c, optarg, "key", usage)) != 0)
+				return e;
 		}
 	}
 	if (optind != argc)

@@ -142,11 +142,8 @@ int cmd_mount(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("mount", usage);
+			if ((rc = cli_repo_option(c, optarg, "mount", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 2 != argc)

@@ -149,11 +149,8 @@ int cmd_mover(int argc, char **argv)
 		case O_STATEDIR: mo.state_dir = optarg; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((e = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (e < 0)
-				return EXIT_USAGE;
-			return cli_usage("mover", usage);
+			if ((e = cli_repo_option(c, optarg, "mover", usage)) != 0)
+				return e;
 		}
 		if (ip && cli_parse_int(optarg, lo, hi, ip)) {
 			fprintf(stderr, "ferry: --%s: give %d to %d\n", what, lo, hi);

@@ -109,11 +109,8 @@ int cmd_serve(int argc, char **argv)
 		case 'q': so.log = NULL; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("serve", usage);
+			if ((rc = cli_repo_option(c, optarg, "serve", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 1 != argc || !so.listen)
