@@ -114,12 +114,8 @@ int cmd_init(int argc, char **argv)
 			break;
 		case 'E': encrypt = 1; break;
 		case 'K':
-			if (strcmp(optarg, "argon2id") && strcmp(optarg, "scrypt")) {
-				fprintf(stderr, "ferry: --kdf %s: use argon2id or scrypt\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			kdf = optarg;
+			if ((rc = cli_kdf_option(optarg, &kdf)) != 0)
+				return rc;
 			break;
 		case 'D': io.no_delta = 1; break;
 		case 'L':

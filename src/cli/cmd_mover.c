@@ -152,10 +152,8 @@ int cmd_mover(int argc, char **argv)
 			if ((e = cli_repo_option(c, optarg, "mover", usage)) != 0)
 				return e;
 		}
-		if (ip && cli_parse_int(optarg, lo, hi, ip)) {
-			fprintf(stderr, "ferry: --%s: give %d to %d\n", what, lo, hi);
-			return EXIT_USAGE;
-		}
+		if (ip && (e = cli_int_option(what, optarg, lo, hi, ip)) != 0)
+			return e;
 	}
 	if (optind != argc || !mo.listen || !mo.nrepos)
 		return cli_usage("mover", usage);
