@@ -130,4 +130,16 @@ int cli_int_option(const char *name, const char *arg, int lo, int hi, int *out);
  * saying why its value is bad, or after CMD's usage line). */
 int cli_repo_option(int c, const char *arg, const char *cmd, const char *usage);
 
+/* cli_int_option with a UNIT after the range ("ferry: --NAME: give LO to
+ * HI UNIT"), e.g. "seconds" or "MiB". */
+int cli_int_option_unit(const char *name, const char *arg, int lo, int hi,
+			const char *unit, int *out);
+/* --kdf: ARG must be argon2id or scrypt; 0 with *OUT set, or EXIT_USAGE
+ * after printing "ferry: --kdf ARG: use argon2id or scrypt". */
+int cli_kdf_option(const char *arg, const char **out);
+/* One line of a "name = value" file (--config, the server's config), cut
+ * in place (remote.c): 1 with *NAME and *VALUE stripped of blanks, 0 for a
+ * blank or '#' comment line, -1 when the line has no '='. */
+int cli_conf_line(char *line, char **name, char **value);
+
 #endif

@@ -103,10 +103,8 @@ int cmd_backup(int argc, char **argv)
 		case 'n': bo.name = optarg; break;
 		case 'j': json = 1; break;
 		case 't':
-			if (cli_parse_int(optarg, 1, 256, &bo.threads)) {
-				fprintf(stderr, "ferry: --threads: give 1 to 256\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option("threads", optarg, 1, 256, &bo.threads)) != 0)
+				return rc;
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return EXIT_OK;
@@ -132,10 +130,9 @@ int cmd_backup(int argc, char **argv)
 		case 'N': bo.snapshot_script = optarg; break;
 		case 'O': bo.post_script = optarg; break;
 		case 'T':
-			if (cli_parse_int(optarg, 1, 86400, &bo.script_timeout)) {
-				fprintf(stderr, "ferry: --script-timeout: give 1 to 86400 seconds\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option_unit("script-timeout", optarg, 1, 86400,
+						      "seconds", &bo.script_timeout)) != 0)
+				return rc;
 			break;
 		case 'Q':
 			if (strncmp(optarg, "qga:", 4) || !optarg[4]) {
@@ -145,17 +142,13 @@ int cmd_backup(int argc, char **argv)
 			bo.quiesce = optarg;
 			break;
 		case 'W':
-			if (cli_parse_int(optarg, 1, 3600, &bo.quiesce_timeout)) {
-				fprintf(stderr, "ferry: --quiesce-timeout: give 1 to 3600 seconds\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option_unit("quiesce-timeout", optarg, 1, 3600,
+						      "seconds", &bo.quiesce_timeout)) != 0)
+				return rc;
 			break;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("backup", usage);
+			if ((rc = cli_repo_option(c, optarg, "backup", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 1 != argc)

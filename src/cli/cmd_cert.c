@@ -67,10 +67,8 @@ int cmd_cert(int argc, char **argv)
 		case 'K': cakey = optarg; break;
 		case 'n': name = optarg; break;
 		case 'd':
-			if (cli_parse_int(optarg, 1, 36500, &days)) {
-				fprintf(stderr, "ferry: --days: give 1 to 36500\n");
-				return EXIT_USAGE;
-			}
+			if ((e = cli_int_option("days", optarg, 1, 36500, &days)) != 0)
+				return e;
 			break;
 		case 'h': help(); return EXIT_OK;
 		default: return cli_usage("cert", usage);

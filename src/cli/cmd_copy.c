@@ -118,20 +118,15 @@ int cmd_copy(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
 		case 't':
-			if (cli_parse_int(optarg, 1, 64, &co.threads)) {
-				fprintf(stderr, "ferry: --threads: give 1 to 64\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option("threads", optarg, 1, 64, &co.threads)) != 0)
+				return rc;
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
 			if (c == OPT_SMB_CREDENTIALS)
 				smb = optarg;
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("copy", usage);
+			if ((rc = cli_repo_option(c, optarg, "copy", usage)) != 0)
+				return rc;
 		}
 	}
 	if (!fp || !tp) {

@@ -145,11 +145,8 @@ int cmd_files(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((e = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (e < 0)
-				return EXIT_USAGE;
-			return cli_usage("files", usage);
+			if ((e = cli_repo_option(c, optarg, "files", usage)) != 0)
+				return e;
 		}
 	}
 	if (is_ls ? (optind + 2 != argc || to) : (optind + 2 > argc || !to))

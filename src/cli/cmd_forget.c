@@ -128,11 +128,8 @@ int cmd_forget(int argc, char **argv)
 		case 'X': fo.damaged = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("forget", usage);
+			if ((rc = cli_repo_option(c, optarg, "forget", usage)) != 0)
+				return rc;
 		}
 		if (dst && cli_parse_int(optarg, 0, 1000000, dst)) {
 			fprintf(stderr, "ferry: forget: a keep count is a whole number from 0 to 1000000, not '%s'\n",

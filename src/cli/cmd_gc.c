@@ -71,11 +71,8 @@ int cmd_gc(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("gc", usage);
+			if ((rc = cli_repo_option(c, optarg, "gc", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind != argc)

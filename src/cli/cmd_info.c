@@ -43,11 +43,8 @@ int cmd_info(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("info", usage);
+			if ((rc = cli_repo_option(c, optarg, "info", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind != argc)

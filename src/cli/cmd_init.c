@@ -114,12 +114,8 @@ int cmd_init(int argc, char **argv)
 			break;
 		case 'E': encrypt = 1; break;
 		case 'K':
-			if (strcmp(optarg, "argon2id") && strcmp(optarg, "scrypt")) {
-				fprintf(stderr, "ferry: --kdf %s: use argon2id or scrypt\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			kdf = optarg;
+			if ((rc = cli_kdf_option(optarg, &kdf)) != 0)
+				return rc;
 			break;
 		case 'D': io.no_delta = 1; break;
 		case 'L':
@@ -131,11 +127,8 @@ int cmd_init(int argc, char **argv)
 			break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("init", usage);
+			if ((rc = cli_repo_option(c, optarg, "init", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind != argc)

@@ -57,21 +57,14 @@ static int passwd(int argc, char **argv)
 		case 'r': rp = optarg; break;
 		case 'n': newfile = optarg; break;
 		case 'K':
-			if (strcmp(optarg, "argon2id") && strcmp(optarg, "scrypt")) {
-				fprintf(stderr, "ferry: --kdf %s: use argon2id or scrypt\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			kdf = optarg;
+			if ((e = cli_kdf_option(optarg, &kdf)) != 0)
+				return e;
 			break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((e = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (e < 0)
-				return EXIT_USAGE;
-			return cli_usage("key", usage);
+			if ((e = cli_repo_option(c, optarg, "key", usage)) != 0)
+				return e;
 		}
 	}
 	if (optind != argc)

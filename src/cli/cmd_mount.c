@@ -132,21 +132,16 @@ int cmd_mount(int argc, char **argv)
 		case 'f': mo.foreground = 1; break;
 		case 'l': logp = optarg; break;
 		case 'c':
-			if (cli_parse_int(optarg, 1, 65536, &n)) {
-				fprintf(stderr, "ferry: --cache: give 1 to 65536 MiB\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option_unit("cache", optarg, 1, 65536, "MiB", &n)) != 0)
+				return rc;
 			mo.cache_mib = (uint32_t)n;
 			break;
 		case 'a': mo.allow_other = 1; break;
 		case 'j': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("mount", usage);
+			if ((rc = cli_repo_option(c, optarg, "mount", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 2 != argc)

@@ -117,7 +117,8 @@ int cmd_mover(int argc, char **argv)
 	memset(&mo, 0, sizeof(mo));
 	if (!repos || !allow) {
 		fprintf(stderr, "ferry: out of memory\n");
-		return EXIT_FAIL;
+		e = EXIT_FAIL;
+		goto out;
 	}
 	mo.repos = repos;
 	mo.allow = allow;
@@ -141,40 +142,39 @@ int cmd_mover(int argc, char **argv)
 		case O_RATE:
 			if (ferry_size_parse(optarg, &mo.limit_rate) || !mo.limit_rate) {
 				fprintf(stderr, "ferry: --limit-rate: give bytes per second, e.g. 50M\n");
-				return EXIT_USAGE;
+				e = EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case O_SYSLOG: use_syslog = 1; break;
 		case O_PORTFILE: port_file = optarg; break;
 		case O_STATEDIR: mo.state_dir = optarg; break;
-		case 'h': help(); return EXIT_OK;
+		case 'h': help(); e = EXIT_OK; goto out;
 		default:
-			if ((e = cli_backend_option(c, optarg)) > 0)
-				break;
-			if (e < 0)
-				return EXIT_USAGE;
-			return cli_usage("mover", usage);
+			if ((e = cli_repo_option(c, optarg, "mover", usage)) != 0)
+				goto out;
 		}
-		if (ip && cli_parse_int(optarg, lo, hi, ip)) {
-			fprintf(stderr, "ferry: --%s: give %d to %d\n", what, lo, hi);
-			return EXIT_USAGE;
-		}
+		if (ip && (e = cli_int_option(what, optarg, lo, hi, ip)) != 0)
+			goto out;
 	}
-	if (optind != argc || !mo.listen || !mo.nrepos)
-		return cli_usage("mover", usage);
+	if (optind != argc || !mo.listen || !mo.nrepos) {
+		e = cli_usage("mover", usage);
+		goto out;
+	}
 	if (!mo.insecure && (!mo.cert || !mo.key || !mo.ca)) {
 		fprintf(stderr, "ferry: mover needs --cert, --key and --ca (or --insecure on loopback)\n");
-		return EXIT_USAGE;
+		e = EXIT_USAGE;
+		goto out;
 	}
 	if (use_syslog)
 		openlog("ferry-mover", LOG_PID, LOG_DAEMON);
 	mo.log = log_line;
 	mo.ready = ready;
 	mo.ready_arg = port_file;
-	e = ferry_mover_run(&mo);
+	if ((e = ferry_mover_run(&mo)) != 0)
+		e = cli_fail(e, "mover");
+out:
 	free(repos);
 	free(allow);
-	if (e)
-		return cli_fail(e, "mover");
-	return EXIT_OK;
+	return e;
 }

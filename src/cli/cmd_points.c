@@ -146,11 +146,8 @@ int cmd_points(int argc, char **argv)
 		case 'j': ctx.json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("points", usage);
+			if ((rc = cli_repo_option(c, optarg, "points", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind != argc)

@@ -88,32 +88,23 @@ int cmd_serve(int argc, char **argv)
 		case 'w': so.writable = 1; break;
 		case 'o': so.overlay = optarg; break;
 		case 'c':
-			if (cli_parse_int(optarg, 1, 65536, &n)) {
-				fprintf(stderr, "ferry: --cache: give 1 to 65536 MiB\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option_unit("cache", optarg, 1, 65536, "MiB", &n)) != 0)
+				return rc;
 			so.cache_mib = (uint32_t)n;
 			break;
 		case 't':
-			if (cli_parse_int(optarg, 1, 64, &so.threads)) {
-				fprintf(stderr, "ferry: --threads: give 1 to 64\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option("threads", optarg, 1, 64, &so.threads)) != 0)
+				return rc;
 			break;
 		case 'm':
-			if (cli_parse_int(optarg, 1, 4096, &so.max_clients)) {
-				fprintf(stderr, "ferry: --max-clients: give 1 to 4096\n");
-				return EXIT_USAGE;
-			}
+			if ((rc = cli_int_option("max-clients", optarg, 1, 4096, &so.max_clients)) != 0)
+				return rc;
 			break;
 		case 'q': so.log = NULL; break;
 		case 'h': help(); return EXIT_OK;
 		default:
-			if ((rc = cli_remote_option(c, optarg)) > 0)
-				break;
-			if (rc < 0)
-				return EXIT_USAGE;
-			return cli_usage("serve", usage);
+			if ((rc = cli_repo_option(c, optarg, "serve", usage)) != 0)
+				return rc;
 		}
 	}
 	if (optind + 1 != argc || !so.listen)

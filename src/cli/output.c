@@ -94,10 +94,27 @@ int cli_parse_int(const char *s, int min, int max, int *out)
 
 int cli_int_option(const char *name, const char *arg, int lo, int hi, int *out)
 {
+	return cli_int_option_unit(name, arg, lo, hi, NULL, out);
+}
+
+int cli_int_option_unit(const char *name, const char *arg, int lo, int hi,
+			const char *unit, int *out)
+{
 	if (cli_parse_int(arg, lo, hi, out)) {
-		fprintf(stderr, "ferry: --%s: give %d to %d\n", name, lo, hi);
+		fprintf(stderr, "ferry: --%s: give %d to %d%s%s\n", name, lo, hi,
+			unit ? " " : "", unit ? unit : "");
 		return EXIT_USAGE;
 	}
+	return 0;
+}
+
+int cli_kdf_option(const char *arg, const char **out)
+{
+	if (strcmp(arg, "argon2id") && strcmp(arg, "scrypt")) {
+		fprintf(stderr, "ferry: --kdf %s: use argon2id or scrypt\n", arg);
+		return EXIT_USAGE;
+	}
+	*out = arg;
 	return 0;
 }
 

@@ -120,6 +120,30 @@ static const struct {
 	{ "timeout", OPT_TIMEOUT },
 };
 
+int cli_conf_line(char *line, char **name, char **value)
+{
+	char *k = line, *v, *eq, *end;
+
+	line[strcspn(line, "\r\n")] = 0;
+	while (*k == ' ' || *k == '\t')
+		k++;
+	if (!*k || *k == '#')
+		return 0;
+	if (!(eq = strchr(k, '=')))
+		return -1;
+	*eq = 0;
+	for (end = eq; end > k && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		end[-1] = 0;
+	v = eq + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		end[-1] = 0;
+	*name = k;
+	*value = v;
+	return 1;
+}
+
 static int load_config(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -132,28 +156,18 @@ static int load_config(const char *path)
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *k = line, *v, *eq, *end;
+		char *k, *v;
 		size_t i;
+		int r;
 
 		no++;
-		line[strcspn(line, "\r\n")] = 0;
-		while (*k == ' ' || *k == '\t')
-			k++;
-		if (!*k || *k == '#')
+		if ((r = cli_conf_line(line, &k, &v)) == 0)
 			continue;
-		if (!(eq = strchr(k, '='))) {
+		if (r < 0) {
 			fprintf(stderr, "ferry: %s:%d: expected 'name = value'\n", path, no);
 			fclose(f);
 			return -1;
 		}
-		*eq = 0;
-		for (end = eq; end > k && (end[-1] == ' ' || end[-1] == '\t'); end--)
-			end[-1] = 0;
-		v = eq + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
-			end[-1] = 0;
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (!strcmp(keys[i].name, k))
 				break;

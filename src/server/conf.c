@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cli/cli.h"
 #include "srv.h"
 
 static int set_str(char *dst, size_t cap, const char *v)
@@ -45,28 +46,17 @@ int srv_conf_load(const char *file, struct srv_conf *c, char *err, size_t errlen
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *k = line, *v, *eq, *end;
-		int bad = 0;
+		char *k, *v;
+		int bad = 0, r;
 
 		no++;
-		line[strcspn(line, "\r\n")] = 0;
-		while (*k == ' ' || *k == '\t')
-			k++;
-		if (!*k || *k == '#')
+		if ((r = cli_conf_line(line, &k, &v)) == 0)
 			continue;
-		if (!(eq = strchr(k, '='))) {
+		if (r < 0) {
 			snprintf(err, errlen, "%s:%d: expected 'name = value'", file, no);
 			fclose(f);
 			return -1;
 		}
-		*eq = 0;
-		for (end = eq; end > k && (end[-1] == ' ' || end[-1] == '\t'); end--)
-			end[-1] = 0;
-		v = eq + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
-			end[-1] = 0;
 		if (!strcmp(k, "listen"))
 			bad = set_str(c->listen, sizeof(c->listen), v) || !strchr(v, ':');
 		else if (!strcmp(k, "tls-cert"))
