@@ -135,6 +135,38 @@ static struct struct_io_manager fx_manager = {
 	.write_blk64 = fx_write_blk64,
 };
 
+int ferry_inoset_add(struct ferry_inoset *s, uint32_t ino)
+{
+	size_t i;
+
+	if (ino == 0)
+		return 0;
+	if (2 * (s->n + 1) > s->cap) {
+		struct ferry_inoset t = { calloc(s->cap ? 2 * s->cap : 64, sizeof(uint32_t)),
+					  s->cap ? 2 * s->cap : 64, 0 };
+
+		if (!t.v)
+			return -1;
+		for (i = 0; i < s->cap; i++)
+			if (s->v[i])
+				ferry_inoset_add(&t, s->v[i]);
+		free(s->v);
+		*s = t;
+	}
+	for (i = (ino * 2654435761u) & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
+		if (s->v[i] == ino)
+			return 0;
+	s->v[i] = ino;
+	s->n++;
+	return 1;
+}
+
+void ferry_inoset_free(struct ferry_inoset *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
 int ferry_extfs_probe(ferry_read_fn rd, void *arg, uint64_t off,
 		      uint64_t size)
 {
@@ -192,6 +224,7 @@ struct walk {
 	blk64_t run_start, run_len; /* a pending run of excluded blocks */
 	int err;
 	int depth;
+	struct ferry_inoset dirs;	/* directories entered */
 };
 
 static int flush_run(struct walk *w)
@@ -293,6 +326,16 @@ static int exclude_inode(struct walk *w, ext2_ino_t ino, const char *path)
 		struct dir_ctx c = { w, path };
 		int r = 0;
 
+		int seen = ferry_inoset_add(&w->dirs, ino);
+
+		if (seen < 0)
+			return FERRY_E_NOMEM;
+		if (seen == 0) {
+			w->req->warn(w->req->warn_arg,
+				     "exclude %s: directory inode %u is linked more than once (a damaged file system): entered once",
+				     path, ino);
+			return 0;
+		}
 		if (w->depth >= EXCLUDE_DEPTH_MAX) {
 			w->req->warn(w->req->warn_arg,
 				     "exclude %s: directories nested deeper than %d are kept",
@@ -415,6 +458,7 @@ int ferry_extfs_unused(const struct ferry_extfs_req *req)
 			goto out;
 	}
 out:
+	ferry_inoset_free(&w.dirs);
 	ext2fs_close_free(&fs);
 	return r;
 }
