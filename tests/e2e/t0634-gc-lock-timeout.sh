@@ -20,10 +20,14 @@ ok "16 chunks, 8 of them garbage after forget"
 
 # A backup's shared lock (what ferry backup takes on REPO/lock).
 # hold_shared SECONDS: one process holding it (killing it frees the lock)
-hold_shared() { ( exec 9<>"$repo/lock"; flock -s 9; exec sleep "$1" ) & holder=$!; }
+# (returns once the holder has it)
+hold_shared() {
+	( exec 9<>"$repo/lock"; flock -s 9; exec sleep "$1" ) & holder=$!
+	for _ in $(seq 100); do flock -n -x "$repo/lock" true || return 0; sleep 0.05; done
+	die "the lock holder did not take the lock"
+}
 hold_shared 30
 cleanup_fn "kill $holder"
-sleep 0.3
 t0=$(date +%s%N)
 expect_fail 1 ferry gc --repo "$repo" --lock-timeout 1
 t1=$(date +%s%N)
@@ -35,8 +39,9 @@ ok "beside a shared lock, gc --lock-timeout 1 gives up after $ms ms: $(cut -c1-1
 
 # 0: waits until the holder is gone, then runs.
 kill $holder; wait $holder 2>/dev/null
-hold_shared 2
-sleep 0.3
+# Held for 4 s from when the holder has it: gc's own start (slow under
+# ASan on a loaded machine) must not eat the second gc has to wait.
+hold_shared 4
 json=$(ferry gc --repo "$repo" --lock-timeout 0 --json) || die "gc --lock-timeout 0"
 wait_s=$(echo "$json" | grep -o '"wait_seconds":[0-9.]*' | cut -d: -f2)
 awk -v w="$wait_s" 'BEGIN { exit !(w >= 1.0) }' || die "gc did not wait ($wait_s s)"
