@@ -177,6 +177,27 @@ int ferry_extfs_probe(ferry_read_fn rd, void *arg, uint64_t off,
 	return m[0] == 0x53 && m[1] == 0xef;
 }
 
+/* What libext2fs trusts in the superblock and ferry checks first: the
+ * file system fits its partition, and its first data block is the one
+ * mke2fs writes (1 for 1 KiB blocks without bigalloc, else 0): another
+ * value made Debian's libext2fs 1.47.0 write past a bitmap buffer
+ * (found by fuzz/fuzz_ext.c). */
+static int geometry_ok(ext2_filsys fs, uint64_t size)
+{
+	struct ext2_super_block *sb = fs->super;
+	unsigned first = fs->blocksize == 1024 && !ext2fs_has_feature_bigalloc(sb);
+
+	if (ext2fs_blocks_count(sb) > size / fs->blocksize)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "the ext file system (%llu blocks of %u bytes) is larger than its partition",
+				   (unsigned long long)ext2fs_blocks_count(sb), fs->blocksize);
+	if (sb->s_first_data_block != first)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "the ext file system's superblock is damaged (first data block %u, not %u)",
+				   sb->s_first_data_block, first);
+	return 0;
+}
+
 int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 		     struct struct_ext2_filsys **out)
 {
@@ -184,6 +205,7 @@ int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 	ext2_filsys fs = NULL;
 	char name[64];
 	errcode_t err;
+	int e;
 
 	if (!io)
 		return FERRY_E_NOMEM;
@@ -199,6 +221,10 @@ int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 		free(io);
 		return ferry_error(FERRY_E_CORRUPT, "cannot open the ext file system: %s",
 				   error_message(err));
+	}
+	if ((e = geometry_ok(fs, size)) != 0) {
+		ferry_extfs_close(fs);
+		return e;
 	}
 	*out = fs;
 	return 0;
@@ -415,13 +441,8 @@ int ferry_extfs_unused(const struct ferry_extfs_req *req)
 	sb = fs->super;
 	w.fs = fs;
 	w.bs = (uint64_t)fs->blocksize;
-	if (ext2fs_blocks_count(sb) > req->size / w.bs) {
-		r = ferry_error(FERRY_E_CORRUPT,
-				"the ext file system (%llu blocks of %llu bytes) is larger than its partition",
-				(unsigned long long)ext2fs_blocks_count(sb),
-				(unsigned long long)w.bs);
+	if ((r = geometry_ok(fs, req->size)) != 0)
 		goto out;
-	}
 	/* Free-block bitmaps are the truth only for a file system that was
 	 * left consistent on disk (cleanly unmounted, or frozen). */
 	if (sb->s_state & EXT2_ERROR_FS) {
