@@ -4,6 +4,7 @@
 
 # `make` alone builds bin/ferry (rules above `all:` must not become the goal).
 .DEFAULT_GOAL := all
+BUILD_JOBS := $(shell nproc 2>/dev/null || echo 2)
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -116,15 +117,17 @@ build/fuzz/%: fuzz/%.c build/fuzz/libferry.a
 	@mkdir -p build/fuzz
 	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libferry.a $(LIBS)
 
+# Each target runs FUZZ_SECONDS (10) on its corpus, one per CPU at a time.
+FUZZ_RUN := $(FUZZ_BIN:build/fuzz/%=fuzz-run/%)
+.PHONY: $(FUZZ_RUN)
 fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do \
-	  n=$$(basename $$f); mkdir -p build/fuzz-corpus/$$n; \
-	  echo "fuzz: $$n for $${FUZZ_SECONDS:-10} s"; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-10} -max_len=65536 \
-	      build/fuzz-corpus/$$n $$(test -d fuzz/corpus/$$n && echo fuzz/corpus/$$n) >build/fuzz/$$n.log 2>&1 \
-	  || { tail -40 build/fuzz/$$n.log; exit 1; }; \
-	  tail -1 build/fuzz/$$n.log; \
-	done
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) $(FUZZ_RUN)
+$(FUZZ_RUN): fuzz-run/%: build/fuzz/%
+	@n=$*; mkdir -p build/fuzz-corpus/$$n; \
+	build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-10} -max_len=65536 \
+	    build/fuzz-corpus/$$n $$(test -d fuzz/corpus/$$n && echo fuzz/corpus/$$n) >build/fuzz/$$n.log 2>&1 \
+	|| { echo "fuzz: $$n FAILED"; tail -40 build/fuzz/$$n.log; exit 1; }; \
+	echo "fuzz: $$n for $${FUZZ_SECONDS:-10} s: $$(tail -1 build/fuzz/$$n.log)"
 
 # The whole suite: unit + end-to-end, then the same under ASan/UBSan,
 # then a short fuzz run.  tests/run prints "N passed, N failed".  Once the
@@ -132,7 +135,6 @@ fuzz: $(FUZZ_BIN)
 # two end-to-end scripts run at a time (FERRY_TEST_JOBS; most wait on
 # servers, timers and child processes): the suite fits in ~20 minutes on
 # two cores.
-BUILD_JOBS := $(shell nproc 2>/dev/null || echo 2)
 export FERRY_TEST_JOBS ?= 2
 check: deps
 	$(MAKE) -j$(BUILD_JOBS) all $(UNIT_BIN) $(TOOLS_BIN) $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN) $(FUZZ_BIN)

@@ -38,21 +38,30 @@ copy_check() {
 # random point killed with -9 once COUNT_CMD (chunks on the target) grew
 # by 8; the rerun sends only what is missing, and the point restores.
 copy_kill_rerun() {
-	local from=$1 to=$2 count=$3 before pid i json sent present killed=0; shift 3
-	openssl enc -aes-128-ctr -pass pass:copykill -nosalt -pbkdf2 </dev/zero 2>/dev/null |
-		head -c $((96 << 20)) >"$T/big.img"
-	idb=$(ferry backup --repo "$from" -q "$T/big.img") || die "backup big"
-	before=$($count)
-	"$FERRY" copy --from "$from" --to "$to" "$@" --threads 1 >/dev/null 2>"$T/kill.err" &
-	pid=$!
-	cleanup_fn "kill -9 $pid"
-	for i in $(seq 1000); do
-		[ $(($($count) - before)) -ge 8 ] && { kill -9 $pid; killed=1; break; }
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.005
+	local from=$1 to=$2 count=$3 before pid i json sent present killed=0 rc try; shift 3
+	# (a loaded machine may let the whole copy finish between two looks
+	# at the count: exit 0, not 137; then again with a fresh point)
+	for try in 1 2 3; do
+		openssl enc -aes-128-ctr -pass pass:copykill$try -nosalt -pbkdf2 </dev/zero 2>/dev/null |
+			head -c $((96 << 20)) >"$T/big.img"
+		idb=$(ferry backup --repo "$from" -q "$T/big.img") || die "backup big"
+		before=$($count)
+		"$FERRY" copy --from "$from" --to "$to" "$@" --threads 1 >/dev/null 2>"$T/kill.err" &
+		pid=$!
+		cleanup_fn "kill -9 $pid"
+		killed=0
+		for i in $(seq 1000); do
+			[ $(($($count) - before)) -ge 8 ] && { kill -9 $pid; killed=1; break; }
+			kill -0 $pid 2>/dev/null || break
+			sleep 0.005
+		done
+		wait $pid 2>/dev/null
+		rc=$?
+		[ $killed = 1 ] && [ $rc = 137 ] && break
+		echo "try $try: the copy ended (exit $rc) before the kill landed"
+		killed=0
 	done
-	wait $pid 2>/dev/null
-	[ $killed = 1 ] || die "the copy ended before it could be killed: $(cat "$T/kill.err")"
+	[ $killed = 1 ] || die "the copy ended before it could be killed, 3 times: $(cat "$T/kill.err")"
 	ferry points --repo "$to" "$@" --json 2>/dev/null | grep -q "$idb" && die "a killed copy committed point $idb"
 	ok "copy killed with -9 after $(($($count) - before)) chunks; point $idb not on the target"
 	json=$(ferry copy --from "$from" --to "$to" "$@" --json) || die "rerun after the kill"

@@ -113,19 +113,27 @@ copy_kill_rerun "$T/a" "$T/e1" chunks_e1 --password-file "$T/p1"
 export FERRY_PASSWORD=first-pass FERRY_FROM_PASSWORD=first-pass
 ferry copy --from "$T/e1" --to "$T/e2" --password-file "$T/p2" -q || die "bring e2 up to date"
 chunks_e2() { find "$T/e2/chunks" -type f -name '[0-9a-f]*' | wc -l; }
-openssl enc -aes-128-ctr -pass pass:copykill2 -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c $((64 << 20)) >"$T/big2.img"
-idk=$(ferry backup --repo "$T/e1" -q "$T/big2.img") || die "backup big2"
-before=$(chunks_e2)
-"$FERRY" copy --from "$T/e1" --to "$T/e2" --password-file "$T/p2" --threads 1 >/dev/null 2>"$T/kill.err" &
-pid=$!
-cleanup_fn "kill -9 $pid"
-killed=0
-for i in $(seq 1000); do
-	[ $(($(chunks_e2) - before)) -ge 8 ] && { kill -9 $pid; killed=1; break; }
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.005
+# (retried with a fresh point when the whole copy finished between two
+# looks at the count: exit 0, not 137)
+for try in 1 2 3; do
+	openssl enc -aes-128-ctr -pass pass:copykill2$try -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c $((64 << 20)) >"$T/big2.img"
+	idk=$(ferry backup --repo "$T/e1" -q "$T/big2.img") || die "backup big2"
+	before=$(chunks_e2)
+	"$FERRY" copy --from "$T/e1" --to "$T/e2" --password-file "$T/p2" --threads 1 >/dev/null 2>"$T/kill.err" &
+	pid=$!
+	cleanup_fn "kill -9 $pid"
+	killed=0
+	for i in $(seq 1000); do
+		[ $(($(chunks_e2) - before)) -ge 8 ] && { kill -9 $pid; killed=1; break; }
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.005
+	done
+	wait $pid 2>/dev/null
+	rc=$?
+	[ $killed = 1 ] && [ $rc = 137 ] && break
+	echo "try $try: the copy ended (exit $rc) before the kill landed"
+	killed=0
 done
-wait $pid 2>/dev/null
 [ $killed = 1 ] || die "the encrypted copy ended before it could be killed: $(cat "$T/kill.err")"
 point_ids "$T/e2" 2>/dev/null | grep -q "$idk" && die "a killed copy committed $idk"
 unset FERRY_PASSWORD
