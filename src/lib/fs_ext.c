@@ -251,6 +251,7 @@ struct walk {
 	int err;
 	int depth;
 	struct ferry_inoset dirs;	/* directories entered */
+	uint64_t mapped;		/* blocks of the file seen so far */
 };
 
 static int flush_run(struct walk *w)
@@ -271,6 +272,13 @@ static int block_cb(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
 	blk64_t b = *blocknr;
 
 	(void)ref_blk, (void)ref_offset;
+	/* No file maps more blocks than the file system has: a block map
+	 * naming the same blocks over and over (2^30 times with 4 KiB
+	 * triple-indirect blocks) is damaged, not walked to its end. */
+	if (++w->mapped > ext2fs_blocks_count(fs->super)) {
+		w->err = FERRY_E_CORRUPT;
+		return BLOCK_ABORT;
+	}
 	if (blockcnt < 0 || b == 0)
 		return 0;
 	if (b < fs->super->s_first_data_block ||
@@ -334,6 +342,7 @@ static int exclude_inode(struct walk *w, ext2_ino_t ino, const char *path)
 		if (in.i_flags & EXT4_INLINE_DATA_FL)
 			return 0;
 		w->err = 0;
+		w->mapped = 0;
 		err = ext2fs_block_iterate3(w->fs, ino,
 					    BLOCK_FLAG_DATA_ONLY | BLOCK_FLAG_READ_ONLY,
 					    NULL, block_cb, w);

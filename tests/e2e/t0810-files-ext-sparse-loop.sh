@@ -3,9 +3,12 @@
 # fuzz/fuzz_ext.c): a file of 6 bytes whose size says 1 TiB (a sparse file,
 # or a hostile inode) made `ferry files get` walk 2^30 block numbers, deaf
 # to SIGTERM; a directory linked twice under itself (hostile, or damaged)
-# made `files get` and `backup --exclude` recurse 2^depth times.  Now the
-# copy visits only mapped blocks (extents and indirect blocks) and a
-# directory is entered once, with a warning naming it.
+# made `files get` and `backup --exclude` recurse 2^depth times; a triple
+# indirect block whose entries all name the same blocks made `backup
+# --exclude` walk 2^24 (1 KiB blocks; 2^30 with 4 KiB) block numbers.  Now
+# the copy visits only mapped blocks (extents and indirect blocks), no
+# block map is walked past the file system's block count, and a directory
+# is entered once, with a warning naming it.
 . "$(dirname "$0")/functions.sh"
 requires mkfs.ext4 mkfs.ext2 debugfs
 
@@ -54,3 +57,34 @@ grep -q "loop: directory inode [0-9]* is linked more than once" "$T/err" &&
 	{ cat "$T/err"; die "files get does not name the loop"; }
 [ ! -e "$T/to-loop/d/loop" ] || die "the loop was entered"
 same "$T/tree/d/f" "$T/to-loop/d/f" "files get of a directory that contains itself ends, names both links, restores the rest"
+
+# A triple indirect block (i_block[14]) whose 256 entries name the same
+# double indirect block, whose entries name the same indirect block, whose
+# entries name the file's one data block: 2^24 block numbers.
+img=$T/amp.img
+truncate -s 4M "$img"
+mkfs.ext2 -q -F -b 1024 -d "$T/tree" "$img" || die "mkfs"
+debugfs -R "ffb 3 3000" "$img" 2>/dev/null | grep -q "found: 3000 3001 3002" || die "blocks 3000-3002 are not free"
+data=$(debugfs -R "bmap /a 0" "$img" 2>/dev/null) || die "bmap"
+perl -e 'open(my $f, "+<", $ARGV[0]) or die; binmode $f;
+	for ([3000, 3001], [3001, 3002], [3002, $ARGV[1]]) {
+		seek($f, $_->[0] * 1024, 0); print $f pack("V", $_->[1]) x 256;
+	}
+	close $f or die' "$img" "$data" || die "perl"
+debugfs -w -R "sif /a block[TIND] 3000" "$img" 2>/dev/null && debugfs -w -R "sif /a size 0x40000000" "$img" 2>/dev/null ||
+	die "debugfs sif"
+start=$(date +%s)
+timeout -s KILL 60 "$FERRY" backup --repo "$T/repo" --quiet --name amp --exclude /a "$img" >/dev/null 2>"$T/err" ||
+	{ cat "$T/err"; die "backup --exclude failed or hung"; }
+secs=$(($(date +%s) - start))
+[ $secs -le 4 ] || die "backup --exclude /a took $secs s"
+grep -q "exclude /a: the block map of inode [0-9]* is damaged" "$T/err" || { cat "$T/err"; die "no warning"; }
+ok "backup --exclude of a file whose block map repeats itself 2^24 times: ${secs} s, warned"
+id=$(ferry backup --repo "$T/repo" --quiet --no-exclude-free --name amp "$img") || die "backup"
+mkdir -p "$T/to-amp"
+timeout -s KILL 60 "$FERRY" files get --repo "$T/repo" "$id" /a --to "$T/to-amp" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 3 ] || { cat "$T/err"; die "files get exited $rc, expected 3 (damaged)"; }
+grep -q "the block map names more blocks than the file system has" "$T/err" || { cat "$T/err"; die "files get: no cause"; }
+[ ! -e "$T/to-amp/a" ] || die "the partial file was kept"
+ok "files get of that file: refused as damaged, nothing partial left"
