@@ -51,6 +51,7 @@ $(SRV_OBJ) $(ASAN_SRV_OBJ): $(wildcard src/server/*.h)
 DEBS += jq sqlite3 curl iproute2
 build/fuzz/fuzz_cron build/fuzz/fuzz_jobspec: src/server/cron.c src/server/jobspec.c src/server/srv.h
 build/fuzz/fuzz_api_scope: src/server/scope.c src/server/srv.h
+build/fuzz/fuzz_conf_files: src/server/conf.c src/server/srv.h
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -161,6 +161,13 @@ static int load_config(const char *path)
 		int r;
 
 		no++;
+		/* A long line is refused, never read as two. */
+		if (!strchr(line, '\n') && !feof(f)) {
+			fprintf(stderr, "ferry: %s:%d: line longer than %zu bytes\n", path, no,
+				sizeof(line) - 2);
+			fclose(f);
+			return -1;
+		}
 		if ((r = cli_conf_line(line, &k, &v)) == 0)
 			continue;
 		if (r < 0) {

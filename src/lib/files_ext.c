@@ -92,6 +92,28 @@ fail:
 	return e;
 }
 
+/* For fuzz/fuzz_ext.c: the ext file system in the first SIZE bytes that
+ * RD reads, without a repository (internal.h). */
+int ferry_files_open_rd(ferry_read_fn rd, void *arg, uint64_t size,
+			struct ferry_files **out)
+{
+	struct ferry_files *f = calloc(1, sizeof(*f));
+	int e;
+
+	if (!f)
+		return FERRY_E_NOMEM;
+	if (!ferry_extfs_probe(rd, arg, 0, size))
+		e = ferry_error(FERRY_E_NOTFOUND, "no ext2/3/4 file system");
+	else
+		e = ferry_extfs_open(rd, arg, 0, size, &f->fs);
+	if (e) {
+		free(f);
+		return e;
+	}
+	*out = f;
+	return 0;
+}
+
 void ferry_files_free(struct ferry_files *f)
 {
 	if (!f)
@@ -238,6 +260,7 @@ struct get_ctx {
 	uint8_t *buf;
 	int depth;
 	int err;
+	struct ferry_inoset dirs;	/* directories entered */
 };
 
 static void gwarn(struct get_ctx *g, const char *fmt, ...)
@@ -305,11 +328,99 @@ static void set_meta(int dfd, const char *name, int fd, struct ext2_inode *ins)
 	}
 }
 
+/* Copying a regular file visits only its mapped blocks (a sparse file of
+ * any size costs what it holds), in logical order, and never more of them
+ * than the file system has: a damaged or hostile block map cannot make it
+ * loop or read a block twice over. */
+struct copy_ctx {
+	struct get_ctx *g;
+	int fd;
+	const char *name;
+	uint64_t size, bs, nblocks, seen;
+	int err;
+};
+
+static int copy_block(struct copy_ctx *c, uint64_t lb, blk64_t pb)
+{
+	ext2_filsys fs = c->g->f->fs;
+	uint64_t total = ext2fs_blocks_count(fs->super);
+	size_t n;
+
+	if (atomic_load(&ferry_cancelled))
+		return ferry_error(FERRY_E_INTERRUPTED, "interrupted");
+	if (++c->seen > total)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "%s: the block map names more blocks than the file system has",
+				   c->name);
+	if (pb == 0 || lb >= c->nblocks)
+		return 0; /* a hole, or past the end of the file */
+	if (pb >= total)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "%s: block %llu is outside the file system",
+				   c->name, (unsigned long long)pb);
+	n = c->size - lb * c->bs < c->bs ? (size_t)(c->size - lb * c->bs) : (size_t)c->bs;
+	if (io_channel_read_blk64(fs->io, pb, 1, c->g->buf) != 0)
+		return ferry_error(FERRY_E_CORRUPT, "%s: %s", c->name, ferry_last_error());
+	if (ferry_pwrite_all(c->fd, c->g->buf, n, (off_t)(lb * c->bs)))
+		return ferry_error(FERRY_E_TARGET, "write %s: %s", c->name,
+				   strerror(errno));
+	c->g->res->bytes += n;
+	return 0;
+}
+
+static int copy_cb(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
+		   blk64_t ref_blk, int ref_offset, void *priv)
+{
+	struct copy_ctx *c = priv;
+
+	(void)fs, (void)ref_blk, (void)ref_offset;
+	if (blockcnt < 0)
+		return 0;
+	if ((c->err = copy_block(c, (uint64_t)blockcnt, *blocknr)) != 0)
+		return BLOCK_ABORT;
+	return 0;
+}
+
+static int copy_extents(struct copy_ctx *c, ext2_ino_t ino, struct ext2_inode *in)
+{
+	ext2_extent_handle_t h;
+	struct ext2fs_extent ex;
+	uint64_t next = 0;
+	int op = EXT2_EXTENT_ROOT, e = 0;
+	errcode_t err;
+
+	if ((err = ext2fs_extent_open2(c->g->f->fs, ino, in, &h)) != 0)
+		return ferry_error(FERRY_E_CORRUPT, "%s: extent tree: %s", c->name,
+				   error_message(err));
+	while (!e && !(err = ext2fs_extent_get(h, op, &ex))) {
+		op = EXT2_EXTENT_NEXT;
+		if (!(ex.e_flags & EXT2_EXTENT_FLAGS_LEAF) ||
+		    (ex.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT))
+			continue;
+		if (ex.e_lblk < next) {
+			e = ferry_error(FERRY_E_CORRUPT,
+					"%s: extents overlap or are out of order", c->name);
+			break;
+		}
+		next = ex.e_lblk + (uint64_t)ex.e_len;
+		if (ex.e_flags & EXT2_EXTENT_FLAGS_UNINIT)
+			continue; /* allocated, never written: reads as zeros */
+		for (uint32_t i = 0; i < ex.e_len && !e && ex.e_lblk + i < c->nblocks; i++)
+			e = copy_block(c, ex.e_lblk + i, ex.e_pblk + i);
+	}
+	ext2fs_extent_free(h);
+	if (!e && err != EXT2_ET_EXTENT_NO_NEXT)
+		e = ferry_error(FERRY_E_CORRUPT, "%s: extent tree: %s", c->name,
+				error_message(err));
+	return e;
+}
+
 static int copy_file(struct get_ctx *g, ext2_ino_t ino, struct ext2_inode *in,
 		     int fd, const char *name)
 {
 	ext2_filsys fs = g->f->fs;
 	uint64_t size = EXT2_I_SIZE(in), bs = fs->blocksize;
+	struct copy_ctx c = { g, fd, name, size, bs, size / bs + (size % bs != 0), 0, 0 };
 	errcode_t err;
 
 	if (in->i_flags & EXT4_INLINE_DATA_FL) {
@@ -321,31 +432,17 @@ static int copy_file(struct get_ctx *g, ext2_ino_t ino, struct ext2_inode *in,
 		if (ferry_pwrite_all(fd, g->buf, (size_t)size, 0))
 			return ferry_error(FERRY_E_TARGET, "write %s: %s", name,
 					   strerror(errno));
+	} else if (in->i_flags & EXT4_EXTENTS_FL) {
+		if ((c.err = copy_extents(&c, ino, in)) != 0)
+			return c.err;
 	} else {
-		for (uint64_t lb = 0; lb * bs < size; lb++) {
-			blk64_t pb = 0;
-			int flags = 0;
-			size_t n = size - lb * bs < bs ? (size_t)(size - lb * bs)
-						       : (size_t)bs;
-
-			err = ext2fs_bmap2(fs, ino, in, NULL, 0, lb, &flags, &pb);
-			if (err)
-				return ferry_error(FERRY_E_CORRUPT, "%s: block map: %s",
-						   name, error_message(err));
-			if (pb == 0 || (flags & BMAP_RET_UNINIT))
-				continue; /* a hole stays a hole */
-			if (pb >= ext2fs_blocks_count(fs->super))
-				return ferry_error(FERRY_E_CORRUPT,
-						   "%s: block %llu is outside the file system",
-						   name, (unsigned long long)pb);
-			if ((err = io_channel_read_blk64(fs->io, pb, 1, g->buf)) != 0)
-				return ferry_error(FERRY_E_CORRUPT, "%s: %s", name,
-						   ferry_last_error());
-			if (ferry_pwrite_all(fd, g->buf, n, (off_t)(lb * bs)))
-				return ferry_error(FERRY_E_TARGET, "write %s: %s",
-						   name, strerror(errno));
-			g->res->bytes += n;
-		}
+		err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_DATA_ONLY | BLOCK_FLAG_READ_ONLY,
+					    NULL, copy_cb, &c);
+		if (c.err)
+			return c.err;
+		if (err)
+			return ferry_error(FERRY_E_CORRUPT, "%s: block map: %s",
+					   name, error_message(err));
 	}
 	if (ftruncate(fd, (off_t)size) < 0)
 		return ferry_error(FERRY_E_TARGET, "size %s: %s", name,
@@ -443,6 +540,15 @@ static int get_inode(struct get_ctx *g, int dfd, const char *name,
 		struct dir_get c = { g, -1 };
 		errcode_t err;
 
+		int seen = ferry_inoset_add(&g->dirs, ino);
+
+		if (seen < 0)
+			return g->err = FERRY_E_NOMEM;
+		if (seen == 0) {
+			gwarn(g, "%s: directory inode %u is linked more than once (a damaged file system): skipped",
+			      name, ino);
+			return 0;
+		}
 		if (g->depth >= DEPTH_MAX) {
 			gwarn(g, "%s: nested deeper than %d directories", name, DEPTH_MAX);
 			return 0;
@@ -477,7 +583,7 @@ int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
 		    void (*warn)(const char *msg, void *arg), void *warn_arg,
 		    struct ferry_files_result *res)
 {
-	struct get_ctx g = { f, warn, warn_arg, res, NULL, 0, 0 };
+	struct get_ctx g = { f, warn, warn_arg, res, NULL, 0, 0, { NULL, 0, 0 } };
 	struct ext2_inode in;
 	char name[256];
 	const char *base;
@@ -506,7 +612,9 @@ int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
 		/* The root (or "x/.."): its contents go into DEST itself. */
 		struct dir_get c = { &g, dfd };
 
-		if (ext2fs_read_inode(f->fs, ino, &in) || !LINUX_S_ISDIR(in.i_mode))
+		if (ferry_inoset_add(&g.dirs, ino) < 0)
+			e = FERRY_E_NOMEM;
+		else if (ext2fs_read_inode(f->fs, ino, &in) || !LINUX_S_ISDIR(in.i_mode))
 			e = ferry_error(FERRY_E_NOTFOUND, "%s: not a directory", path);
 		else if (ext2fs_dir_iterate2(f->fs, ino, 0, NULL, get_dir_cb, &c) && !g.err)
 			e = ferry_error(FERRY_E_CORRUPT, "%s: cannot list", path);
@@ -518,6 +626,7 @@ int ferry_files_get(struct ferry_files *f, const char *path, const char *dest,
 	if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING)
 		e = ferry_error(e, "%llu item(s) could not be restored (damaged blocks); see above",
 				(unsigned long long)res->skipped);
+	ferry_inoset_free(&g.dirs);
 	free(g.buf);
 	close(dfd);
 	return e;

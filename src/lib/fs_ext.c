@@ -135,6 +135,38 @@ static struct struct_io_manager fx_manager = {
 	.write_blk64 = fx_write_blk64,
 };
 
+int ferry_inoset_add(struct ferry_inoset *s, uint32_t ino)
+{
+	size_t i;
+
+	if (ino == 0)
+		return 0;
+	if (2 * (s->n + 1) > s->cap) {
+		struct ferry_inoset t = { calloc(s->cap ? 2 * s->cap : 64, sizeof(uint32_t)),
+					  s->cap ? 2 * s->cap : 64, 0 };
+
+		if (!t.v)
+			return -1;
+		for (i = 0; i < s->cap; i++)
+			if (s->v[i])
+				ferry_inoset_add(&t, s->v[i]);
+		free(s->v);
+		*s = t;
+	}
+	for (i = (ino * 2654435761u) & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
+		if (s->v[i] == ino)
+			return 0;
+	s->v[i] = ino;
+	s->n++;
+	return 1;
+}
+
+void ferry_inoset_free(struct ferry_inoset *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
 int ferry_extfs_probe(ferry_read_fn rd, void *arg, uint64_t off,
 		      uint64_t size)
 {
@@ -145,6 +177,27 @@ int ferry_extfs_probe(ferry_read_fn rd, void *arg, uint64_t off,
 	return m[0] == 0x53 && m[1] == 0xef;
 }
 
+/* What libext2fs trusts in the superblock and ferry checks first: the
+ * file system fits its partition, and its first data block is the one
+ * mke2fs writes (1 for 1 KiB blocks without bigalloc, else 0): another
+ * value made Debian's libext2fs 1.47.0 write past a bitmap buffer
+ * (found by fuzz/fuzz_ext.c). */
+static int geometry_ok(ext2_filsys fs, uint64_t size)
+{
+	struct ext2_super_block *sb = fs->super;
+	unsigned first = fs->blocksize == 1024 && !ext2fs_has_feature_bigalloc(sb);
+
+	if (ext2fs_blocks_count(sb) > size / fs->blocksize)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "the ext file system (%llu blocks of %u bytes) is larger than its partition",
+				   (unsigned long long)ext2fs_blocks_count(sb), fs->blocksize);
+	if (sb->s_first_data_block != first)
+		return ferry_error(FERRY_E_CORRUPT,
+				   "the ext file system's superblock is damaged (first data block %u, not %u)",
+				   sb->s_first_data_block, first);
+	return 0;
+}
+
 int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 		     struct struct_ext2_filsys **out)
 {
@@ -152,6 +205,7 @@ int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 	ext2_filsys fs = NULL;
 	char name[64];
 	errcode_t err;
+	int e;
 
 	if (!io)
 		return FERRY_E_NOMEM;
@@ -167,6 +221,10 @@ int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 		free(io);
 		return ferry_error(FERRY_E_CORRUPT, "cannot open the ext file system: %s",
 				   error_message(err));
+	}
+	if ((e = geometry_ok(fs, size)) != 0) {
+		ferry_extfs_close(fs);
+		return e;
 	}
 	*out = fs;
 	return 0;
@@ -192,6 +250,8 @@ struct walk {
 	blk64_t run_start, run_len; /* a pending run of excluded blocks */
 	int err;
 	int depth;
+	struct ferry_inoset dirs;	/* directories entered */
+	uint64_t mapped;		/* blocks of the file seen so far */
 };
 
 static int flush_run(struct walk *w)
@@ -212,6 +272,13 @@ static int block_cb(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
 	blk64_t b = *blocknr;
 
 	(void)ref_blk, (void)ref_offset;
+	/* No file maps more blocks than the file system has: a block map
+	 * naming the same blocks over and over (2^30 times with 4 KiB
+	 * triple-indirect blocks) is damaged, not walked to its end. */
+	if (++w->mapped > ext2fs_blocks_count(fs->super)) {
+		w->err = FERRY_E_CORRUPT;
+		return BLOCK_ABORT;
+	}
 	if (blockcnt < 0 || b == 0)
 		return 0;
 	if (b < fs->super->s_first_data_block ||
@@ -275,6 +342,7 @@ static int exclude_inode(struct walk *w, ext2_ino_t ino, const char *path)
 		if (in.i_flags & EXT4_INLINE_DATA_FL)
 			return 0;
 		w->err = 0;
+		w->mapped = 0;
 		err = ext2fs_block_iterate3(w->fs, ino,
 					    BLOCK_FLAG_DATA_ONLY | BLOCK_FLAG_READ_ONLY,
 					    NULL, block_cb, w);
@@ -293,6 +361,16 @@ static int exclude_inode(struct walk *w, ext2_ino_t ino, const char *path)
 		struct dir_ctx c = { w, path };
 		int r = 0;
 
+		int seen = ferry_inoset_add(&w->dirs, ino);
+
+		if (seen < 0)
+			return FERRY_E_NOMEM;
+		if (seen == 0) {
+			w->req->warn(w->req->warn_arg,
+				     "exclude %s: directory inode %u is linked more than once (a damaged file system): entered once",
+				     path, ino);
+			return 0;
+		}
 		if (w->depth >= EXCLUDE_DEPTH_MAX) {
 			w->req->warn(w->req->warn_arg,
 				     "exclude %s: directories nested deeper than %d are kept",
@@ -372,13 +450,8 @@ int ferry_extfs_unused(const struct ferry_extfs_req *req)
 	sb = fs->super;
 	w.fs = fs;
 	w.bs = (uint64_t)fs->blocksize;
-	if (ext2fs_blocks_count(sb) > req->size / w.bs) {
-		r = ferry_error(FERRY_E_CORRUPT,
-				"the ext file system (%llu blocks of %llu bytes) is larger than its partition",
-				(unsigned long long)ext2fs_blocks_count(sb),
-				(unsigned long long)w.bs);
+	if ((r = geometry_ok(fs, req->size)) != 0)
 		goto out;
-	}
 	/* Free-block bitmaps are the truth only for a file system that was
 	 * left consistent on disk (cleanly unmounted, or frozen). */
 	if (sb->s_state & EXT2_ERROR_FS) {
@@ -415,6 +488,7 @@ int ferry_extfs_unused(const struct ferry_extfs_req *req)
 			goto out;
 	}
 out:
+	ferry_inoset_free(&w.dirs);
 	ext2fs_close_free(&fs);
 	return r;
 }

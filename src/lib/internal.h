@@ -595,4 +595,11 @@ int ferry_repo_delta(const struct ferry_repo *r);
  * level, id): the start of every get_info. */
 void ferry_repo_info_start(const struct ferry_repo *r, struct ferry_repo_info *info);
 
+/* ---- fuzz entry point (files_ext.c; fuzz/fuzz_ext.c) ---------------- */
+/* File-level restore's view of the ext2/3/4 file system in the first
+ * SIZE bytes RD reads (no repository); free with ferry_files_free(). */
+struct ferry_files;
+int ferry_files_open_rd(int (*rd)(void *arg, uint64_t off, void *buf, size_t len),
+			void *arg, uint64_t size, struct ferry_files **out);
+
 #endif

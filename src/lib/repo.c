@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 
 #include "internal.h"
 #include "seal.h"
+
+#include <zstd.h>
 
 #define CONFIG_MAX 4096
 
@@ -219,9 +222,30 @@ static int write_config(struct ferry_repo *r, const char *extra)
 	return r->ops->config_put(r, text, (size_t)n);
 }
 
-static int parse_config(struct ferry_repo *r, char *text)
+/* FERRY_E_NOTREPO with WHY (what is wrong with the config) filled. */
+static int bad_config(char *why, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad_config(char *why, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, cap, fmt, ap);
+	va_end(ap);
+	return FERRY_E_NOTREPO;
+}
+
+static int hex_id(const char *v)
+{
+	size_t n = strspn(v, "0123456789abcdef");
+
+	return n == 32 && !v[n];
+}
+
+static int parse_config(struct ferry_repo *r, char *text, char *why, size_t cap)
 {
 	int have_format = 0, have_version = 0, have_bs = 0, have_codec = 0;
+	int have_id = 0;
 	char *save = NULL;
 
 	for (char *line = strtok_r(text, "\n", &save); line;
@@ -232,7 +256,7 @@ static int parse_config(struct ferry_repo *r, char *text)
 			continue;
 		eq = strchr(line, '=');
 		if (!eq)
-			return FERRY_E_NOTREPO;
+			return bad_config(why, cap, "a line without '=': '%.40s'", line);
 		*eq = 0;
 		k = line;
 		v = eq + 1;
@@ -244,13 +268,13 @@ static int parse_config(struct ferry_repo *r, char *text)
 			v++;
 		if (!strcmp(k, "format")) {
 			if (strcmp(v, "ferry-repository"))
-				return FERRY_E_NOTREPO;
+				return bad_config(why, cap, "format '%.40s'", v);
 			have_format = 1;
 		} else if (!strcmp(k, "version")) {
 			unsigned long ver = strtoul(v, &end, 10);
 
 			if (*end || !*v)
-				return FERRY_E_NOTREPO;
+				return bad_config(why, cap, "version '%.40s'", v);
 			if (ver != FERRY_FORMAT_VERSION)
 				return ferry_error(FERRY_E_VERSION,
 						   "%s has repository format version %lu; this ferry reads version %d",
@@ -258,22 +282,38 @@ static int parse_config(struct ferry_repo *r, char *text)
 			r->format_version = (uint32_t)ver;
 			have_version = 1;
 		} else if (!strcmp(k, "id")) {
-			snprintf(r->repo_id, sizeof(r->repo_id), "%s", v);
+			if (!hex_id(v))
+				return bad_config(why, cap, "id '%.40s' is not 32 hex digits", v);
+			memcpy(r->repo_id, v, 33);
+			have_id = 1;
 		} else if (!strcmp(k, "block_size")) {
 			unsigned long bs = strtoul(v, &end, 10);
 
-			if (*end || bs < FERRY_BLOCK_MIN || bs > FERRY_BLOCK_MAX)
-				return FERRY_E_NOTREPO;
+			/* A power of two, as manifests (manifest.c) and
+			 * movers (proto.c) require. */
+			if (*end || !*v || bs < FERRY_BLOCK_MIN || bs > FERRY_BLOCK_MAX ||
+			    (bs & (bs - 1)))
+				return bad_config(why, cap,
+						  "block_size '%.40s' (give a power of two from %u to %u)",
+						  v, FERRY_BLOCK_MIN, FERRY_BLOCK_MAX);
 			r->block_size = (uint32_t)bs;
 			have_bs = 1;
 		} else if (!strcmp(k, "compression")) {
 			int lv;
 
 			if (ferry_codec_parse(v, &r->codec, &lv))
-				return FERRY_E_NOTREPO;
+				return bad_config(why, cap, "compression '%.40s'", v);
 			have_codec = 1;
 		} else if (!strcmp(k, "level")) {
-			r->level = (int)strtol(v, NULL, 10);
+			/* 0 (lz4, none) or a zstd level: it goes to the
+			 * compressor and, as one byte, to a mover peer. */
+			long lv = strtol(v, &end, 10);
+
+			if (*end || !*v || lv < 0 || lv > ZSTD_maxCLevel())
+				return bad_config(why, cap,
+						  "level '%.40s' (give 0 to %d)", v,
+						  ZSTD_maxCLevel());
+			r->level = (int)lv;
 		} else if (!strcmp(k, "features")) {
 			int e = check_features(r, v);
 
@@ -285,8 +325,10 @@ static int parse_config(struct ferry_repo *r, char *text)
 				r->delta = 1;
 		}
 	}
-	if (!have_format || !have_version || !have_bs || !have_codec)
-		return FERRY_E_NOTREPO;
+	if (!have_format || !have_version || !have_bs || !have_codec || !have_id)
+		return bad_config(why, cap, "no %s line",
+				  !have_format ? "format" : !have_version ? "version" :
+				  !have_bs ? "block_size" : !have_codec ? "compression" : "id");
 	return 0;
 }
 
@@ -405,7 +447,7 @@ static int repo_create(const char *path, const struct ferry_init_opts *opts,
 int ferry_repo_open(const char *path, struct ferry_repo **out)
 {
 	struct ferry_repo *r;
-	char *text = NULL;
+	char *text = NULL, why[160];
 	size_t n;
 	int e;
 
@@ -432,10 +474,10 @@ int ferry_repo_open(const char *path, struct ferry_repo **out)
 		e = FERRY_E_NOMEM;
 		goto fail;
 	}
-	if ((e = parse_config(r, text)) != 0) {
+	if ((e = parse_config(r, text, why, sizeof(why))) != 0) {
 		if (e == FERRY_E_NOTREPO)
-			ferry_error(e, "%s is not a ferry repository (bad config)",
-				    path);
+			ferry_error(e, "%s is not a ferry repository (bad config: %s)",
+				    path, why);
 		goto fail;
 	}
 	free(text);

@@ -499,17 +499,39 @@ static void trim(char *s)
 	memmove(s, p, strlen(p) + 1);
 }
 
+/* Copy V into DST (CAP bytes); FERRY_E_AUTH naming KEY, FILE and line NO
+ * when it does not fit (never a secret cut short). */
+static int cred_value(char *dst, size_t cap, const char *v, const char *key,
+		      const char *path, int no)
+{
+	if (strlen(v) >= cap)
+		return ferry_error(FERRY_E_AUTH,
+				   "s3: credentials file %s:%d: %s longer than %zu bytes",
+				   path, no, key, cap - 1);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* 0, 1 when PATH cannot be opened, or a FERRY_E_* code. */
 static int creds_file(struct s3_creds *c, const char *path, const char *profile)
 {
 	FILE *f = fopen(path, "r");
 	char line[2304], section[128] = "";
-	int in = 0;
+	int in = 0, no = 0, e = 0;
 
 	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
+		return 1; /* errno says why */
+	while (!e && fgets(line, sizeof(line), f)) {
 		char *eq;
 
+		no++;
+		/* Never read a long line as two (its tail as a line). */
+		if (!strchr(line, '\n') && !feof(f)) {
+			e = ferry_error(FERRY_E_AUTH,
+					"s3: credentials file %s:%d: line longer than %zu bytes",
+					path, no, sizeof(line) - 2);
+			break;
+		}
 		trim(line);
 		if (line[0] == '#' || line[0] == ';' || !line[0])
 			continue;
@@ -529,15 +551,19 @@ static int creds_file(struct s3_creds *c, const char *path, const char *profile)
 		trim(line);
 		trim(eq + 1);
 		if (!strcmp(line, "aws_access_key_id"))
-			snprintf(c->access_key, sizeof(c->access_key), "%s", eq + 1);
+			e = cred_value(c->access_key, sizeof(c->access_key), eq + 1,
+				       line, path, no);
 		else if (!strcmp(line, "aws_secret_access_key"))
-			snprintf(c->secret_key, sizeof(c->secret_key), "%s", eq + 1);
+			e = cred_value(c->secret_key, sizeof(c->secret_key), eq + 1,
+				       line, path, no);
 		else if (!strcmp(line, "aws_session_token"))
-			snprintf(c->token, sizeof(c->token), "%s", eq + 1);
+			e = cred_value(c->token, sizeof(c->token), eq + 1, line, path, no);
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
-	return 0;
+	if (e)
+		explicit_bzero(c, sizeof(*c));
+	return e;
 }
 
 int s3_creds_load(struct s3_creds *c)
@@ -548,6 +574,7 @@ int s3_creds_load(struct s3_creds *c)
 	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE");
 	const char *profile = getenv("AWS_PROFILE");
 	char path[4096];
+	int e;
 
 	memset(c, 0, sizeof(*c));
 	if (ak && *ak && sk && *sk) {
@@ -565,7 +592,9 @@ int s3_creds_load(struct s3_creds *c)
 	}
 	if (!profile || !*profile)
 		profile = "default";
-	if (creds_file(c, file, profile) < 0 && file != path)
+	if ((e = creds_file(c, file, profile)) < 0)
+		return e;
+	if (e == 1 && file != path)
 		return ferry_error(FERRY_E_AUTH,
 				   "s3: cannot read the credentials file %s (AWS_SHARED_CREDENTIALS_FILE): %s",
 				   file, strerror(errno));

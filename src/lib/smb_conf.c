@@ -9,14 +9,15 @@
 
 #include "store_smb.h"
 
-/* One "key=value" line of a credentials file into S. */
-static void cred_line(struct smb *s, char *line, int *have_pass)
+/* One "key=value" line of a credentials file into S; nonzero (with the
+ * name of the key) when its value does not fit. */
+static const char *cred_line(struct smb *s, char *line, int *have_pass)
 {
 	char *eq = strchr(line, '='), *k = line, *v;
 	size_t n;
 
 	if (!eq)
-		return;
+		return NULL;
 	*eq = 0;
 	v = eq + 1;
 	while (*k == ' ' || *k == '\t')
@@ -27,14 +28,21 @@ static void cred_line(struct smb *s, char *line, int *have_pass)
 	while (n && (v[n - 1] == '\n' || v[n - 1] == '\r'))
 		v[--n] = 0;
 	if (!strcmp(k, "username") || !strcmp(k, "user")) {
+		if (n >= sizeof(s->user))
+			return "username";
 		if (!s->user[0])
 			snprintf(s->user, sizeof(s->user), "%s", v);
 	} else if (!strcmp(k, "password") || !strcmp(k, "pass")) {
+		if (n >= sizeof(s->pass))
+			return "password";
 		snprintf(s->pass, sizeof(s->pass), "%s", v);
 		*have_pass = 1;
 	} else if (!strcmp(k, "domain") || !strcmp(k, "workgroup")) {
+		if (n >= sizeof(s->domain))
+			return "domain";
 		snprintf(s->domain, sizeof(s->domain), "%s", v);
 	}
+	return NULL;
 }
 
 int smb_load_credentials(struct smb *s)
@@ -45,17 +53,33 @@ int smb_load_credentials(struct smb *s)
 
 	if (file && *file) {
 		char line[1024];
+		const char *big = NULL;
 		FILE *f = fopen(file, "re");
+		int no = 0, e = 0;
 
 		if (!f)
 			return ferry_error(FERRY_E_AUTH,
 					   "SMB credentials file %s: %s", file,
 					   strerror(errno));
-		while (fgets(line, sizeof(line), f))
-			if (line[0] != '#')
-				cred_line(s, line, &have_pass);
+		/* A line longer than LINE is refused, never read as two
+		 * (its tail as a line of its own), nor a value cut short. */
+		while (!e && fgets(line, sizeof(line), f)) {
+			no++;
+			if (!strchr(line, '\n') && !feof(f))
+				e = ferry_error(FERRY_E_AUTH,
+						"SMB credentials file %s:%d: line longer than %zu bytes",
+						file, no, sizeof(line) - 2);
+			else if (line[0] != '#' && (big = cred_line(s, line, &have_pass)))
+				e = ferry_error(FERRY_E_AUTH,
+						"SMB credentials file %s:%d: %s longer than %zu bytes",
+						file, no, big, sizeof(s->pass) - 1);
+		}
 		explicit_bzero(line, sizeof(line));
 		fclose(f);
+		if (e) {
+			explicit_bzero(s->pass, sizeof(s->pass));
+			return e;
+		}
 	}
 	if (!s->user[0] && (env = ferry_backend_opt("smb-user")) && *env)
 		snprintf(s->user, sizeof(s->user), "%s", env);

@@ -72,6 +72,17 @@ int ferry_extfs_open(ferry_read_fn rd, void *arg, uint64_t off, uint64_t size,
 		     struct struct_ext2_filsys **out);
 void ferry_extfs_close(struct struct_ext2_filsys *fs);
 
+/* A set of inode numbers (directories entered once: a damaged or hostile
+ * file system can link a directory under itself).  Zeroed to start;
+ * ferry_inoset_add() is 1 when INO was new, 0 when present, < 0 out of
+ * memory. */
+struct ferry_inoset {
+	uint32_t *v;
+	size_t cap, n;
+};
+int ferry_inoset_add(struct ferry_inoset *s, uint32_t ino);
+void ferry_inoset_free(struct ferry_inoset *s);
+
 struct ferry_extfs_req {
 	ferry_read_fn rd;
 	void *rd_arg;

@@ -50,6 +50,13 @@ int srv_conf_load(const char *file, struct srv_conf *c, char *err, size_t errlen
 		int bad = 0, r;
 
 		no++;
+		/* A long line is refused, never read as two. */
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line longer than %zu bytes", file, no,
+				 sizeof(line) - 2);
+			fclose(f);
+			return -1;
+		}
 		if ((r = cli_conf_line(line, &k, &v)) == 0)
 			continue;
 		if (r < 0) {
