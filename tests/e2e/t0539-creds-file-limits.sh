@@ -35,3 +35,9 @@ ok "s3: a 200-byte secret key is refused, naming file:line"
 s3 "$T/s3b" && die "s3: long line accepted"
 grep -q "credentials file $T/s3b:3: line longer than 2302 bytes" "$T/err" || { cat "$T/err"; die "s3: long line"; }
 ok "s3: a line longer than 2302 bytes is refused"
+
+# --config (the source side's settings file): the same rule.
+{ printf 'cert = '; long 5000 c; printf '\n'; } >"$T/cfg"
+"$FERRY" points --config "$T/cfg" --repo ferry://127.0.0.1:1/x >/dev/null 2>"$T/err" && die "config: long line accepted"
+grep -q "$T/cfg:1: line longer than 4094 bytes" "$T/err" || { cat "$T/err"; die "config: long line"; }
+ok "--config: a line longer than 4094 bytes is refused, naming file:line"
