@@ -34,17 +34,18 @@ copy_check() {
 	rm -f "$T/c1.img" "$T/c2.img"
 }
 
-# copy_kill_rerun FROM TO COUNT_CMD [OPTS...]: a copy of a fresh 96 MiB
-# random point killed with -9 once COUNT_CMD (chunks on the target) grew
-# by 8; the rerun sends only what is missing, and the point restores.
-copy_kill_rerun() {
-	local from=$1 to=$2 count=$3 before pid i json sent present killed=0 rc try; shift 3
-	# (a loaded machine may let the whole copy finish between two looks
-	# at the count: exit 0, not 137; then again with a fresh point)
+# copy_killed FROM TO COUNT_CMD MIB TAG [OPTS...]: backs up a fresh MIB MiB
+# random image (seeded by TAG) into FROM, sets idb to its point and before
+# to COUNT_CMD's count, and starts copy --threads 1 OPTS to TO, killed
+# with -9 once COUNT_CMD (chunks on the target) grew by 8.  A loaded
+# machine may let the whole copy finish between two looks at the count
+# (exit 0, not 137): then again with a fresh point, three times at most.
+copy_killed() {
+	local from=$1 to=$2 count=$3 mib=$4 tag=$5 pid i killed=0 rc try; shift 5
 	for try in 1 2 3; do
-		openssl enc -aes-128-ctr -pass pass:copykill$try -nosalt -pbkdf2 </dev/zero 2>/dev/null |
-			head -c $((96 << 20)) >"$T/big.img"
-		idb=$(ferry backup --repo "$from" -q "$T/big.img") || die "backup big"
+		openssl enc -aes-128-ctr -pass pass:$tag$try -nosalt -pbkdf2 </dev/zero 2>/dev/null |
+			head -c $((mib << 20)) >"$T/big-$tag.img"
+		idb=$(ferry backup --repo "$from" -q "$T/big-$tag.img") || die "backup big-$tag"
 		before=$($count)
 		"$FERRY" copy --from "$from" --to "$to" "$@" --threads 1 >/dev/null 2>"$T/kill.err" &
 		pid=$!
@@ -57,11 +58,18 @@ copy_kill_rerun() {
 		done
 		wait $pid 2>/dev/null
 		rc=$?
-		[ $killed = 1 ] && [ $rc = 137 ] && break
+		[ $killed = 1 ] && [ $rc = 137 ] && return 0
 		echo "try $try: the copy ended (exit $rc) before the kill landed"
-		killed=0
 	done
-	[ $killed = 1 ] || die "the copy ended before it could be killed, 3 times: $(cat "$T/kill.err")"
+	die "the copy ended before it could be killed, 3 times: $(cat "$T/kill.err")"
+}
+
+# copy_kill_rerun FROM TO COUNT_CMD [OPTS...]: a copy of a fresh 96 MiB
+# random point killed with -9 once COUNT_CMD (chunks on the target) grew
+# by 8; the rerun sends only what is missing, and the point restores.
+copy_kill_rerun() {
+	local from=$1 to=$2 count=$3 json sent present; shift 3
+	copy_killed "$from" "$to" "$count" 96 copykill "$@"
 	ferry points --repo "$to" "$@" --json 2>/dev/null | grep -q "$idb" && die "a killed copy committed point $idb"
 	ok "copy killed with -9 after $(($($count) - before)) chunks; point $idb not on the target"
 	json=$(ferry copy --from "$from" --to "$to" "$@" --json) || die "rerun after the kill"
@@ -71,7 +79,7 @@ copy_kill_rerun() {
 	[ "$present" -ge 8 ] && [ "$sent" -le $((96 - 8)) ] || die "rerun resent chunks: $json"
 	ok "the rerun completes: $sent chunks sent, $present were there from the killed run"
 	ferry restore --repo "$to" "$@" "$idb" --to "$T/cb.img" 2>/dev/null || die "restore big copy"
-	same "$T/big.img" "$T/cb.img" "the point copied after the kill restores byte-identical"
+	same "$T/big-copykill.img" "$T/cb.img" "the point copied after the kill restores byte-identical"
 	rm -f "$T/cb.img"
 }
 
