@@ -113,7 +113,7 @@ build/fuzz/obj/%.o: %.c $(wildcard include/ferry/*.h src/lib/*.h src/lib/common/
 	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 build/fuzz/libferry.a: $(FUZZ_LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
-build/fuzz/%: fuzz/%.c build/fuzz/libferry.a
+build/fuzz/%: fuzz/%.c build/fuzz/libferry.a $(wildcard fuzz/*.h)
 	@mkdir -p build/fuzz
 	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libferry.a $(LIBS)
 

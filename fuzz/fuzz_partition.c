@@ -13,22 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_DISK (1ull << 30)
 
-struct img {
-	const uint8_t *p;
-	size_t n;
-};
-
-static int rd(void *arg, uint64_t off, void *buf, size_t len)
-{
-	const struct img *m = arg;
-
-	if (off > FUZZ_DISK || len > FUZZ_DISK - off)
-		return FERRY_E_SOURCE;
-	memset(buf, 0, len);
-	if (off < m->n)
-		memcpy(buf, m->p + off, off + len <= m->n ? len : m->n - (size_t)off);
-	return 0;
-}
+#include "fuzz_img.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
