@@ -137,9 +137,5 @@ int cli_int_option_unit(const char *name, const char *arg, int lo, int hi,
 /* --kdf: ARG must be argon2id or scrypt; 0 with *OUT set, or EXIT_USAGE
  * after printing "ferry: --kdf ARG: use argon2id or scrypt". */
 int cli_kdf_option(const char *arg, const char **out);
-/* One line of a "name = value" file (--config, the server's config), cut
- * in place (remote.c): 1 with *NAME and *VALUE stripped of blanks, 0 for a
- * blank or '#' comment line, -1 when the line has no '='. */
-int cli_conf_line(char *line, char **name, char **value);
 
 #endif

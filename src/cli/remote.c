@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/common.h" /* ferry_conf_line */
 
 static struct ferry_remote_opts ro;
 static const char *config_path;
@@ -120,30 +121,6 @@ static const struct {
 	{ "timeout", OPT_TIMEOUT },
 };
 
-int cli_conf_line(char *line, char **name, char **value)
-{
-	char *k = line, *v, *eq, *end;
-
-	line[strcspn(line, "\r\n")] = 0;
-	while (*k == ' ' || *k == '\t')
-		k++;
-	if (!*k || *k == '#')
-		return 0;
-	if (!(eq = strchr(k, '=')))
-		return -1;
-	*eq = 0;
-	for (end = eq; end > k && (end[-1] == ' ' || end[-1] == '\t'); end--)
-		end[-1] = 0;
-	v = eq + 1;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
-		end[-1] = 0;
-	*name = k;
-	*value = v;
-	return 1;
-}
-
 static int load_config(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -168,7 +145,7 @@ static int load_config(const char *path)
 			fclose(f);
 			return -1;
 		}
-		if ((r = cli_conf_line(line, &k, &v)) == 0)
+		if ((r = ferry_conf_line(line, &k, &v)) == 0)
 			continue;
 		if (r < 0) {
 			fprintf(stderr, "ferry: %s:%d: expected 'name = value'\n", path, no);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cli/cli.h"
+#include "common/common.h"
 #include "srv.h"
 
 static int set_str(char *dst, size_t cap, const char *v)
@@ -57,7 +57,7 @@ int srv_conf_load(const char *file, struct srv_conf *c, char *err, size_t errlen
 			fclose(f);
 			return -1;
 		}
-		if ((r = cli_conf_line(line, &k, &v)) == 0)
+		if ((r = ferry_conf_line(line, &k, &v)) == 0)
 			continue;
 		if (r < 0) {
 			snprintf(err, errlen, "%s:%d: expected 'name = value'", file, no);

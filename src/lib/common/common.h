@@ -15,6 +15,11 @@
 
 /* Record CODE with a printf-style detail for ferry_last_error(); returns
  * CODE so callers can write `return ferry_error(FERRY_E_IO, ...)`. */
+/* One line of a "name = value" file (--config, the server's config), cut
+ * in place (util.c): 1 with *NAME and *VALUE stripped of blanks, 0 for a
+ * blank or '#' comment line, -1 when the line has no '='. */
+int ferry_conf_line(char *line, char **name, char **value);
+
 int ferry_error(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Map an errno value to a FERRY_E_* code. */

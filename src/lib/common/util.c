@@ -184,3 +184,29 @@ int ferry_size_parse(const char *s, uint64_t *out)
 	*out = v * mul;
 	return 0;
 }
+
+/* One line of a "name = value" file (--config, the server's config), cut
+ * in place. */
+int ferry_conf_line(char *line, char **name, char **value)
+{
+	char *k = line, *v, *eq, *end;
+
+	line[strcspn(line, "\r\n")] = 0;
+	while (*k == ' ' || *k == '\t')
+		k++;
+	if (!*k || *k == '#')
+		return 0;
+	if (!(eq = strchr(k, '=')))
+		return -1;
+	*eq = 0;
+	for (end = eq; end > k && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		end[-1] = 0;
+	v = eq + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		end[-1] = 0;
+	*name = k;
+	*value = v;
+	return 1;
+}
