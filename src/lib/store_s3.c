@@ -26,13 +26,6 @@ struct upload {
 	struct upload *next;
 };
 
-/* Chunks whose retention this process has made long enough. */
-struct hset {
-	uint8_t (*v)[FERRY_HASH_LEN];
-	uint8_t *used;
-	size_t cap, n;
-};
-
 struct s3 {
 	struct s3_conf c;
 	struct s3_obj o;
@@ -49,7 +42,7 @@ struct s3 {
 	size_t queued, queue_cap;
 	int up_err;
 	char up_msg[512];
-	struct hset ensured;
+	struct ferry_idset ensured; /* chunks whose retention this process made long enough */
 	/* the lock object (s3_lock.c) */
 	struct s3_lock *lock;
 	double stale;
@@ -79,67 +72,6 @@ static void chunk_key(struct s3 *s, const uint8_t h[FERRY_HASH_LEN],
 static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
-}
-
-/* ---- retention set ------------------------------------------------- */
-
-static size_t hslot(const struct hset *t, const uint8_t h[FERRY_HASH_LEN])
-{
-	uint64_t k;
-
-	memcpy(&k, h, sizeof(k));
-	return (size_t)k & (t->cap - 1);
-}
-
-static int hset_has(const struct hset *t, const uint8_t h[FERRY_HASH_LEN])
-{
-	if (!t->cap)
-		return 0;
-	for (size_t i = hslot(t, h);; i = (i + 1) & (t->cap - 1)) {
-		if (!t->used[i])
-			return 0;
-		if (!memcmp(t->v[i], h, FERRY_HASH_LEN))
-			return 1;
-	}
-}
-
-static int hset_add(struct hset *t, const uint8_t h[FERRY_HASH_LEN])
-{
-	if (hset_has(t, h))
-		return 0;
-	if ((t->n + 1) * 2 > t->cap) {
-		struct hset n = { 0 };
-
-		n.cap = t->cap ? t->cap * 2 : 1024;
-		n.v = calloc(n.cap, FERRY_HASH_LEN);
-		n.used = calloc(n.cap, 1);
-		if (!n.v || !n.used) {
-			free(n.v);
-			free(n.used);
-			return FERRY_E_NOMEM;
-		}
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->used[i]) {
-				size_t j = hslot(&n, t->v[i]);
-
-				while (n.used[j])
-					j = (j + 1) & (n.cap - 1);
-				memcpy(n.v[j], t->v[i], FERRY_HASH_LEN);
-				n.used[j] = 1;
-				n.n++;
-			}
-		free(t->v);
-		free(t->used);
-		*t = n;
-	}
-	size_t i = hslot(t, h);
-
-	while (t->used[i])
-		i = (i + 1) & (t->cap - 1);
-	memcpy(t->v[i], h, FERRY_HASH_LEN);
-	t->used[i] = 1;
-	t->n++;
-	return 0;
 }
 
 /* ---- the upload queue ----------------------------------------------- */
@@ -178,7 +110,7 @@ static void *uploader(void *arg)
 			s->up_err = e;
 		}
 		if (e == 0 && s->lock_days)
-			hset_add(&s->ensured, u->hash);
+			ferry_idset_add(&s->ensured, u->hash);
 		for (struct upload **pp = &s->queue; *pp; pp = &(*pp)->next)
 			if (*pp == u) {
 				*pp = u->next;
@@ -245,7 +177,7 @@ static int ensure_retention(struct s3 *s, const uint8_t h[FERRY_HASH_LEN],
 	int e;
 
 	pthread_mutex_lock(&s->mu);
-	e = hset_has(&s->ensured, h);
+	e = ferry_idset_has(&s->ensured, h);
 	pthread_mutex_unlock(&s->mu);
 	if (e)
 		return 1;
@@ -260,7 +192,7 @@ static int ensure_retention(struct s3 *s, const uint8_t h[FERRY_HASH_LEN],
 	    (e = s3o_extend_retention(&s->o, key, s->chunk_until)) != 0)
 		return e;
 	pthread_mutex_lock(&s->mu);
-	e = hset_add(&s->ensured, h);
+	e = ferry_idset_add(&s->ensured, h);
 	pthread_mutex_unlock(&s->mu);
 	return e ? e : 1;
 }
@@ -414,9 +346,7 @@ static void renew_until(struct s3 *s)
 	pthread_mutex_lock(&s->mu);
 	if (s->until_base < 0 || now - s->until_base > 0) {
 		if (s->until_base < 0 || (now - s->until_base) * 2 >= s->lock_extra) {
-			s->ensured.n = 0;
-			if (s->ensured.used)
-				memset(s->ensured.used, 0, s->ensured.cap);
+			ferry_idset_clear(&s->ensured);
 			s->until_base = now;
 		}
 		s->point_until = now + (int64_t)s->lock_days * DAY;
@@ -1044,8 +974,7 @@ static void s3_close(struct ferry_repo *r)
 	s3_lock_release(s->lock);
 	s3_pool_free(s->o.pool);
 	conf_free(&s->c);
-	free(s->ensured.v);
-	free(s->ensured.used);
+	ferry_idset_free(&s->ensured);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);

@@ -97,6 +97,17 @@ int ferry_random(void *buf, size_t n);
 int ferry_hex_decode(const char *hex, uint8_t *out, size_t n);
 int ferry_cpu_count(void);
 int ferry_is_zero(const void *buf, size_t n);
+/* A set of chunk ids (idset.c); zero-initialised is empty.  add returns 0
+ * (also when present) or FERRY_E_NOMEM. */
+struct ferry_idset {
+	uint8_t (*v)[FERRY_HASH_LEN];
+	uint8_t *used;
+	size_t cap, n;
+};
+int ferry_idset_has(const struct ferry_idset *t, const uint8_t h[FERRY_HASH_LEN]);
+int ferry_idset_add(struct ferry_idset *t, const uint8_t h[FERRY_HASH_LEN]);
+void ferry_idset_clear(struct ferry_idset *t);
+void ferry_idset_free(struct ferry_idset *t);
 /* CRC-32C (Castagnoli); the portable one is the reference for tests. */
 uint32_t ferry_crc32c(const void *buf, size_t n);
 uint32_t ferry_crc32c_portable(const void *buf, size_t n);
