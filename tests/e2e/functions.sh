@@ -180,3 +180,22 @@ entry_of() {
 	od -An -tx1 -v -j $((h + 33 * $3)) -N 33 "$f" | tr -d ' \n' |
 		sed -E 's/^(..)(.*)$/\1 \2/' | sed -E 's/^0//'
 }
+
+# serve_start ARGS...: start `ferry serve ARGS...` in the background (pid in
+# spid, output in serve.out/serve.err) and wait for its "serving" line.
+# (serve.out is removed first: the background shell truncates it only once
+# it runs, and the last run's line would be seen too early.)
+serve_start() {
+	rm -f "$T/serve.out"
+	"$FERRY" serve "$@" >"$T/serve.out" 2>"$T/serve.err" &
+	spid=$!
+	cleanup_fn "kill $spid"
+	for _ in $(seq 200); do
+		grep -q '^serving ' "$T/serve.out" 2>/dev/null && return 0
+		kill -0 $spid 2>/dev/null || { cat "$T/serve.err"; die "ferry serve exited"; }
+		sleep 0.05
+	done
+	die "ferry serve did not start"
+}
+# serve_stop: SIGTERM; ferry serve must exit 0.
+serve_stop() { kill "$spid"; wait "$spid" || die "ferry serve exited $? on SIGTERM"; }

@@ -18,19 +18,7 @@ json=$(ferry backup --repo "$T/repo" --json "$T/disk.img" 2>/dev/null) || die "b
 id=$(echo "$json" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4)
 
 sock=$T/nbd.sock
-serve_start() {
-	rm -f "$T/serve.out"
-	"$FERRY" serve --repo "$T/repo" --nbd "unix:$sock" "$id" >"$T/serve.out" 2>"$T/serve.err" &
-	spid=$!
-	cleanup_fn "kill $spid"
-	for _ in $(seq 100); do
-		grep -q '^serving ' "$T/serve.out" 2>/dev/null && return 0
-		kill -0 $spid 2>/dev/null || { cat "$T/serve.err"; die "ferry serve exited"; }
-		sleep 0.05
-	done
-	die "ferry serve did not start"
-}
-serve_start
+serve_start --repo "$T/repo" --nbd "unix:$sock" "$id"
 nbdcopy "nbd+unix:///?socket=$sock" "$T/served.img" || die "nbdcopy"
 same "$T/disk.img" "$T/served.img" "the served point with delta blocks reads byte-identical"
 
@@ -40,7 +28,7 @@ f=$(chunk_file "$T/repo" "$d")
 flip_bit "$f" $(($(stat -c %s "$f") - 3)) 1
 # (a new server: the old one may hold the good block in its cache)
 kill $spid; wait $spid 2>/dev/null
-serve_start
+serve_start --repo "$T/repo" --nbd "unix:$sock" "$id"
 cmp -s <(nbdcopy "nbd+unix:///?socket=$sock" - 2>/dev/null | head -c $((11 * bs))) \
 	<(head -c $((11 * bs)) "$T/disk.img") || die "blocks before the damaged one read wrong"
 if nbdcopy "nbd+unix:///?socket=$sock" "$T/bad.img" 2>/dev/null; then

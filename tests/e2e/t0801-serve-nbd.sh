@@ -7,23 +7,6 @@
 . "$(dirname "$0")/functions.sh"
 requires qemu-img qemu-io nbdinfo nbdcopy
 
-# serve_start SOCK ARGS...: start ferry serve, wait for its socket.
-serve_start() {
-	local sock=$1; shift
-	# (The background shell truncates serve.out only once it runs: remove
-	# the last run's file first, or its "serving" line is seen too early.)
-	rm -f "$T/serve.out"
-	"$FERRY" serve --repo "$T/repo" --nbd "unix:$sock" "$@" >"$T/serve.out" 2>"$T/serve.err" &
-	spid=$!
-	cleanup_fn "kill $spid"
-	for _ in $(seq 100); do
-		grep -q '^serving ' "$T/serve.out" 2>/dev/null && return 0
-		kill -0 $spid 2>/dev/null || { cat "$T/serve.err"; die "ferry serve exited"; }
-		sleep 0.05
-	done
-	die "ferry serve did not start"
-}
-serve_stop() { kill "$spid"; wait "$spid" || die "ferry serve exited $? on SIGTERM"; }
 
 mib=40; asan_tier && mib=24
 make_disk "$T/disk.img" $mib
@@ -36,7 +19,7 @@ size=$(stat -c %s "$T/disk.img")
 
 sock=$T/nbd.sock
 url="nbd+unix:///?socket=$sock"
-serve_start "$sock" "$id"
+serve_start --repo "$T/repo" --nbd "unix:$sock" "$id"
 grep -q "nbd+unix:///?socket=$sock" "$T/serve.out" || die "serve does not print its URI"
 got=$(nbdinfo --size "$url") || die "nbdinfo"
 [ "$got" = "$size" ] || die "nbdinfo says $got bytes, disk has $size"
@@ -66,7 +49,7 @@ h=$(block_hash "$T/disk.img" 5 1048576)
 f=$(chunk_file "$T/repo" "$h")
 cp "$f" "$T/chunk.bak"
 flip_bit "$f" 100 3
-serve_start "$sock" "$id"
+serve_start --repo "$T/repo" --nbd "unix:$sock" "$id"
 qemu-io -r -f raw -c "read 5M 4k" "$url" >"$T/qio" 2>&1 && die "a read of the damaged block succeeded"
 grep -qi "input/output error" "$T/qio" || { cat "$T/qio"; die "no I/O error reported"; }
 ok "a read touching the damaged block is an I/O error"
@@ -88,7 +71,7 @@ cp "$T/chunk.bak" "$f"
 
 # --writable: writes land in the overlay; the repository is unchanged.
 fp=$(repo_fingerprint "$T/repo")
-serve_start "$sock" "$id" --writable --overlay "$T/overlay"
+serve_start --repo "$T/repo" --nbd "unix:$sock" "$id" --writable --overlay "$T/overlay"
 qemu-io -f raw -c "write -P 0xab 1000 5000" -c "write -P 0xcd 3M 1M" -c "flush" "$url" >/dev/null || die "writes failed"
 qemu-io -f raw -c "read -P 0xab 1000 5000" -c "read -P 0xcd 3M 1M" "$url" >"$T/qio" 2>&1 || { cat "$T/qio"; die "writes not visible"; }
 ok "writes through --writable are visible to a new client"

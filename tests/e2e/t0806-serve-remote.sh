@@ -24,21 +24,9 @@ fp=$(repo_fingerprint "$T/repo")
 
 sock=$T/nbd.sock
 nurl="nbd+unix:///?socket=$sock"
-serve_start() {
-	rm -f "$T/serve.out" # else the wait below may see the last run's line
-	"$FERRY" serve --repo "$url" $(src_tls) --nbd "unix:$sock" "$id" "$@" >"$T/serve.out" 2>"$T/serve.err" &
-	spid=$!
-	cleanup_fn "kill $spid"
-	for _ in $(seq 200); do
-		grep -q '^serving ' "$T/serve.out" 2>/dev/null && return 0
-		kill -0 $spid 2>/dev/null || { cat "$T/serve.err"; die "ferry serve exited"; }
-		sleep 0.05
-	done
-	die "ferry serve did not start"
-}
-serve_stop() { kill "$spid"; wait "$spid" || die "ferry serve exited $? on SIGTERM"; }
+serve_remote() { serve_start --repo "$url" $(src_tls) --nbd "unix:$sock" "$id" "$@"; }
 
-serve_start
+serve_remote
 [ "$(nbdinfo --size "$nurl")" = $((mib << 20)) ] || die "nbdinfo size"
 ok "ferry serve of a ferry:// point: nbdinfo reports the size"
 qemu-img convert -f raw -O raw "$nurl" "$T/conv.img" || die "qemu-img convert"
@@ -59,7 +47,7 @@ h=$(block_hash "$T/full.img" 3 1048576)
 f=$(chunk_file "$T/repo" "$h")
 cp "$f" "$T/chunk.bak"
 flip_bit "$f" 300 1
-serve_start
+serve_remote
 qemu-io -r -f raw -c "read 3M 4k" "$nurl" >"$T/qio" 2>&1 && die "a read of the damaged block succeeded"
 grep -qi "input/output error" "$T/qio" || { cat "$T/qio"; die "no I/O error"; }
 qemu-io -r -f raw -c "read 2M 1M" -c "read 4M 1M" "$nurl" >"$T/qio" 2>&1 || { cat "$T/qio"; die "blocks around the damage fail"; }
@@ -71,7 +59,7 @@ cp "$T/chunk.bak" "$f"
 
 # The mover restarts under a running export: reads wait for it (--retry)
 # and go on; with the mover gone for longer than --retry, a read is EIO.
-serve_start --retry 3
+serve_remote --retry 3
 qemu-io -r -f raw -c "read 1M 1M" "$nurl" >/dev/null 2>&1 || die "read before the restart"
 kill -9 "$m_pid"; wait "$m_pid" 2>/dev/null
 start_mover m2 "$m_port" -- --repo "$T/repo" --cert "$T/pki/mover.crt" --key "$T/pki/mover.key" \
@@ -80,7 +68,7 @@ qemu-io -r -f raw -c "read 10M 1M" "$nurl" >"$T/qio" 2>&1 || { cat "$T/qio" "$T/
 nbdcopy "$nurl" - | cmp -s - "$T/full.img" || die "the export reads wrong after the mover restarted"
 ok "the mover restarted under the export (kill -9): reads reconnect and stay right"
 serve_stop
-serve_start --retry 2 --cache 1
+serve_remote --retry 2 --cache 1
 kill -9 "$m2_pid"; wait "$m2_pid" 2>/dev/null
 t0=$SECONDS
 qemu-io -r -f raw -c "read 4M 1M" "$nurl" >"$T/qio" 2>&1 && die "a read succeeded with the mover gone"
