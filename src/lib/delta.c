@@ -86,6 +86,17 @@ void ferry_delta_apply(const struct ferry_delta *d, uint8_t *block)
 	}
 }
 
+/* Extent N of a delta record: bytes START..END of BLK, its data at POS;
+ * returns the position after the data. */
+static size_t put_run(uint8_t *out, size_t pos, size_t n, const uint8_t *blk,
+		      size_t start, size_t end)
+{
+	wr32(out + FERRY_DELTA_HDR + 8 * n, (uint32_t)start);
+	wr32(out + FERRY_DELTA_HDR + 8 * n + 4, (uint32_t)(end - start));
+	memcpy(out + pos, blk + start, end - start);
+	return pos + end - start;
+}
+
 size_t ferry_delta_build(const uint8_t *base, const uint8_t *blk, size_t len,
 			 const uint8_t full[FERRY_HASH_LEN],
 			 const uint8_t base_id[FERRY_HASH_LEN], size_t max_data,
@@ -142,21 +153,11 @@ size_t ferry_delta_build(const uint8_t *base, const uint8_t *blk, size_t len,
 			run_start = o;
 		} else if (!changed && in_run) {
 			in_run = 0;
-			wr32(out + FERRY_DELTA_HDR + 8 * n, (uint32_t)run_start);
-			wr32(out + FERRY_DELTA_HDR + 8 * n + 4,
-			     (uint32_t)(o - run_start));
-			memcpy(out + pos, blk + run_start, o - run_start);
-			pos += o - run_start;
-			n++;
+			pos = put_run(out, pos, n++, blk, run_start, o);
 		}
 		if (changed && pg + 1 == npages) {
 			/* The run reaches the block's end (maybe short). */
-			wr32(out + FERRY_DELTA_HDR + 8 * n, (uint32_t)run_start);
-			wr32(out + FERRY_DELTA_HDR + 8 * n + 4,
-			     (uint32_t)(len - run_start));
-			memcpy(out + pos, blk + run_start, len - run_start);
-			pos += len - run_start;
-			n++;
+			pos = put_run(out, pos, n++, blk, run_start, len);
 			break;
 		}
 	}
