@@ -86,7 +86,8 @@ copy_kill_rerun() {
 # copy_incremental FROM TO [OPTS...]: 1 % of a 256 MiB disk changed
 # (3 blocks of mixed data), backed up, copied: bytes sent <= 1.5 x the
 # changed bytes after compression (each 1 MiB block compressed with zstd
-# -2, like ferry's default); prints the numbers.
+# -2, which shrinks them more than ferry's default lz4 does); prints the
+# numbers.
 copy_incremental() {
 	local from=$1 to=$2 json sent zc=0 off; shift 2
 	make_disk "$T/inc.img" 256 7

@@ -35,7 +35,7 @@ truncate -s $((nb * bs)) "$T/b.img"
 rand_fill "$T/b.img" 0 3 "b-$seed"
 text_fill "$T/b.img" 12 8 b
 
-ferry init --repo "$repo" --block-size 256K >/dev/null || die "init"
+ferry init --repo "$repo" --block-size 256K --compression zstd >/dev/null || die "init"
 declare -A src sum
 for s in a a2 b; do
 	id=$(ferry backup --repo "$repo" --quiet --name "$s" "$T/$s.img") || die "backup $s"
