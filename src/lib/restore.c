@@ -240,6 +240,47 @@ fail:
 			   target, strerror(errno));
 }
 
+/* Entries read ahead of the workers, whose data blocks get their disk
+ * space in one fallocate per run (a file target, whole restore). */
+#define RESTORE_BATCH 256
+
+/* Allocate the runs of data blocks among B[0..N) in a file target before
+ * the workers write them.  O_DIRECT writes that fill holes make ext4
+ * allocate block by block and take the inode's lock for each; into
+ * allocated (unwritten) extents they run side by side: on bench/run's
+ * disk a restore took 2.3-2.9 s instead of 3.2-3.7 s.  Zero blocks stay
+ * holes.  Only a hint, except that a full disk is told now, before any
+ * write: ENOSPC is an error, other refusals (a file system without
+ * fallocate) are not. */
+static int prealloc_runs(const struct rjob *j, const struct ritem *b, size_t n,
+			 const char *target)
+{
+	for (size_t k = 0; k < n;) {
+		uint64_t off, end;
+		size_t e = k;
+
+		if (b[k].kind == FERRY_ENTRY_ZERO) {
+			k++;
+			continue;
+		}
+		while (e + 1 < n && b[e + 1].kind != FERRY_ENTRY_ZERO &&
+		       b[e + 1].index == b[e].index + 1)
+			e++;
+		off = b[k].index * j->bs;
+		end = (b[e].index + 1) * j->bs;
+		if (end > j->disk_size)
+			end = j->disk_size;
+		if (fallocate(j->fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)(end - off)) < 0 && errno == ENOSPC)
+			return ferry_error(FERRY_E_NOSPC,
+					   "restore target %s: no space left for %llu bytes at offset %llu",
+					   target, (unsigned long long)(end - off),
+					   (unsigned long long)off);
+		k = e + 1;
+	}
+	return 0;
+}
+
 int ferry_restore(struct ferry_repo *repo, const char *spec,
 		  const char *target, const struct ferry_restore_opts *opts,
 		  struct ferry_restore_result *res)
@@ -247,6 +288,9 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 	struct ferry_point p;
 	struct ferry_mreader *m = NULL;
 	struct ferry_workq *q = NULL;
+	struct ritem *batch = NULL;
+	size_t bi = 0, bn = 0;
+	int eof = 0;
 	struct rjob j;
 	uint8_t *zeros = NULL;
 	/* Two workers per CPU by default: a worker waits for its O_DIRECT
@@ -328,16 +372,35 @@ int ferry_restore(struct ferry_repo *repo, const char *spec,
 	if ((e = ferry_workq_new(threads, sizeof(struct ritem), (size_t)threads * 4,
 				 restore_block, &j, &q)) != 0)
 		goto out;
+	if (!(batch = malloc(RESTORE_BATCH * sizeof(*batch)))) {
+		e = FERRY_E_NOMEM;
+		goto out;
+	}
 	for (uint64_t i = 0;; i++) {
 		struct ritem it;
 		int kind;
 
-		e = ferry_mreader_next(m, &kind, it.hash);
-		if (e <= 0)
-			break;
-		e = 0;
-		it.index = i;
-		it.kind = kind;
+		if (bi == bn) {
+			/* The next entries, and their space (see
+			 * prealloc_runs). */
+			for (bi = bn = 0; !eof && bn < RESTORE_BATCH; bn++) {
+				e = ferry_mreader_next(m, &kind, batch[bn].hash);
+				if (e <= 0) {
+					eof = 1;
+					break;
+				}
+				batch[bn].index = i + bn;
+				batch[bn].kind = kind;
+			}
+			if (e < 0 || bn == 0)
+				break;
+			e = 0;
+			if (!is_dev && !j.changed_only &&
+			    (e = prealloc_runs(&j, batch, bn, target)) != 0)
+				break;
+		}
+		it = batch[bi++];
+		kind = it.kind;
 		if (j.changed_only) {
 			if (kind == FERRY_ENTRY_ZERO)
 				res->bytes_zero += p.disk_size - i * p.block_size < p.block_size
@@ -428,6 +491,7 @@ out:
 	free(j.in);
 	free(j.out);
 	free(zeros);
+	free(batch);
 	pthread_mutex_destroy(&j.mu);
 	return e;
 }
