@@ -326,8 +326,7 @@ static int session_connect(struct tremote *t)
 		e = ferry_error(FERRY_E_PROTO, "mover answered with another session");
 		goto fail;
 	}
-	/* The window covers twice the round trip at the expected rate
-	 * (WINDOW env: a test override, bytes). */
+	/* The window covers twice the round trip at the expected rate. */
 	{
 		double rate = rs->o.limit_rate ? (double)rs->o.limit_rate : 125e6;
 		uint64_t frame = ferry_msg_limit(FM_PUT, t->repo->block_size) + FERRY_FRAME_HDR;
