@@ -81,12 +81,18 @@ bin/ferry: $(CLI_OBJ) build/libferry.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) build/libferry.a $(LIBS)
 
-# The ASan binary also loads libsmbclient at start (src/lib/smb_dl.c then
-# finds it already there): dlopen'd, LeakSanitizer's exit-time tracer
-# crashed ("Tracer caught signal 11") in t0524 on Samba's thread-local data.
+# ferry-smb, the ASan binary of the tests that reach SMB, also loads
+# libsmbclient at start (src/lib/smb_dl.c then finds it already there):
+# dlopen'd, LeakSanitizer's exit-time tracer crashed ("Tracer caught
+# signal 11") in t0524 on Samba's thread-local data.  The others do
+# without its 90 libraries: an ASan ferry starts in 0.05 s instead of
+# 0.10 s, and the ASan tier runs ferry thousands of times.
 ASAN_SMB := -Wl,--no-as-needed -lsmbclient -Wl,--as-needed
 
 $(ASAN_DIR)/ferry: $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a
+	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a $(LIBS)
+
+$(ASAN_DIR)/ferry-smb: $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a
 	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_CLI_OBJ) $(ASAN_DIR)/libferry.a $(LIBS) $(ASAN_SMB)
 
 build/unit/%: tests/unit/%.c tests/unit/unit.h build/libferry.a
@@ -137,7 +143,7 @@ $(FUZZ_RUN): fuzz-run/%: build/fuzz/%
 # two cores.
 export FERRY_TEST_JOBS ?= 2
 check: deps
-	$(MAKE) -j$(BUILD_JOBS) all $(UNIT_BIN) $(TOOLS_BIN) $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN) $(FUZZ_BIN)
+	$(MAKE) -j$(BUILD_JOBS) all $(UNIT_BIN) $(TOOLS_BIN) $(ASAN_DIR)/ferry $(ASAN_DIR)/ferry-smb $(ASAN_UNIT_BIN) $(FUZZ_BIN)
 	$(MAKE) lint
 	./tests/run
 	$(MAKE) check-asan
@@ -146,7 +152,7 @@ check: deps
 check-fast: all $(UNIT_BIN) $(TOOLS_BIN)
 	./tests/run
 
-check-asan: $(ASAN_DIR)/ferry $(ASAN_UNIT_BIN) $(TOOLS_BIN)
+check-asan: $(ASAN_DIR)/ferry $(ASAN_DIR)/ferry-smb $(ASAN_UNIT_BIN) $(TOOLS_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	FERRY=$(CURDIR)/$(ASAN_DIR)/ferry UNIT_DIR=$(CURDIR)/$(ASAN_DIR)/unit \
 	FERRY_TEST_TIER=asan ./tests/run

@@ -61,6 +61,12 @@ point_ids() { "$FERRY" points --repo "$1" --json | grep -o '"id":"[0-9a-f]*"' | 
 # FERRY_TEST_TIER=asan runs a slower, instrumented binary: tests scale down.
 asan_tier() { [ "${FERRY_TEST_TIER:-}" = asan ]; }
 
+# smb_binary: a test that reaches SMB runs, in the ASan tier, the build
+# with libsmbclient loaded at start (ferry-smb next to FERRY; Makefile).
+smb_binary() {
+	if asan_tier && [ -x "$FERRY-smb" ]; then FERRY=$FERRY-smb; fi
+}
+
 # md5 FILE: the MD5 of FILE, hex only.
 md5() { md5sum "$1" | cut -d' ' -f1; }
 

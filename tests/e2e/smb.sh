@@ -8,6 +8,7 @@
 requires smbd smbpasswd
 # Under ASan: Samba's own process-wide allocations are not ferry's leaks.
 export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top/tests/e2e/lsan-samba.supp
+smb_binary
 [ "$(id -u)" = 0 ] || skip "smbd needs root here (it switches to the logged-in user)"
 
 # free_port: a TCP port free on 127.0.0.1 now.

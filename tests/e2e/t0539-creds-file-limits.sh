@@ -6,6 +6,7 @@
 # Both are refused with file:line and the key, before any connection (the
 # ports given are closed).  Found with fuzz/fuzz_conf_files.c.
 . "$(dirname "$0")/functions.sh"
+smb_binary # (an smb:// URL: libsmbclient may be loaded)
 
 long() { head -c "$1" /dev/zero | tr '\0' "$2"; }
 smb=smb://127.0.0.1:1/share/path
