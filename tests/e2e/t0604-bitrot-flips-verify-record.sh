@@ -2,8 +2,9 @@
 # ferry-test: alone
 # 1,000 random single-bit flips (FERRY_FLIPS; 200 in the ASan tier) across
 # the chunk and manifest files of a small repository: each flipped, then
-# verify must fail (exit 3), then unflipped.  Every 100th flip also
-# restores every point: the points that use the flipped file fail naming
+# verify must fail (exit 3), then unflipped; two workers on two copies of
+# the repository share them.  Every 100th flip of a worker (50th in the
+# ASan tier) also restores every point: the points that use the flipped file fail naming
 # the block, the others restore byte-identical.  Then verify's record:
 # `ferry points` shows the last verify per point (ok, DAMAGED, sample).
 . "$(dirname "$0")/functions.sh"
@@ -65,25 +66,44 @@ restore_check() { # FILE: affected points fail naming the block, others restore
 	done
 }
 
-nchunk=0 nman=0
-for ((i = 1; i <= flips; i++)); do
-	f=${files[$(rnd ${#files[@]})]}
-	size=$(stat -c %s "$f")
-	byte=$(rnd "$size") bit=$((RANDOM % 8))
-	flip_bit "$f" "$byte" "$bit"
-	"$FERRY" verify --repo "$repo" >/dev/null 2>"$T/verr"; rc=$?
-	# A flip in a manifest's version field reads as a newer format
-	# (exit 4, the point named): detected, and not called damage.
-	case $f in */points/*) [ "$byte" -ge 4 ] && [ "$byte" -le 7 ] && [ $rc -eq 4 ] &&
-		grep -q "$(basename "$f")" "$T/verr" && rc=3 ;; esac
-	[ $rc -eq 3 ] || { cat "$T/verr"; die "flip $i (byte $byte bit $bit of $f) not detected: verify exited $rc"; }
-	case $f in */points/*) nman=$((nman + 1)) ;; *) nchunk=$((nchunk + 1)) ;; esac
-	if [ $((i % 100)) -eq 0 ]; then
-		ok "flip $i: byte $byte bit $bit of $(basename "$f") detected"
-		restore_check "$f"
-	fi
-	flip_bit "$f" "$byte" "$bit"
+# flip_worker K COUNT: COUNT flips on copy K of the repository, with $T
+# and $repo its own (two workers keep both cores busy: the script runs
+# alone); leaves "CHUNK_FLIPS MANIFEST_FLIPS" in its counts file.
+flip_worker() {
+	local k=$1 n=$2 i f size byte bit rc nchunk=0 nman=0 repo0=$repo
+	repo=$repo0.w$k T=$T/w$k
+	RANDOM=$((seed * 10 + k))
+	for ((i = 1; i <= n; i++)); do
+		f=${files[$(rnd ${#files[@]})]}
+		f=$repo${f#"$repo0"}
+		size=$(stat -c %s "$f")
+		byte=$(rnd "$size") bit=$((RANDOM % 8))
+		flip_bit "$f" "$byte" "$bit"
+		"$FERRY" verify --repo "$repo" >/dev/null 2>"$T/verr"; rc=$?
+		# A flip in a manifest's version field reads as a newer format
+		# (exit 4, the point named): detected, and not called damage.
+		case $f in */points/*) [ "$byte" -ge 4 ] && [ "$byte" -le 7 ] && [ $rc -eq 4 ] &&
+			grep -q "$(basename "$f")" "$T/verr" && rc=3 ;; esac
+		[ $rc -eq 3 ] || { cat "$T/verr"; die "worker $k flip $i (byte $byte bit $bit of $f) not detected: verify exited $rc"; }
+		case $f in */points/*) nman=$((nman + 1)) ;; *) nchunk=$((nchunk + 1)) ;; esac
+		if [ $((i % 100)) -eq 0 ] || [ $((i % 50)) -eq 0 -a "$n" -lt 200 ]; then
+			ok "worker $k flip $i: byte $byte bit $bit of $(basename "$f") detected"
+			restore_check "$f"
+		fi
+		flip_bit "$f" "$byte" "$bit"
+	done
+	echo "$nchunk $nman" >"$T/counts"
+}
+wpids=()
+for k in 1 2; do
+	cp -a "$repo" "$repo.w$k" && mkdir "$T/w$k" || die "copy for worker $k"
+	flip_worker $k $(( (flips + 2 - k) / 2 )) &
+	wpids+=($!)
 done
+for k in 1 2; do wait "${wpids[$((k - 1))]}" || die "flip worker $k failed (its FAIL line is above)"; done
+read -r c1 m1 <"$T/w1/counts"; read -r c2 m2 <"$T/w2/counts"
+nchunk=$((c1 + c2)) nman=$((m1 + m2))
+[ $((nchunk + nman)) -eq "$flips" ] || die "$((nchunk + nman)) flips made, $flips asked"
 ok "$flips single-bit flips ($nchunk in chunks, $nman in manifests): every one detected by verify"
 
 # The verify record.
