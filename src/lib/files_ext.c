@@ -512,8 +512,15 @@ static int get_inode(struct get_ctx *g, int dfd, const char *name,
 		}
 		close(fd);
 		if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING) {
-			gwarn(g, "%s: %s (the partial file was removed)", name,
-			      ferry_last_error());
+			const char *m = ferry_last_error();
+			size_t nl = strlen(name);
+
+			/* copy_file's messages name the file already */
+			if (!strncmp(m, name, nl) && m[nl] == ':')
+				gwarn(g, "%s (the partial file was removed)", m);
+			else
+				gwarn(g, "%s: %s (the partial file was removed)",
+				      name, m);
 			unlinkat(dfd, name, 0);
 			g->err = e;
 			return 0;
