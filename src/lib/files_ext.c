@@ -512,15 +512,9 @@ static int get_inode(struct get_ctx *g, int dfd, const char *name,
 		}
 		close(fd);
 		if (e == FERRY_E_CORRUPT || e == FERRY_E_MISSING) {
-			const char *m = ferry_last_error();
-			size_t nl = strlen(name);
-
-			/* copy_file's messages name the file already */
-			if (!strncmp(m, name, nl) && m[nl] == ':')
-				gwarn(g, "%s (the partial file was removed)", m);
-			else
-				gwarn(g, "%s: %s (the partial file was removed)",
-				      name, m);
+			/* (copy_file's errors begin with the file's name) */
+			gwarn(g, "%s (the partial file was removed)",
+			      ferry_last_error());
 			unlinkat(dfd, name, 0);
 			g->err = e;
 			return 0;

@@ -405,8 +405,8 @@ static int repo_create(const char *path, const struct ferry_init_opts *opts,
 	r.block_size = opts && opts->block_size ? opts->block_size
 						: FERRY_BLOCK_DEFAULT;
 	/* lz4 by default: on bench/run's disk it stores a third more than
-	 * zstd:2 (826 against 622 MiB, still under restic's 1118 and
-	 * borg's 1331) but backs up 1.8 x and restores 1.5 x as fast, and
+	 * zstd:2 (822 against 617 MiB, still under restic's 1117 and
+	 * borg's 1332) but backs up 1.8 x and restores 1.5 x as fast, and
 	 * a restore is where an operator waits (bench/README.md). */
 	r.codec = opts && opts->codec >= 0 ? opts->codec : FERRY_CODEC_LZ4;
 	r.level = opts && opts->codec >= 0 ? opts->level : 0;

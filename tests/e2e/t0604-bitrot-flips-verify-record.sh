@@ -3,9 +3,9 @@
 # 1,000 random single-bit flips (FERRY_FLIPS; 200 in the ASan tier) across
 # the chunk and manifest files of a small repository: each flipped, then
 # verify must fail (exit 3), then unflipped; two workers on two copies of
-# the repository share them.  Every 100th flip of a worker (50th in the
-# ASan tier) also restores every point: the points that use the flipped file fail naming
-# the block, the others restore byte-identical.  Then verify's record:
+# the repository share them.  Every 100th flip of a worker (50th when it
+# has fewer than 200) also restores every point: the points that use the
+# flipped file fail naming the block, the others restore byte-identical.  Then verify's record:
 # `ferry points` shows the last verify per point (ok, DAMAGED, sample).
 . "$(dirname "$0")/functions.sh"
 
@@ -70,8 +70,8 @@ restore_check() { # FILE: affected points fail naming the block, others restore
 # and $repo its own (two workers keep both cores busy: the script runs
 # alone); leaves "CHUNK_FLIPS MANIFEST_FLIPS" in its counts file.
 flip_worker() {
-	local k=$1 n=$2 i f size byte bit rc nchunk=0 nman=0 repo0=$repo
-	repo=$repo0.w$k T=$T/w$k
+	local k=$1 n=$2 i f size byte bit rc nchunk=0 nman=0 repo0=$repo every
+	repo=$repo0.w$k T=$T/w$k every=$(($2 < 200 ? 50 : 100))
 	RANDOM=$((seed * 10 + k))
 	for ((i = 1; i <= n; i++)); do
 		f=${files[$(rnd ${#files[@]})]}
@@ -86,7 +86,7 @@ flip_worker() {
 			grep -q "$(basename "$f")" "$T/verr" && rc=3 ;; esac
 		[ $rc -eq 3 ] || { cat "$T/verr"; die "worker $k flip $i (byte $byte bit $bit of $f) not detected: verify exited $rc"; }
 		case $f in */points/*) nman=$((nman + 1)) ;; *) nchunk=$((nchunk + 1)) ;; esac
-		if [ $((i % 100)) -eq 0 ] || [ $((i % 50)) -eq 0 -a "$n" -lt 200 ]; then
+		if [ $((i % every)) -eq 0 ]; then
 			ok "worker $k flip $i: byte $byte bit $bit of $(basename "$f") detected"
 			restore_check "$f"
 		fi
