@@ -49,9 +49,14 @@ for mode in rst fin streams; do
 	[ "$begins" -eq 1 ] || die "$mode: $begins sessions begun (restarted from scratch)"
 	[ "$resumed" -eq "$cuts" ] && [ "$resumes" -eq "$cuts" ] ||
 		die "$mode: $cuts cuts but $resumed resumes logged, $resumes counted"
-	grep -q "resumed at block 0 of" "$T/m$mode.log" && [ "$cuts" -gt 0 ] &&
-		[ "$(grep "resumed at block" "$T/m$mode.log" | head -1 | grep -c "block 0 of")" -eq 1 ] &&
-		die "$mode: the first resume started from block 0"
+	# The first resume starts past block 0: blocks were made durable
+	# before the first cut.  Over three streams the second one: under
+	# ASan with three scripts at a time, the first 9 MB crossed the three
+	# links before the mover's first group commit came back (CI run of
+	# 7d16989).  The byte count below still tells a restart (+100 %).
+	nth=1; [ $mode = streams ] && nth=2
+	[ "$(grep "resumed at block" "$T/m$mode.log" | sed -n "${nth}p" | grep -c "block 0 of")" -eq 0 ] ||
+		die "$mode: resume $nth started from block 0"
 	pct=$(( (c2s - base) * 1000 / base ))
 	# one stream: within 5 %; three streams (a cut drops the windows of
 	# the other two as well, and more so on a loaded machine where acks
