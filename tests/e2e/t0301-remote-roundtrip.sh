@@ -62,7 +62,7 @@ ls "$T/repo/sessions" | grep -q . && die "a finished session left its file behin
 ok "no session files left after commits"
 
 # A damaged manifest: the mover's checks flag it in a remote listing.
-printf 'X' | dd of="$T/repo/points/$id1" bs=1 seek=100 conv=notrunc status=none
+flip_bit "$T/repo/points/$id1" 100 0
 ferry points --repo "$url" $(src_tls) --json | grep -q "\"id\":\"$id1\",\"corrupt\":true" ||
 	die "a damaged point is not listed as damaged remotely"
 expect_fail 3 ferry restore --repo "$url" $(src_tls) "$id1" --to "$T/bad.img"

@@ -58,7 +58,7 @@ ok "info counts $chunks chunks"
 # A flipped byte in a chunk on the share is found by verify and refused
 # by restore.
 f=$(find "$T/smb/share/repo1/chunks" -type f -size +100k | head -1)
-printf '\xff' | dd of="$f" bs=1 seek=5000 conv=notrunc status=none
+flip_bit "$f" 5000 0
 expect_fail 3 ferry verify --repo "$url"
 ok "verify reports a damaged chunk on the share"
 ferry forget --repo "$url" --keep-last 1 >/dev/null 2>&1 || die "forget"

@@ -41,7 +41,7 @@ ok "copying a repository onto itself is refused"
 ferry init --repo "$T/d" >/dev/null || die "init d"
 h=$(block_hash "$T/disk.img" 7 1048576)
 f=$(chunk_file "$T/a" "$h")
-chmod u+w "$f"; printf 'X' | dd of="$f" bs=1 seek=4000 conv=notrunc status=none
+chmod u+w "$f"; flip_bit "$f" 4000 0
 expect_fail 3 ferry copy --from "$T/a" --to "$T/d" "$id2"
 grep -q "$h" "$T/err" || die "the error does not name chunk $h: $(cat "$T/err")"
 [ -z "$(point_ids "$T/d")" ] || die "a point was committed from a damaged source"

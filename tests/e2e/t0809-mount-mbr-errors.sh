@@ -90,8 +90,8 @@ sfdisk -q "$T/g.img" <<'P' || die "sfdisk gpt"
 label: gpt
 start=2048, size=20480, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4
 P
-printf '\xff' | dd of="$T/g.img" bs=1 seek=$((512 + 90)) conv=notrunc status=none # header CRC
-printf '\xff' | dd of="$T/g.img" bs=1 seek=$((16 * MiB - 512 + 90)) conv=notrunc status=none
+flip_bit "$T/g.img" $((512 + 90)) 0 # header CRC
+flip_bit "$T/g.img" $((16 * MiB - 512 + 90)) 0
 id3=$(ferry backup --repo "$T/repo" --name g "$T/g.img" 2>/dev/null) || die "backup g"
 mnt_point "$id3" g
 grep -q '"table":"damaged"' "$T/m.json" || { cat "$T/m.json"; die "damaged table not reported"; }
