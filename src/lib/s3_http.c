@@ -29,10 +29,11 @@ struct s3_pool {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
 
 static void curl_init_once(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 int s3_pool_new(const struct s3_conf *c, struct s3_pool **out)
@@ -42,6 +43,11 @@ int s3_pool_new(const struct s3_conf *c, struct s3_pool **out)
 	if (!p)
 		return FERRY_E_NOMEM;
 	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK) { /* libcurl missing (curl_dl.c) */
+		free(p);
+		return ferry_error(FERRY_E_IO, "cannot start libcurl: %s",
+				   curl_easy_strerror(curl_init_rc));
+	}
 	p->c = c;
 	pthread_mutex_init(&p->mu, NULL);
 	*out = p;

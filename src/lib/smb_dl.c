@@ -1,100 +1,36 @@
 /*
  * smb_dl.c - libsmbclient, loaded when an smb:// repository is first used.
  *
- * libsmbclient pulls in about 110 Samba libraries.  Linked normally, the
- * dynamic loader maps and relocates all of them at every start of every
- * ferry command (about 100 ms of CPU, most of ferry's start-up), although
- * only smb:// repositories need them.  So ferry does not link it: this file
- * defines the libsmbclient functions store_smb.c calls, with the header's
- * own prototypes, and each one forwards to the real function, found with
- * dlsym after one dlopen of the library.
+ * libsmbclient pulls in about 110 Samba libraries: linked normally, they
+ * cost about 100 ms of CPU at every start of every ferry command, although
+ * only smb:// repositories need them (src/lib/common/dl.h: how).
  *
  * Only smbc_new_context() can meet a missing library: it then returns NULL
  * with errno ELIBACC, which store_smb.c reports like any context failure.
  * Every other function here is reached only with a context it returned,
  * so the library is loaded by then.
  */
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdint.h>
 
 #include <libsmbclient.h>
 
+#include "common/dl.h"
 #include "store_smb.h"
 
-#define SMB_SONAME "libsmbclient.so.0"
+static struct ferry_dl smb_lib = FERRY_DL_INIT("libsmbclient.so.0", "libsmbclient");
 
-static pthread_once_t smb_once = PTHREAD_ONCE_INIT;
-static void *smb_lib;
-
-static void smb_load(void)
-{
-	smb_lib = dlopen(SMB_SONAME, RTLD_NOW | RTLD_LOCAL);
-	if (!smb_lib)
-		fprintf(stderr, "ferry: cannot load %s (install libsmbclient): %s\n",
-			SMB_SONAME, dlerror());
-}
-
-/* The address of libsmbclient's NAME, or NULL (library or symbol missing). */
-static void *smb_sym(const char *name)
-{
-	pthread_once(&smb_once, smb_load);
-	return smb_lib ? dlsym(smb_lib, name) : NULL;
-}
-
-static int smb_dl_available(void)
-{
-	pthread_once(&smb_once, smb_load);
-	return smb_lib != NULL;
-}
-
-/*
- * SMB_FN(RET, NAME, PARAMS, ARGS) defines NAME forwarding to the library's.
- * A symbol missing from a loaded library is a broken installation: abort
- * rather than call through NULL.
- */
-#define SMB_LOOKUP(NAME, var)                                          \
-	__typeof__(NAME) *var;                                               \
-	do {                                                                 \
-		static void *sym_;                                           \
-		if (!__atomic_load_n(&sym_, __ATOMIC_ACQUIRE)) {             \
-			void *p_ = smb_sym(#NAME);                           \
-			if (!p_) {                                           \
-				fprintf(stderr, "ferry: %s lacks %s\n",       \
-					SMB_SONAME, #NAME);                   \
-				abort();                                     \
-			}                                                    \
-			__atomic_store_n(&sym_, p_, __ATOMIC_RELEASE);       \
-		}                                                            \
-		void *q_ = __atomic_load_n(&sym_, __ATOMIC_ACQUIRE);         \
-		memcpy(&var, &q_, sizeof(var));                              \
-	} while (0)
-
-#define SMB_FN(RET, NAME, PARAMS, ARGS)                                      \
-	RET NAME PARAMS                                                      \
-	{                                                                    \
-		SMB_LOOKUP(NAME, fn_);                        \
-		return fn_ ARGS;                                             \
-	}
-
-#define SMB_VOID(NAME, PARAMS, ARGS)                                         \
-	void NAME PARAMS                                                     \
-	{                                                                    \
-		SMB_LOOKUP(NAME, fn_);                       \
-		fn_ ARGS;                                                    \
-	}
+#define SMB_FN(RET, NAME, PARAMS, ARGS) FERRY_DL_FN(smb_lib, RET, NAME, PARAMS, ARGS)
+#define SMB_VOID(NAME, PARAMS, ARGS) FERRY_DL_VOID(smb_lib, NAME, PARAMS, ARGS)
 
 SMBCCTX *smbc_new_context(void)
 {
-	if (!smb_dl_available()) {
+	if (!ferry_dl_load(&smb_lib)) {
 		errno = ELIBACC;
 		return NULL;
 	}
-	SMB_LOOKUP(smbc_new_context, fn_);
+	FERRY_DL_LOOKUP(smb_lib, smbc_new_context, fn_);
 	return fn_();
 }
 

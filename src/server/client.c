@@ -61,8 +61,8 @@ int srv_client_call(const struct srv_client *c, const char *method,
 		*reply = NULL;
 	if (raw)
 		*raw = NULL;
-	if (!(h = curl_easy_init())) {
-		snprintf(err, errlen, "out of memory");
+	if (!(h = curl_easy_init())) { /* no memory, or no libcurl (curl_dl.c) */
+		snprintf(err, errlen, "cannot start libcurl");
 		return -1;
 	}
 	snprintf(url, sizeof(url), "%s%s", c->url, path);

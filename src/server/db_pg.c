@@ -88,7 +88,7 @@ int srv_db_pg_open(const char *url, struct srv_db **out, char *err, size_t errle
 	c = PQconnectdb(url);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
-			 c ? PQerrorMessage(c) : "out of memory");
+			 c ? PQerrorMessage(c) : "cannot start libpq");
 		err[strcspn(err, "\n")] = 0;
 		PQfinish(c);
 		free(db);

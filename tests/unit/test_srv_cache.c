@@ -8,6 +8,7 @@
 #include "unit.h"
 #include "../../src/server/db.c"
 #include "../../src/server/db_pg.c"
+#include "../../src/server/pq_dl.c"
 #include "../../src/server/cache.c"
 #include "../../src/server/scope.c"
 
