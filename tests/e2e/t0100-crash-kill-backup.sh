@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # SIGKILL during backups of a changing disk, at FERRY_KILLS (default 20)
 # seeded random moments: at a random fraction of the source read (blocks
 # being read, hashed, compressed and stored) and inside the commit (syncfs
@@ -14,7 +15,7 @@ seed=${FERRY_SEED:-1}
 if asan_tier; then
 	kills=${FERRY_KILLS:-10} mib=128
 else
-	kills=${FERRY_KILLS:-20} mib=256
+	kills=${FERRY_KILLS:-20} mib=128
 fi
 RANDOM=$seed
 echo "seed $seed: $kills kills during backups of a $mib MiB image"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # Bit rot in stored chunks: a flipped bit (in a raw payload, a compressed
 # payload, the header), a truncated chunk, 4 KiB of zeros, two chunk files
 # swapped, a chunk deleted.  Every damage is found: verify exits 3 naming

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # Damaged manifests and a missing chunk: a manifest truncated at several
 # lengths, overwritten with garbage, with one bit flipped, or carrying
 # another format version (the u32 at offset 4); a chunk deleted.  Restoring

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # radosgw killed (SIGKILL) in the middle of a backup: with a short retry
 # budget the backup fails cleanly (one error line, no restore point),
 # earlier points stay intact; the restarted server takes the next backup,

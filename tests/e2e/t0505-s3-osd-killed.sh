@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # The RADOS OSD under radosgw (bluestore on a file, so data survives)
 # killed with SIGKILL in the middle of a backup: radosgw stops answering,
 # ferry times out, retries within its budget and fails cleanly; earlier

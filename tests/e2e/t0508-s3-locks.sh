@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # Locks without a lock server (docs/backends.md): gc waits while a backup
 # holds its lock object and removes nothing that backup needs; a backup
 # waits while gc holds the exclusive lock; a lock whose heartbeat stopped

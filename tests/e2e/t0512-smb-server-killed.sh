@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # The SMB server dies mid-backup (smbd and its children killed with -9):
 # the backup fails cleanly (one "ferry:" error line, no point committed),
 # the earlier point still restores; smbd restarted on the same port, the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# ferry-test: long
 # The server is SIGKILLed mid-session with one task running on each of two
 # proxies and a third task queued; while it is down, proxy p2 dies too
 # (agent SIGKILLed, its backup process dies with it).  After the restart
