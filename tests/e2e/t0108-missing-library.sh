@@ -15,8 +15,8 @@ for l in libcurl libnbd libpq libmicrohttpd; do
 done
 ok "the binary does not load libcurl, libnbd, libpq or libmicrohttpd at start"
 
-nbd_so=$(readlink -f "$(ldconfig -p | awk '/libnbd\.so\.0 .*x86-64|libnbd\.so\.0 / { print $NF; exit }')")
-curl_so=$(readlink -f "$(ldconfig -p | awk '/libcurl\.so\.4 .*x86-64|libcurl\.so\.4 / { print $NF; exit }')")
+nbd_so=$(readlink -f "$(ldconfig -p | awk '/libnbd\.so\.0 / { print $NF; exit }')")
+curl_so=$(readlink -f "$(ldconfig -p | awk '/libcurl\.so\.4 / { print $NF; exit }')")
 [ -f "$nbd_so" ] && [ -f "$curl_so" ] || skip "libnbd or libcurl not found by ldconfig"
 unshare -m true 2>/dev/null || skip "no mount namespaces here"
 
