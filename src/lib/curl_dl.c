@@ -18,45 +18,13 @@
 
 static struct ferry_dl curl_lib = FERRY_DL_INIT("libcurl.so.4", "libcurl4");
 
-CURLcode curl_global_init(long flags)
-{
-	if (!ferry_dl_load(&curl_lib))
-		return CURLE_FAILED_INIT;
-	FERRY_DL_LOOKUP(curl_lib, curl_global_init, fn_);
-	return fn_(flags);
-}
-
-CURL *curl_easy_init(void)
-{
-	if (!ferry_dl_load(&curl_lib))
-		return NULL;
-	FERRY_DL_LOOKUP(curl_lib, curl_easy_init, fn_);
-	return fn_();
-}
-
-const char *curl_easy_strerror(CURLcode c)
-{
-	if (!ferry_dl_load(&curl_lib))
-		return "libcurl is not installed";
-	FERRY_DL_LOOKUP(curl_lib, curl_easy_strerror, fn_);
-	return fn_(c);
-}
-
-struct curl_slist *curl_slist_append(struct curl_slist *list, const char *s)
-{
-	if (!ferry_dl_load(&curl_lib))
-		return NULL;
-	FERRY_DL_LOOKUP(curl_lib, curl_slist_append, fn_);
-	return fn_(list, s);
-}
-
-void curl_slist_free_all(struct curl_slist *list)
-{
-	if (!list)
-		return;
-	FERRY_DL_LOOKUP(curl_lib, curl_slist_free_all, fn_);
-	fn_(list);
-}
+FERRY_DL_ENTRY(curl_lib, CURLcode, curl_global_init, (long flags), (flags), CURLE_FAILED_INIT)
+FERRY_DL_ENTRY(curl_lib, CURL *, curl_easy_init, (void), (), NULL)
+FERRY_DL_ENTRY(curl_lib, const char *, curl_easy_strerror, (CURLcode c), (c),
+	       "libcurl is not installed")
+FERRY_DL_ENTRY(curl_lib, struct curl_slist *, curl_slist_append,
+	       (struct curl_slist *list, const char *s), (list, s), NULL)
+FERRY_DL_RELEASE(curl_lib, curl_slist_free_all, struct curl_slist *)
 
 CURLcode curl_easy_setopt(CURL *h, CURLoption o, ...)
 {

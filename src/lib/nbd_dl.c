@@ -14,29 +14,10 @@
 
 static struct ferry_dl nbd_lib = FERRY_DL_INIT("libnbd.so.0", "libnbd0");
 
-struct nbd_handle *nbd_create(void)
-{
-	if (!ferry_dl_load(&nbd_lib))
-		return NULL;
-	FERRY_DL_LOOKUP(nbd_lib, nbd_create, fn_);
-	return fn_();
-}
-
-const char *nbd_get_error(void)
-{
-	if (!ferry_dl_load(&nbd_lib))
-		return "libnbd is not installed (libnbd0)";
-	FERRY_DL_LOOKUP(nbd_lib, nbd_get_error, fn_);
-	return fn_();
-}
-
-void nbd_close(struct nbd_handle *h)
-{
-	if (!h)
-		return;
-	FERRY_DL_LOOKUP(nbd_lib, nbd_close, fn_);
-	fn_(h);
-}
+FERRY_DL_ENTRY(nbd_lib, struct nbd_handle *, nbd_create, (void), (), NULL)
+FERRY_DL_ENTRY(nbd_lib, const char *, nbd_get_error, (void), (),
+	       "libnbd is not installed (libnbd0)")
+FERRY_DL_RELEASE(nbd_lib, nbd_close, struct nbd_handle *)
 
 FERRY_DL_FN(nbd_lib, int, nbd_add_meta_context, (struct nbd_handle *h, const char *name), (h, name))
 FERRY_DL_FN(nbd_lib, int, nbd_aio_is_ready, (struct nbd_handle *h), (h))

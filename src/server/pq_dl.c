@@ -11,29 +11,9 @@
 
 static struct ferry_dl pq_lib = FERRY_DL_INIT("libpq.so.5", "libpq5");
 
-PGconn *PQconnectdb(const char *conninfo)
-{
-	if (!ferry_dl_load(&pq_lib))
-		return NULL;
-	FERRY_DL_LOOKUP(pq_lib, PQconnectdb, fn_);
-	return fn_(conninfo);
-}
-
-void PQfinish(PGconn *c)
-{
-	if (!c)
-		return;
-	FERRY_DL_LOOKUP(pq_lib, PQfinish, fn_);
-	fn_(c);
-}
-
-void PQclear(PGresult *r)
-{
-	if (!r)
-		return;
-	FERRY_DL_LOOKUP(pq_lib, PQclear, fn_);
-	fn_(r);
-}
+FERRY_DL_ENTRY(pq_lib, PGconn *, PQconnectdb, (const char *conninfo), (conninfo), NULL)
+FERRY_DL_RELEASE(pq_lib, PQfinish, PGconn *)
+FERRY_DL_RELEASE(pq_lib, PQclear, PGresult *)
 
 FERRY_DL_FN(pq_lib, char *, PQerrorMessage, (const PGconn *c), (c))
 FERRY_DL_FN(pq_lib, PGresult *, PQgetResult, (PGconn *c), (c))

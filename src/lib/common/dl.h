@@ -65,5 +65,24 @@ void *ferry_dl_need(struct ferry_dl *l, const char *name);
 		FERRY_DL_LOOKUP(L, NAME, fn_);                               \
 		fn_ ARGS;                                                    \
 	}
+/* An entry point: without the library it returns FAIL. */
+#define FERRY_DL_ENTRY(L, RET, NAME, PARAMS, ARGS, FAIL)                     \
+	RET NAME PARAMS                                                      \
+	{                                                                    \
+		if (!ferry_dl_load(&(L)))                                    \
+			return FAIL;                                         \
+		FERRY_DL_LOOKUP(L, NAME, fn_);                               \
+		return fn_ ARGS;                                             \
+	}
+/* A release function (free, close) of one TYPE argument: NULL, all it can
+ * be given without the library, is a no-op. */
+#define FERRY_DL_RELEASE(L, NAME, TYPE)                                      \
+	void NAME(TYPE p_)                                                   \
+	{                                                                    \
+		if (!p_)                                                     \
+			return;                                              \
+		FERRY_DL_LOOKUP(L, NAME, fn_);                               \
+		fn_(p_);                                                     \
+	}
 
 #endif
